@@ -1,0 +1,147 @@
+"""What every ml-budgets dynamic provider shares.
+
+* ``DynamicResource``: a ``pulumi.dynamic.Resource`` whose provider is serialized once per
+  provider class instead of once per resource.  Stock pulumi 3.272 re-wraps pickle internals on
+  every ``serialize_provider`` call and never restores them, so a program with ~485 dynamic
+  resources dies with ``RecursionError``; serializing once (and restoring the pickler) removes
+  both that limit and the per-resource dill cost.
+* ``Failures``: collects ``CheckFailure``s so ``check()`` reports every bad input at once.
+* ``is_unknown``: during ``pulumi preview`` inputs computed from other resources are unknown.
+* ``diff_result``: a ``DiffResult`` from the fields that change in place and those that replace.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from typing import Any, Iterable, Mapping, Optional
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import rpc
+
+PROVIDER_KEY = "__provider"
+
+_serialized_providers: dict[type, str] = {}
+_serialize_lock = threading.Lock()
+
+
+def serialized_provider(provider: ResourceProvider) -> str:
+    """The ``__provider`` string for a stateless provider, computed once per class."""
+    provider_class = type(provider)
+    cached = _serialized_providers.get(provider_class)
+    if cached is not None:
+        return cached
+    with _serialize_lock:
+        cached = _serialized_providers.get(provider_class)
+        if cached is None:
+            cached = _serialize_restoring_pickler(provider)
+            _serialized_providers[provider_class] = cached
+        return cached
+
+
+def _serialize_restoring_pickler(provider: ResourceProvider) -> str:
+    # serialize_provider patches these two methods of pickle._Pickler and leaves them patched;
+    # each later call would wrap the previous wrapper one level deeper.
+    saved = {name: pickle._Pickler.__dict__.get(name) for name in ("_batch_setitems", "save_dict")}
+    try:
+        return serialize_provider(provider)
+    finally:
+        for name, method in saved.items():
+            if method is None:
+                delattr(pickle._Pickler, name)
+            else:
+                setattr(pickle._Pickler, name, method)
+
+
+class DynamicResource(pulumi.dynamic.Resource):
+    """Base of every ml-budgets resource: a dynamic resource with a cached, plain ``__provider``.
+
+    The providers hold no state and no credentials (they read them in ``configure()``), so the
+    serialized provider is the same for every resource of a class and is not a secret.
+    """
+
+    def __init__(
+        self,
+        provider: ResourceProvider,
+        name: str,
+        props: dict[str, Any],
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        if PROVIDER_KEY in props:
+            raise ValueError("A dynamic resource must not define the __provider key")
+        props = dict(props)
+        props[PROVIDER_KEY] = serialized_provider(provider)
+        # Skip pulumi.dynamic.Resource.__init__ (it re-serializes the provider every time).
+        pulumi.CustomResource.__init__(
+            self, f"pulumi-python:{self._resource_type_name}", name, props, opts
+        )
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value not known yet (an output of another resource, during preview)."""
+    if value is rpc.UNKNOWN or value == rpc.UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+class Failures:
+    """Collects check failures: ``failures.add("policy_name", "must be …")``."""
+
+    def __init__(self) -> None:
+        self.items: list[CheckFailure] = []
+
+    def add(self, prop: str, reason: str) -> None:
+        self.items.append(CheckFailure(prop, reason))
+
+    def result(self, inputs: dict[str, Any]) -> CheckResult:
+        return CheckResult(inputs, self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def diff_result(
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    in_place: Iterable[str],
+    replace: Iterable[str] = (),
+    normalize=lambda name, value: value,
+) -> DiffResult:
+    """Compare ``olds`` (previous outputs) with ``news`` (checked inputs) field by field.
+
+    An unknown new value counts as a change (preview cannot know better).
+    """
+    changed_in_place = [
+        name for name in in_place if _differs(name, olds.get(name), news.get(name), normalize)
+    ]
+    replaces = [name for name in replace if _differs(name, olds.get(name), news.get(name), normalize)]
+    return DiffResult(
+        changes=bool(changed_in_place or replaces),
+        replaces=replaces,
+        delete_before_replace=False,
+    )
+
+
+def _differs(name: str, old: Any, new: Any, normalize) -> bool:
+    if is_unknown(new):
+        return True
+    return normalize(name, old) != normalize(name, new)
+
+
+def config_value(config: Any, *keys: str) -> Optional[str]:
+    """First non-empty value among stack config ``keys`` (full names like ``databricks:host``)."""
+    for key in keys:
+        value = config.get(key) if config is not None else None
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def sorted_unique(values: Iterable[Any]) -> list[Any]:
+    return sorted(set(values))

@@ -1,0 +1,75 @@
+"""Connection to a Databricks account for the Databricks providers.
+
+Settings come from stack config, in the key names pulumi-databricks uses (``databricks:host``,
+``databricks:accountId``, secrets ``databricks:token``, ``databricks:clientId``,
+``databricks:clientSecret``, ``databricks:profile``, ``databricks:retryTimeoutSeconds``);
+whatever is not set there is left to the databricks-sdk's own resolution (``DATABRICKS_*``
+environment variables, ``~/.databrickscfg`` profiles, OAuth).  They are read in the provider
+server process by ``configure()`` and kept in memory only: never pickled, never an output.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional
+
+from providers._base import config_value
+
+_CONFIG_KEYS = {
+    "host": "databricks:host",
+    "account_id": "databricks:accountId",
+    "token": "databricks:token",
+    "client_id": "databricks:clientId",
+    "client_secret": "databricks:clientSecret",
+    "profile": "databricks:profile",
+    "retry_timeout_seconds": "databricks:retryTimeoutSeconds",
+    "http_timeout_seconds": "databricks:httpTimeoutSeconds",
+}
+_INTEGER_SETTINGS = {"retry_timeout_seconds", "http_timeout_seconds"}
+
+
+class DatabricksAccount:
+    """Lazily builds one ``AccountClient`` per provider process from configured settings."""
+
+    def __init__(self) -> None:
+        self._settings: dict[str, Any] = {}
+        self._client = None
+        self._lock = threading.Lock()
+
+    def configure(self, config: Any) -> None:
+        settings: dict[str, Any] = {}
+        for setting, key in _CONFIG_KEYS.items():
+            value = config_value(config, key)
+            if value is not None:
+                settings[setting] = int(value) if setting in _INTEGER_SETTINGS else value
+        self._settings = settings
+        self._client = None
+
+    @property
+    def account_id(self) -> Optional[str]:
+        """The account resources are written to, known without any API call where possible."""
+        if self._client is not None:
+            return self._client.config.account_id
+        return self._settings.get("account_id") or os.environ.get("DATABRICKS_ACCOUNT_ID")
+
+    def client(self):
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    from databricks.sdk import AccountClient
+
+                    self._client = AccountClient(**self._settings)
+                    if not self._client.config.account_id:
+                        raise ValueError(
+                            "No Databricks account id: set it with "
+                            "`pulumi config set databricks:accountId <id>` or DATABRICKS_ACCOUNT_ID."
+                        )
+        return self._client
+
+    def __getstate__(self):
+        # Defence in depth: a configured connection must never be pickled into state.
+        return {}
+
+    def __setstate__(self, state) -> None:
+        self.__init__()

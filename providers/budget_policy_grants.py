@@ -1,0 +1,284 @@
+"""``BudgetPolicyGrants``: who may use (User) and manage (Manager) a serverless budget policy.
+
+The grants live in the policy's account rule set
+``accounts/{account_id}/budgetPolicies/{policy_id}/ruleSets/default``.  Databricks replaces a rule
+set as a whole and guards it with an etag, so every write here is read-modify-write, retried on
+409 ``RESOURCE_CONFLICT`` with a fresh read: a grant written concurrently by someone else is
+never overwritten, and ours always lands.
+
+* additive (default): the resource owns only the (principal, role) pairs it declares;
+* authoritative: the rule set is exactly what is declared (like pulumi-databricks
+  ``AccessControlRuleSet``); refresh reports any other grant as drift, and delete empties it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+
+from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._databricks import DatabricksAccount
+
+USER_ROLE = "roles/budgetPolicy.user"
+MANAGER_ROLE = "roles/budgetPolicy.manager"
+ROLE_OF_FIELD = {"users": USER_ROLE, "managers": MANAGER_ROLE}
+
+PRINCIPAL_EXAMPLES = (
+    "users/alice@example.com, groups/data-science, "
+    "servicePrincipals/9f0c6a52-3c2e-4f5b-8a43-0a6d9e2b1c7d"
+)
+_PRINCIPAL_PATTERNS = (
+    re.compile(r"users/[^\s@/]+@[^\s@/]+\.[^\s@/]+"),
+    re.compile(r"groups/\S.*"),
+    re.compile(r"servicePrincipals/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+)
+POLICY_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{36}")
+MAX_WRITE_ATTEMPTS = 8
+
+Grants = dict[str, set[str]]  # role -> principals
+
+
+def rule_set_name(account_id: str, policy_id: str) -> str:
+    return f"accounts/{account_id}/budgetPolicies/{policy_id}/ruleSets/default"
+
+
+def is_valid_principal(principal: Any) -> bool:
+    return isinstance(principal, str) and any(p.fullmatch(principal) for p in _PRINCIPAL_PATTERNS)
+
+
+# ---- validation (check) -------------------------------------------------------------------
+
+
+def _check_principals(field: str, principals: Any, failures: Failures) -> Optional[list[str]]:
+    if principals is None:
+        return []
+    if isinstance(principals, str) or not isinstance(principals, Sequence):
+        failures.add(field, f"must be a list of principals, e.g. [{PRINCIPAL_EXAMPLES}]")
+        return None
+    for principal in principals:
+        if not is_unknown(principal) and not is_valid_principal(principal):
+            failures.add(
+                field,
+                f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}",
+            )
+    return sorted(set(principals))
+
+
+def normalize_inputs(news: Mapping[str, Any], failures: Failures) -> dict[str, Any]:
+    inputs = dict(news)
+    policy_id = news.get("policy_id")
+    if not is_unknown(policy_id) and not (isinstance(policy_id, str) and POLICY_ID_PATTERN.fullmatch(policy_id)):
+        failures.add("policy_id", f"{policy_id!r} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)")
+    for field in ROLE_OF_FIELD:
+        if not is_unknown(news.get(field)):
+            inputs[field] = _check_principals(field, news.get(field), failures)
+    authoritative = news.get("authoritative", False)
+    if authoritative is None:
+        authoritative = False
+    if not is_unknown(authoritative) and not isinstance(authoritative, bool):
+        failures.add("authoritative", f"must be true or false, not {authoritative!r}")
+    inputs["authoritative"] = authoritative
+    return inputs
+
+
+# ---- grants as sets -----------------------------------------------------------------------
+
+
+def declared_grants(props: Mapping[str, Any]) -> Grants:
+    return {role: set(props.get(field) or []) for field, role in ROLE_OF_FIELD.items()}
+
+
+def grants_of(rule_set) -> Grants:
+    grants: Grants = {}
+    for rule in rule_set.grant_rules or []:
+        grants.setdefault(rule.role, set()).update(rule.principals or [])
+    return grants
+
+
+def with_grants(current: Grants, add: Grants, remove: Grants) -> Grants:
+    result = {role: set(principals) for role, principals in current.items()}
+    for role, principals in remove.items():
+        result[role] = result.get(role, set()) - principals
+    for role, principals in add.items():
+        result[role] = result.get(role, set()) | principals
+    return _without_empty(result)
+
+
+def _without_empty(grants: Grants) -> Grants:
+    return {role: principals for role, principals in grants.items() if principals}
+
+
+def _fields_from(grants: Grants) -> dict[str, list[str]]:
+    return {field: sorted(grants.get(role, set())) for field, role in ROLE_OF_FIELD.items()}
+
+
+def _grant_rules(grants: Grants):
+    from databricks.sdk.service.iam import GrantRule
+
+    return [GrantRule(role=role, principals=sorted(grants[role])) for role in sorted(grants) if grants[role]]
+
+
+# ---- provider -----------------------------------------------------------------------------
+
+
+class PolicyNotFound(Exception):
+    pass
+
+
+class BudgetPolicyGrantsProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account = DatabricksAccount()
+
+    def configure(self, req) -> None:
+        self.account.configure(req.config)
+
+    def check(self, _olds, news):
+        failures = Failures()
+        return failures.result(normalize_inputs(news, failures))
+
+    def diff(self, _id, olds, news) -> DiffResult:
+        result = diff_result(olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",))
+        account_id = self.account.account_id
+        if account_id and olds.get("account_id") and olds["account_id"] != account_id:
+            result.changes = True
+            result.replaces = [*(result.replaces or []), "account_id"]
+        return result
+
+    def create(self, props) -> CreateResult:
+        self._write_declared(props, previously_declared=None)
+        return CreateResult(props["policy_id"], self._outputs(props))
+
+    def update(self, _id, olds, news) -> UpdateResult:
+        self._write_declared(news, previously_declared=olds)
+        return UpdateResult(self._outputs(news))
+
+    def delete(self, _id, props) -> None:
+        if props.get("authoritative"):
+            change = lambda current: {}  # noqa: E731 - authoritative owns the whole rule set
+        else:
+            change = lambda current: with_grants(current, add={}, remove=declared_grants(props))  # noqa: E731
+        try:
+            self._read_modify_write(props["policy_id"], change)
+        except PolicyNotFound:
+            pass
+
+    def read(self, id_, props) -> ReadResult:
+        client = self.account.client()
+        try:
+            actual = grants_of(self._get_rule_set(client, props.get("policy_id") or id_))
+        except PolicyNotFound:
+            return ReadResult(None, {})
+        state = dict(props)
+        state.setdefault("policy_id", id_)
+        if state.get("authoritative"):
+            seen = actual
+        else:
+            declared = declared_grants(state)
+            seen = {role: declared[role] & actual.get(role, set()) for role in declared}
+        state.update(_fields_from(seen))
+        inputs = {k: state.get(k) for k in ("policy_id", "users", "managers", "authoritative")}
+        inputs["authoritative"] = bool(inputs["authoritative"])
+        return ReadResult(id_, self._outputs(state), inputs)
+
+    # ---- rule set access ------------------------------------------------------------------
+
+    def _write_declared(self, props, previously_declared: Optional[Mapping[str, Any]]) -> None:
+        declared = declared_grants(props)
+        if props.get("authoritative"):
+            change = lambda current: _without_empty(declared)  # noqa: E731
+        else:
+            released = {role: set() for role in declared}
+            if previously_declared is not None:
+                old = declared_grants(previously_declared)
+                released = {role: old[role] - declared[role] for role in declared}
+            change = lambda current: with_grants(current, add=declared, remove=released)  # noqa: E731
+        try:
+            self._read_modify_write(props["policy_id"], change)
+        except PolicyNotFound:
+            raise ValueError(
+                f"policy_id {props['policy_id']!r}: no such budget policy in account {self.account.account_id}; "
+                "check the id (or create the policy first)"
+            ) from None
+
+    def _read_modify_write(self, policy_id: str, change: Callable[[Grants], Grants]) -> None:
+        from databricks.sdk.errors import ResourceConflict
+        from databricks.sdk.service.iam import RuleSetUpdateRequest
+
+        client = self.account.client()
+        name = rule_set_name(client.config.account_id, policy_id)
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            rule_set = self._get_rule_set(client, policy_id)
+            current = _without_empty(grants_of(rule_set))
+            wanted = change(current)
+            if wanted == current:
+                return
+            try:
+                client.access_control.update_rule_set(
+                    name=name,
+                    rule_set=RuleSetUpdateRequest(name=name, etag=rule_set.etag, grant_rules=_grant_rules(wanted)),
+                )
+                return
+            except ResourceConflict:
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise RuntimeError(
+            f"the rule set of budget policy {policy_id} changed under us {MAX_WRITE_ATTEMPTS} times in a row; "
+            "nothing was overwritten: run `pulumi up` again"
+        )
+
+    @staticmethod
+    def _get_rule_set(client, policy_id: str):
+        from databricks.sdk.errors import NotFound
+
+        try:
+            return client.access_control.get_rule_set(name=rule_set_name(client.config.account_id, policy_id), etag="")
+        except NotFound:
+            raise PolicyNotFound(policy_id) from None
+
+    def _outputs(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        account_id = self.account.client().config.account_id
+        return {
+            "policy_id": props["policy_id"],
+            "users": sorted(props.get("users") or []),
+            "managers": sorted(props.get("managers") or []),
+            "authoritative": bool(props.get("authoritative")),
+            "account_id": account_id,
+            "rule_set_name": rule_set_name(account_id, props["policy_id"]),
+        }
+
+
+class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicyGrants"):
+    """User and Manager grants on a serverless budget policy, additive (default) or authoritative."""
+
+    policy_id: pulumi.Output[str]
+    users: pulumi.Output[list]
+    managers: pulumi.Output[list]
+    authoritative: pulumi.Output[bool]
+    account_id: pulumi.Output[str]
+    rule_set_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        policy_id: pulumi.Input[str],
+        users: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
+        managers: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
+        authoritative: Optional[pulumi.Input[bool]] = None,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        props = {
+            "policy_id": policy_id,
+            "users": users or [],
+            "managers": managers or [],
+            "authoritative": authoritative if authoritative is not None else False,
+            "account_id": None,
+            "rule_set_name": None,
+        }
+        super().__init__(BudgetPolicyGrantsProvider(), resource_name, props, opts)

@@ -1,0 +1,255 @@
+"""``ServerlessBudgetPolicy``: a Databricks serverless budget policy (account level).
+
+A budget policy attributes serverless usage (notebooks, jobs, pipelines, model serving) to the
+custom tags it carries, and can be bound to chosen workspaces.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+
+from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._databricks import DatabricksAccount
+
+MAX_NAME_LENGTH = 127
+MAX_TAGS = 20
+MAX_TAG_KEY_LENGTH = 512
+MAX_TAG_VALUE_LENGTH = 256
+RESERVED_TAG_KEYS = ("budget-policy-name", "budget-policy-id", "budget-policy-resolution-result")
+RESERVED_NAME_PREFIX = "databricks:default-policy"
+
+IN_PLACE_FIELDS = ("policy_name", "custom_tags", "binding_workspace_ids")
+
+
+# ---- validation (check) -------------------------------------------------------------------
+
+
+def _check_policy_name(name: Any, failures: Failures) -> None:
+    if not isinstance(name, str) or not name:
+        failures.add("policy_name", "is required: a name of 1 to 127 characters")
+        return
+    if len(name) > MAX_NAME_LENGTH:
+        failures.add("policy_name", f"is {len(name)} characters long; at most {MAX_NAME_LENGTH} allowed")
+    try:
+        name.encode("latin-1")
+    except UnicodeEncodeError:
+        failures.add("policy_name", f"{name!r} has characters outside Latin-1; use Latin-1 only")
+    if name.startswith(RESERVED_NAME_PREFIX):
+        failures.add("policy_name", f"must not start with {RESERVED_NAME_PREFIX!r} (reserved by Databricks)")
+
+
+def _check_custom_tags(tags: Any, failures: Failures) -> Optional[dict[str, str]]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        failures.add("custom_tags", 'must be a mapping of tag key to value, e.g. {"team": "search"}')
+        return None
+    if len(tags) > MAX_TAGS:
+        failures.add("custom_tags", f"has {len(tags)} tags; at most {MAX_TAGS} allowed")
+    normalized: dict[str, str] = {}
+    for key, value in tags.items():
+        if is_unknown(value):
+            normalized[key] = value
+            continue
+        if not key or len(key) > MAX_TAG_KEY_LENGTH:
+            failures.add("custom_tags", f"tag key {key!r} must be 1 to {MAX_TAG_KEY_LENGTH} characters")
+        if key in RESERVED_TAG_KEYS:
+            failures.add("custom_tags", f"tag key {key!r} is reserved; reserved keys: {', '.join(RESERVED_TAG_KEYS)}")
+        if not isinstance(value, str):
+            failures.add("custom_tags", f"tag {key!r} has value {value!r}; tag values must be strings")
+            continue
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            failures.add("custom_tags", f"tag {key!r} value is {len(value)} characters; at most {MAX_TAG_VALUE_LENGTH}")
+        normalized[key] = value
+    return dict(sorted(normalized.items()))
+
+
+def _workspace_id(value: Any) -> Optional[int]:
+    # Numbers cross the Pulumi wire as doubles; accept 1234.0 and "1234" as 1234.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
+    if ids is None:
+        return []
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        failures.add("binding_workspace_ids", "must be a list of workspace ids, e.g. [1234567890123456]")
+        return None
+    normalized = set()
+    for value in ids:
+        workspace_id = _workspace_id(value)
+        if workspace_id is None or workspace_id <= 0:
+            failures.add("binding_workspace_ids", f"{value!r} is not a workspace id (a positive integer)")
+        else:
+            normalized.add(workspace_id)
+    return sorted(normalized)
+
+
+def normalize_inputs(news: Mapping[str, Any], failures: Failures) -> dict[str, Any]:
+    inputs = dict(news)
+    if not is_unknown(news.get("policy_name")):
+        _check_policy_name(news.get("policy_name"), failures)
+    if not is_unknown(news.get("custom_tags")):
+        inputs["custom_tags"] = _check_custom_tags(news.get("custom_tags"), failures)
+    if not is_unknown(news.get("binding_workspace_ids")):
+        inputs["binding_workspace_ids"] = _check_workspace_ids(news.get("binding_workspace_ids"), failures)
+    return inputs
+
+
+# ---- wire conversion ----------------------------------------------------------------------
+
+
+def _to_budget_policy(props: Mapping[str, Any], policy_id: Optional[str] = None):
+    from databricks.sdk.service.billing import BudgetPolicy
+    from databricks.sdk.service.compute import CustomPolicyTag
+
+    return BudgetPolicy(
+        policy_id=policy_id,
+        policy_name=props["policy_name"],
+        custom_tags=[CustomPolicyTag(key=k, value=v) for k, v in (props.get("custom_tags") or {}).items()],
+        binding_workspace_ids=[int(w) for w in props.get("binding_workspace_ids") or []],
+    )
+
+
+def _policy_inputs(policy) -> dict[str, Any]:
+    return {
+        "policy_name": policy.policy_name,
+        "custom_tags": dict(sorted((t.key, t.value or "") for t in policy.custom_tags or [])),
+        "binding_workspace_ids": sorted(int(w) for w in policy.binding_workspace_ids or []),
+    }
+
+
+def _outputs(policy, account_id: str) -> dict[str, Any]:
+    return {"policy_id": policy.policy_id, "account_id": account_id, **_policy_inputs(policy)}
+
+
+# ---- provider -----------------------------------------------------------------------------
+
+
+class ServerlessBudgetPolicyProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account = DatabricksAccount()
+
+    def configure(self, req) -> None:
+        self.account.configure(req.config)
+
+    def check(self, _olds, news):
+        failures = Failures()
+        inputs = normalize_inputs(news, failures)
+        return failures.result(inputs)
+
+    def diff(self, _id, olds, news) -> DiffResult:
+        result = diff_result(olds, news, in_place=IN_PLACE_FIELDS)
+        account_id = self.account.account_id
+        if account_id and olds.get("account_id") and olds["account_id"] != account_id:
+            result.changes = True
+            result.replaces = [*(result.replaces or []), "account_id"]
+        return result
+
+    def create(self, props) -> CreateResult:
+        from databricks.sdk.errors import ResourceAlreadyExists
+
+        client = self.account.client()
+        # One request_id for this create: the SDK re-sends the same body on 429/503 and
+        # connection errors, and Databricks returns the policy made by the first attempt.
+        request_id = str(uuid.uuid4())
+        try:
+            policy = client.budget_policy.create(policy=_to_budget_policy(props), request_id=request_id)
+        except ResourceAlreadyExists:
+            raise ValueError(self._name_taken_message(client, props["policy_name"])) from None
+        return CreateResult(policy.policy_id, _outputs(policy, client.config.account_id))
+
+    def read(self, id_, props) -> ReadResult:
+        from databricks.sdk.errors import NotFound
+
+        client = self.account.client()
+        try:
+            policy = client.budget_policy.get(id_)
+        except NotFound:
+            return ReadResult(None, {})
+        return ReadResult(policy.policy_id, _outputs(policy, client.config.account_id), _policy_inputs(policy))
+
+    def update(self, id_, _olds, news) -> UpdateResult:
+        from databricks.sdk.errors import NotFound, ResourceAlreadyExists
+
+        client = self.account.client()
+        try:
+            policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
+        except NotFound:
+            raise ValueError(
+                f"budget policy {id_} no longer exists (deleted outside Pulumi); "
+                "run `pulumi refresh` and then `pulumi up` to recreate it"
+            ) from None
+        except ResourceAlreadyExists:
+            raise ValueError(
+                f"policy_name {news['policy_name']!r} is already used by another budget policy; choose another name"
+            ) from None
+        return UpdateResult(_outputs(policy, client.config.account_id))
+
+    def delete(self, id_, _props) -> None:
+        from databricks.sdk.errors import NotFound
+
+        try:
+            self.account.client().budget_policy.delete(id_)
+        except NotFound:
+            pass
+
+    @staticmethod
+    def _name_taken_message(client, name: str) -> str:
+        existing = next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
+        adopt = (
+            f" To manage it with Pulumi, adopt it: add `opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")` "
+            f"(or run `pulumi import pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy <name> {existing.policy_id}`)."
+            if existing
+            else ""
+        )
+        return f"policy_name {name!r} is already taken by another budget policy in this account.{adopt} Or choose another name."
+
+
+def _name_filter(name: str):
+    from databricks.sdk.service.billing import Filter
+
+    return Filter(policy_name=name)
+
+
+class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="ServerlessBudgetPolicy"):
+    """A Databricks serverless budget policy: a name, custom tags for cost attribution, bound workspaces."""
+
+    policy_id: pulumi.Output[str]
+    account_id: pulumi.Output[str]
+    policy_name: pulumi.Output[str]
+    custom_tags: pulumi.Output[dict]
+    binding_workspace_ids: pulumi.Output[list]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        policy_name: pulumi.Input[str],
+        custom_tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]] = None,
+        binding_workspace_ids: Optional[pulumi.Input[Sequence[pulumi.Input[int]]]] = None,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        props = {
+            "policy_name": policy_name,
+            "custom_tags": custom_tags or {},
+            "binding_workspace_ids": binding_workspace_ids or [],
+            "policy_id": None,
+            "account_id": None,
+        }
+        super().__init__(ServerlessBudgetPolicyProvider(), resource_name, props, opts)
