@@ -1,0 +1,151 @@
+"""ServerlessBudgetPolicy through the SDK's provider server over gRPC, against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers import ServerlessBudgetPolicy
+from tests.fixtures.provider_server import ProviderError, ProviderServer
+from tests.fixtures.pulumi_program import declared_inputs
+
+TYPE = "pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy"
+
+
+def declared(**props) -> dict:
+    """Inputs exactly as the SDK registers them for ``ServerlessBudgetPolicy(**props)``."""
+    return declared_inputs(lambda: ServerlessBudgetPolicy("policy", **props))
+
+
+@pytest.fixture
+def server(databricks_emulator, provider_server_factory) -> ProviderServer:
+    return provider_server_factory(config=databricks_emulator.config())
+
+
+def test_check_rejects_bad_inputs_without_calling_the_api(server, databricks_emulator):
+    urn = server.urn(TYPE, "bad")
+    databricks_emulator.reset_requests()
+    bad = declared(
+        policy_name="databricks:default-policy-x",
+        custom_tags={"budget-policy-id": "x", "team": "a" * 300, **{f"k{i}": "v" for i in range(20)}},
+        binding_workspace_ids=["not-a-workspace", -5],
+    )
+    outcome = server.check(urn, bad)
+    reasons = dict(outcome.failures)
+    assert outcome.failed_properties() == {"policy_name", "custom_tags", "binding_workspace_ids"}
+    assert "databricks:default-policy" in reasons["policy_name"]
+    custom_tag_reasons = " ".join(r for p, r in outcome.failures if p == "custom_tags")
+    assert "reserved" in custom_tag_reasons and "at most 20" in custom_tag_reasons and "256" in custom_tag_reasons
+
+    for name, reason in [("", "required"), ("x" * 128, "at most 127"), ("équipe ✓", "Latin-1")]:
+        outcome = server.check(urn, declared(policy_name=name))
+        assert outcome.failed_properties() == {"policy_name"}
+        assert reason in outcome.failures[0][1]
+    assert databricks_emulator.requests == [], "check must not reach the API"
+
+
+def test_check_normalizes_and_accepts_latin1(server):
+    outcome = server.check(
+        server.urn(TYPE, "ok"),
+        declared(policy_name="Équipe données", custom_tags={"team": "search", "cost-center": "42"},
+                 binding_workspace_ids=[3, 1, 3]),
+    )
+    assert outcome.failures == []
+    assert outcome.inputs["custom_tags"] == {"cost-center": "42", "team": "search"}
+    assert outcome.inputs["binding_workspace_ids"] == [1, 3]
+
+
+def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator):
+    client = databricks_emulator.account_client()
+    urn = server.urn(TYPE, "team-a")
+    inputs = declared(policy_name="team-a", custom_tags={"team": "a"}, binding_workspace_ids=[1001])
+    checked = server.check(urn, inputs)
+    policy_id, outs = server.create(urn, checked.inputs)
+
+    assert len(policy_id) == 36 and outs["policy_id"] == policy_id
+    assert outs["account_id"] == databricks_emulator.account_id
+    assert outs["custom_tags"] == {"team": "a"} and outs["binding_workspace_ids"] == [1001]
+    remote = client.budget_policy.get(policy_id)
+    assert remote.policy_name == "team-a"
+    assert {(t.key, t.value) for t in remote.custom_tags} == {("team", "a")}
+
+    # Same inputs → no diff.
+    assert server.diff(urn, policy_id, outs, server.check(urn, inputs, outs).inputs).changes == "none"
+
+    # Every field changes in place.
+    changed = declared(policy_name="team-a-renamed", custom_tags={"team": "a", "env": "prod"})
+    changed_checked = server.check(urn, changed, outs).inputs
+    diff = server.diff(urn, policy_id, outs, changed_checked)
+    assert diff.changes == "some" and diff.replaces == []
+    new_outs = server.update(urn, policy_id, outs, changed_checked)
+    remote = client.budget_policy.get(policy_id)
+    assert remote.policy_name == "team-a-renamed"
+    assert not remote.binding_workspace_ids
+    assert new_outs["custom_tags"] == {"env": "prod", "team": "a"}
+
+    # Drift made outside Pulumi shows up on refresh, and the refreshed state diffs.
+    from databricks.sdk.service.billing import BudgetPolicy
+    from databricks.sdk.service.compute import CustomPolicyTag
+
+    client.budget_policy.update(
+        policy_id,
+        BudgetPolicy(policy_id=policy_id, policy_name="hand-edited", custom_tags=[CustomPolicyTag("team", "b")]),
+    )
+    read = server.read(urn, policy_id, new_outs)
+    assert read.id == policy_id
+    assert read.outs["policy_name"] == "hand-edited" and read.outs["custom_tags"] == {"team": "b"}
+    assert read.inputs["policy_name"] == "hand-edited"
+    assert server.diff(urn, policy_id, read.outs, changed_checked).changes == "some"
+    # After refresh with no drift, no diff: read's inputs are in check's shape.
+    assert server.diff(urn, policy_id, read.outs, server.check(urn, read.inputs).inputs).changes == "none"
+
+    # Deleted outside Pulumi → gone on refresh; delete twice succeeds.
+    server.delete(urn, policy_id, read.outs)
+    assert server.read(urn, policy_id, read.outs).id == ""
+    server.delete(urn, policy_id, read.outs)
+
+
+def test_moving_to_another_account_replaces(server, databricks_emulator, provider_server_factory):
+    urn = server.urn(TYPE, "moved")
+    inputs = declared(policy_name="moved")
+    _, outs = server.apply(urn, inputs)
+    other = provider_server_factory(config={**databricks_emulator.config(), "databricks:accountId": "another-account"})
+    diff = other.diff(urn, outs["policy_id"], outs, other.check(urn, inputs).inputs)
+    assert diff.changes == "some" and "account_id" in diff.replaces
+
+
+def test_name_taken_is_a_clear_error_naming_the_existing_policy(server, databricks_emulator):
+    urn = server.urn(TYPE, "dup")
+    first_id, _ = server.apply(urn, declared(policy_name="shared-name"))
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "dup2"), declared(policy_name="shared-name"))
+    assert "already taken" in error.value.message and first_id in error.value.message
+    assert "import" in error.value.message
+    names = [p.policy_name for p in databricks_emulator.account_client().budget_policy.list()]
+    assert names.count("shared-name") == 1
+
+
+def test_import_reads_an_existing_policy_in_input_shape(server, databricks_emulator):
+    from databricks.sdk.service.billing import BudgetPolicy
+    from databricks.sdk.service.compute import CustomPolicyTag
+
+    existing = databricks_emulator.account_client().budget_policy.create(
+        policy=BudgetPolicy(policy_name="made-by-hand", custom_tags=[CustomPolicyTag("team", "z")])
+    )
+    urn = server.urn(TYPE, "adopted")
+    program_inputs = server.check(urn, declared(policy_name="made-by-hand", custom_tags={"team": "z"})).inputs
+    # `import_`: the engine reads by id with only the program's inputs, then diffs them.
+    read = server.read(urn, existing.policy_id, {}, inputs=program_inputs)
+    assert read.id == existing.policy_id
+    assert {k: read.inputs[k] for k in ("policy_name", "custom_tags", "binding_workspace_ids")} == {
+        k: program_inputs[k] for k in ("policy_name", "custom_tags", "binding_workspace_ids")
+    }
+    assert server.diff(urn, existing.policy_id, read.outs, program_inputs).changes == "none"
+
+
+def test_update_of_a_policy_deleted_outside_pulumi_says_to_refresh(server, databricks_emulator):
+    urn = server.urn(TYPE, "vanished")
+    policy_id, outs = server.apply(urn, declared(policy_name="vanished"))
+    databricks_emulator.account_client().budget_policy.delete(policy_id)
+    with pytest.raises(ProviderError) as error:
+        server.update(urn, policy_id, outs, server.check(urn, declared(policy_name="vanished-2")).inputs)
+    assert "pulumi refresh" in error.value.message
