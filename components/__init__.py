@@ -1,0 +1,15 @@
+"""Reusable budget components, built only from the resources in ``providers``."""
+
+from components.gateway_budget import GatewayBudget, GatewayBudgetArgs, WebhookArgs
+from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
+from components.team_budget import TeamBudget, TeamBudgetArgs
+
+__all__ = [
+    "GatewayBudget",
+    "GatewayBudgetArgs",
+    "ServerlessBudget",
+    "ServerlessBudgetArgs",
+    "TeamBudget",
+    "TeamBudgetArgs",
+    "WebhookArgs",
+]

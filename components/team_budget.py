@@ -1,0 +1,45 @@
+"""``TeamBudget``: one team's serverless budget and gateway budget, the unit most stacks declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.gateway_budget import GatewayBudget, GatewayBudgetArgs
+from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
+
+
+@dataclass
+class TeamBudgetArgs:
+    serverless: Optional[ServerlessBudgetArgs] = None
+    gateway: Optional[GatewayBudgetArgs] = None
+
+
+class TeamBudget(pulumi.ComponentResource):
+    policy_id: Optional[pulumi.Output[str]]
+    webhook_id: Optional[pulumi.Output[str]]
+
+    def __init__(self, team: str, args: TeamBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("ml-budgets:index:TeamBudget", team, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.serverless = ServerlessBudget(f"{team}-serverless", args.serverless, child) if args.serverless else None
+        self.gateway = GatewayBudget(f"{team}-gateway", args.gateway, child) if args.gateway else None
+
+        self.policy_id = self.serverless.policy_id if self.serverless else None
+        self.webhook_id = self.gateway.webhook_id if self.gateway else None
+        self.register_outputs({"policy_id": self.policy_id, "webhook_id": self.webhook_id})
+
+    def exports(self) -> dict:
+        """What users need from this team: its policy id, webhook id and gateway policy ids."""
+        out: dict = {}
+        if self.serverless:
+            out["policy_id"] = self.serverless.policy_id
+        if self.gateway:
+            out["gateway_alert_policy_ids"] = self.gateway.alert_policy_ids
+            if self.gateway.hard_stop_policy_id is not None:
+                out["gateway_hard_stop_policy_id"] = self.gateway.hard_stop_policy_id
+            if self.gateway.webhook_id is not None:
+                out["webhook_id"] = self.gateway.webhook_id
+        return out

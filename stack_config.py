@@ -1,0 +1,267 @@
+"""The stack config of ml-budgets: parsed, validated and turned into component arguments.
+
+Everything lives under the project namespace ``ml-budgets``:
+
+* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks)
+  and an optional ``gateway`` budget (MLflow AI Gateway);
+* ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say).
+
+Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
+.limitUsd``) and what would be valid, before any resource is declared.  Field values are checked
+with the same functions the providers' ``check()`` uses, so config and preview never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+
+from components.gateway_budget import GatewayBudgetArgs, WebhookArgs
+from components.serverless_budget import ServerlessBudgetArgs
+from providers._base import Failures
+
+NAMESPACE = "ml-budgets"
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+WINDOW_PRESETS = ("daily", "weekly", "monthly")
+
+
+class StackConfigError(pulumi.RunError):
+    """Stack config is invalid; the message lists every problem with its config path."""
+
+
+@dataclass
+class TeamConfig:
+    name: str
+    serverless: Optional[ServerlessBudgetArgs] = None
+    gateway: Optional[GatewayBudgetArgs] = None
+
+
+@dataclass
+class StackConfig:
+    teams: list[TeamConfig] = field(default_factory=list)
+    gateway_budgets: dict[str, GatewayBudgetArgs] = field(default_factory=dict)
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise StackConfigError(
+                "invalid stack config (see the README's stack config reference):\n  - " + "\n  - ".join(self.lines)
+            )
+
+
+class _Reader:
+    """Typed access to one config object, recording problems under its path."""
+
+    def __init__(self, value: Any, path: str, problems: _Problems, known: tuple[str, ...]) -> None:
+        self.path = path
+        self.problems = problems
+        self.value = value if isinstance(value, Mapping) else {}
+        if not isinstance(value, Mapping):
+            problems.add(path, f"must be an object with fields {', '.join(known)}")
+        for key in self.value:
+            if key not in known:
+                problems.add(f"{path}.{key}", f"unknown field; valid fields: {', '.join(known)}")
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def get(self, key: str, kind: type | tuple, default: Any = None, required: bool = False, what: str = "") -> Any:
+        if key not in self.value or self.value[key] is None:
+            if required:
+                self.problems.add(self.at(key), f"is required ({what})" if what else "is required")
+            return default
+        value = self.value[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            self.problems.add(self.at(key), f"must be {what or _kind_name(kind)}, got {value!r}")
+            return default
+        return value
+
+
+def _kind_name(kind: type | tuple) -> str:
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _apply_provider_check(
+    normalize: Callable[[Mapping[str, Any], Failures], dict],
+    props: dict[str, Any],
+    paths: Mapping[str, str],
+    problems: _Problems,
+) -> dict[str, Any]:
+    failures = Failures()
+    normalized = normalize(props, failures)
+    for failure in failures.items:
+        problems.add(paths.get(failure.property, failure.property), failure.reason)
+    return normalized
+
+
+# ---- teams --------------------------------------------------------------------------------
+
+SERVERLESS_FIELDS = (
+    "policyName", "customTags", "workspaceIds", "users", "managers",
+    "authoritativeGrants", "experiments", "evalTokenBudget",
+)
+GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook")
+WEBHOOK_FIELDS = ("url", "secret", "events", "description", "active")
+
+
+def _serverless(team: str, value: Any, path: str, problems: _Problems) -> ServerlessBudgetArgs:
+    from providers import budget_policy_grants, serverless_budget_policy
+
+    reader = _Reader(value, path, problems, SERVERLESS_FIELDS)
+    custom_tags = reader.get("customTags", dict, {}, what='an object of tag key to value, e.g. {"cost-center": "1234"}')
+    policy = _apply_provider_check(
+        serverless_budget_policy.normalize_inputs,
+        {
+            "policy_name": reader.get("policyName", str, team),
+            "custom_tags": {"team": team, **custom_tags},
+            "binding_workspace_ids": reader.get("workspaceIds", list, []),
+        },
+        {"policy_name": reader.at("policyName"), "custom_tags": reader.at("customTags"),
+         "binding_workspace_ids": reader.at("workspaceIds")},
+        problems,
+    )
+    grants = _apply_provider_check(
+        budget_policy_grants.normalize_inputs,
+        {
+            "policy_id": "0" * 36,  # stands in for the policy created alongside
+            "users": reader.get("users", list, []),
+            "managers": reader.get("managers", list, []),
+            "authoritative": reader.get("authoritativeGrants", bool, False),
+        },
+        {"users": reader.at("users"), "managers": reader.at("managers"), "authoritative": reader.at("authoritativeGrants")},
+        problems,
+    )
+    experiments = reader.get("experiments", list, [], what="a list of experiment ids or names")
+    for i, experiment in enumerate(experiments):
+        if not isinstance(experiment, str) or not experiment.strip():
+            problems.add(f"{reader.at('experiments')}[{i}]", f"must be an experiment id or name, got {experiment!r}")
+    token_budget = reader.get("evalTokenBudget", int, None, what="a whole number of tokens > 0")
+    if token_budget is not None and token_budget <= 0:
+        problems.add(reader.at("evalTokenBudget"), f"must be a whole number of tokens > 0, got {token_budget}")
+    if token_budget is not None and not experiments:
+        problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
+    return ServerlessBudgetArgs(
+        policy_name=policy.get("policy_name"),
+        custom_tags=policy.get("custom_tags") or {},
+        workspace_ids=policy.get("binding_workspace_ids") or [],
+        users=grants.get("users") or [],
+        managers=grants.get("managers") or [],
+        authoritative_grants=bool(grants.get("authoritative")),
+        experiments=[e for e in experiments if isinstance(e, str)],
+        eval_token_budget=token_budget,
+    )
+
+
+def _webhook(value: Any, path: str, problems: _Problems) -> WebhookArgs:
+    reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
+    return WebhookArgs(
+        url=reader.get("url", str, None, required=True, what="the receiver's https URL, e.g. a Slack incoming webhook"),
+        secret=reader.get("secret", str, None),
+        events=reader.get("events", list, None),
+        description=reader.get("description", str, None),
+        active=reader.get("active", bool, True),
+    )
+
+
+def _gateway(owner: str, value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
+    from providers import gateway_budget_policy
+
+    reader = _Reader(value, path, problems, GATEWAY_FIELDS)
+    limit = reader.get("limitUsd", float, None, required=True, what="the cap in US dollars, a number > 0")
+    window = reader.get("window", (str, dict), "monthly", what='"daily", "weekly", "monthly" or {unit, value}')
+    thresholds = reader.get("alertThresholds", list, [50, 80], what="a list of percentages of limitUsd")
+    hard_stop = reader.get("hardStop", bool, True)
+    for i, pct in enumerate(thresholds):
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:
+            problems.add(f"{reader.at('alertThresholds')}[{i}]", f"must be a percentage in (0, 100], got {pct!r}")
+    if len(set(thresholds)) != len(thresholds):
+        problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
+    webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems) if "webhook" in reader.value else None
+    if thresholds and webhook is None:
+        problems.add(reader.at("webhook"), "is required when alertThresholds is not empty: alerts are sent to it")
+    if not thresholds and not hard_stop:
+        problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
+    policy = _apply_provider_check(
+        gateway_budget_policy.normalize_inputs,
+        {
+            "amount_usd": limit if limit is not None else 1.0,
+            "window": window,
+            "action": "REJECT",
+            "scope": reader.get("scope", str, "GLOBAL"),
+            "target": reader.get("target", str, None),
+        },
+        {"amount_usd": reader.at("limitUsd"), "window": reader.at("window"),
+         "scope": reader.at("scope"), "target": reader.at("target")},
+        problems,
+    )
+    return GatewayBudgetArgs(
+        limit_usd=limit or 0.0,
+        window=policy.get("window", window),
+        scope=policy.get("scope", "GLOBAL"),
+        target=policy.get("target"),
+        alert_thresholds=[float(p) for p in thresholds if isinstance(p, (int, float)) and not isinstance(p, bool)],
+        hard_stop=hard_stop,
+        webhook=webhook,
+    )
+
+
+def _name(value: Any, path: str, problems: _Problems, seen: set[str]) -> Optional[str]:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        problems.add(path, f"must be 1-40 lowercase letters, digits or '-', starting with a letter or digit; got {value!r}")
+        return None
+    if value in seen:
+        problems.add(path, f"{value!r} is used twice; names must be unique")
+    seen.add(value)
+    return value
+
+
+def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
+    """Validate raw config values (as ``pulumi.Config.get_object`` returns them)."""
+    problems = _Problems()
+    config = StackConfig()
+    if not isinstance(teams or [], list):
+        problems.add(f"{NAMESPACE}:teams", "must be a list of teams")
+        teams = []
+    seen: set[str] = set()
+    for i, raw in enumerate(teams or []):
+        path = f"{NAMESPACE}:teams[{i}]"
+        reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
+        name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
+        if "serverless" not in reader.value and "gateway" not in reader.value:
+            problems.add(path, "declares neither `serverless` nor `gateway`")
+        team = TeamConfig(name=name or f"team-{i}")
+        if reader.value.get("serverless") is not None:
+            team.serverless = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
+        if reader.value.get("gateway") is not None:
+            team.gateway = _gateway(team.name, reader.value["gateway"], reader.at("gateway"), problems)
+        config.teams.append(team)
+
+    if not isinstance(gateway_budgets or [], list):
+        problems.add(f"{NAMESPACE}:gatewayBudgets", "must be a list of gateway budgets")
+        gateway_budgets = []
+    for i, raw in enumerate(gateway_budgets or []):
+        path = f"{NAMESPACE}:gatewayBudgets[{i}]"
+        raw_fields = dict(raw) if isinstance(raw, Mapping) else raw
+        name = _name(raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None, f"{path}.name", problems, seen)
+        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(name or "", raw_fields, path, problems)
+    problems.raise_if_any()
+    return config
+
+
+def load_stack_config(config: Optional[pulumi.Config] = None) -> StackConfig:
+    config = config or pulumi.Config(NAMESPACE)
+    return parse_stack_config(config.get_object("teams"), config.get_object("gatewayBudgets"))
