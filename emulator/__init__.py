@@ -1,0 +1,49 @@
+"""A local emulator of the Databricks account API that the real databricks-sdk talks to.
+
+It serves budget policies (``/api/2.1/accounts/{id}/budget-policies``) and their access-control
+rule sets (``/api/2.0/preview/accounts/{id}/access-control/rule-sets``) with Databricks'
+validation, error codes and etag semantics, plus fault injection, a request log and a JSON state
+file.  See emulator/README.md.
+
+* :mod:`emulator.state`   the account model (pure Python, thread-safe, persistence)
+* :mod:`emulator.app`     the WSGI app (routes, errors, faults, hooks, request log)
+* :mod:`emulator.faults`  fault rules (429, 503, dropped connection, slow, any error)
+* :mod:`emulator.server`  run it in a thread; real ``AccountClient`` for it
+* :mod:`emulator.process` run it as ``python -m emulator``; HTTP control client
+"""
+
+from emulator.errors import ApiError
+from emulator.faults import Fault, FaultInjector
+from emulator.state import BUDGET_POLICY_ROLES, ROLE_MANAGER, ROLE_USER, AccountState, rule_set_name
+
+__all__ = [
+    "ApiError",
+    "AccountState",
+    "BUDGET_POLICY_ROLES",
+    "EmulatorApp",
+    "EmulatorProcess",
+    "EmulatorServer",
+    "Fault",
+    "FaultInjector",
+    "RemoteControl",
+    "ROLE_MANAGER",
+    "ROLE_USER",
+    "rule_set_name",
+]
+
+
+def __getattr__(name):
+    # The HTTP pieces import werkzeug/requests; load them only when asked for.
+    if name == "EmulatorApp":
+        from emulator.app import EmulatorApp
+
+        return EmulatorApp
+    if name == "EmulatorServer":
+        from emulator.server import EmulatorServer
+
+        return EmulatorServer
+    if name in ("EmulatorProcess", "RemoteControl"):
+        from emulator import process
+
+        return getattr(process, name)
+    raise AttributeError(name)

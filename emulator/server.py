@@ -1,0 +1,201 @@
+"""Run the emulator in this process (a thread) and talk to it: what tests and benchmarks use.
+
+    with EmulatorServer() as emu:
+        a = emu.account_client()
+        a.budget_policy.create(policy=BudgetPolicy(policy_name="team-a"))
+        emu.faults.throttle("POST", "/budget-policies", retry_after=0)
+        assert emu.count("POST", "/budget-policies") == 1
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from emulator.app import EmulatorApp
+from emulator.faults import FaultInjector
+from emulator.state import AccountState
+
+DEFAULT_TOKEN = "dapi-test"
+PULUMI_TOKEN = "dapi-emulator-token"
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler without its per-request access log line (thousands in a benchmark)."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:  # noqa: D401
+        pass
+
+
+def serve(app: EmulatorApp, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
+    """A threaded werkzeug server for ``app`` bound to ``host:port`` (0 = a free port)."""
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    server.daemon_threads = True
+    return server
+
+
+class ScaledClock:
+    """A databricks-sdk ``Clock`` whose ``sleep`` is scaled down (and recorded).
+
+    The SDK's retry loop sleeps ``Retry-After`` (429/503) or 1..10 s (connection errors), plus up
+    to 1 s of jitter, between attempts.  Scaling keeps tests fast while ``sleeps`` still shows
+    what the SDK asked for (e.g. that it honoured ``Retry-After: 3``).
+    """
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        time.sleep(max(0.0, seconds * self.scale))
+
+
+def account_client(
+    url: str,
+    account_id: str,
+    *,
+    token: str = DEFAULT_TOKEN,
+    retry_timeout_seconds: int = 10,
+    http_timeout_seconds: Optional[int] = None,
+    retry_sleep_scale: float = 0.02,
+):
+    """A real ``databricks.sdk.AccountClient`` for an emulator at ``url`` (PAT auth).
+
+    ``retry_sleep_scale`` scales the SDK's sleeps between retries (1.0 = real time); the clock
+    is ``client.config.clock`` and records the sleeps in ``.sleeps``.
+    """
+    from databricks.sdk import AccountClient
+    from databricks.sdk.core import Config
+
+    kwargs: dict[str, Any] = dict(
+        host=url,
+        account_id=account_id,
+        token=token,
+        auth_type="pat",
+        retry_timeout_seconds=retry_timeout_seconds,
+    )
+    if http_timeout_seconds is not None:
+        kwargs["http_timeout_seconds"] = http_timeout_seconds
+    if retry_sleep_scale != 1.0:
+        kwargs["clock"] = ScaledClock(retry_sleep_scale)
+    return AccountClient(config=Config(**kwargs))
+
+
+def pulumi_config(url: str, account_id: str, token: str = PULUMI_TOKEN) -> dict[str, str]:
+    """Stack config that points the ml-budgets Databricks providers at an emulator."""
+    return {"databricks:host": url, "databricks:accountId": account_id, "databricks:token": token}
+
+
+class EmulatorServer:
+    """The emulator on ``host:port`` in a background thread of this process.
+
+    :param account_id: the account served (default: a random UUID, or the one in ``state_path``).
+    :param state_path: persist the account to this JSON file on every mutation.
+    :param creator_manager: see :class:`AccountState` (model Databricks' creator-is-Manager grant).
+    :param state: use this :class:`AccountState` instead of building one.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account_id: Optional[str] = None,
+        state_path: Optional[str] = None,
+        creator_manager: Optional[str] = None,
+        state: Optional[AccountState] = None,
+        fault_seed: Optional[int] = None,
+        echo_unknown_routes: bool = True,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.state = state or AccountState(account_id, path=state_path, creator_manager=creator_manager)
+        self.faults = FaultInjector(seed=fault_seed)
+        self.app = EmulatorApp(self.state, self.faults, echo_unknown_routes=echo_unknown_routes)
+        self._server: Optional[BaseWSGIServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "EmulatorServer":
+        if self._server is not None:
+            return self
+        self._server = serve(self.app, self.host, self._requested_port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="databricks-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def account_id(self) -> str:
+        return self.state.account_id
+
+    # ------------------------------------------------------------------ request log & hooks
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.app.requests
+
+    def reset_requests(self) -> None:
+        self.app.reset_requests()
+
+    def count(self, method: Optional[str] = None, path_contains: str = "", *, status: Optional[int] = None) -> int:
+        return self.app.count(method, path_contains, status=status)
+
+    def before_next(self, method: str, path_contains: str, callback: Callable[..., Any]) -> None:
+        self.app.before_next(method, path_contains, callback)
+
+    @property
+    def unknown_routes(self) -> list[str]:
+        return list(self.app.unknown_routes)
+
+    @property
+    def hook_errors(self) -> list[BaseException]:
+        return list(self.app.hook_errors)
+
+    # ------------------------------------------------------------------ clients
+
+    def account_client(self, **kwargs: Any):
+        """A real ``AccountClient`` for this emulator; see :func:`emulator.server.account_client`."""
+        return account_client(self.url, self.account_id, **kwargs)
+
+    def config(self, token: str = PULUMI_TOKEN) -> dict[str, str]:
+        return pulumi_config(self.url, self.account_id, token)

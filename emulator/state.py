@@ -1,0 +1,759 @@
+"""The emulated Databricks account: budget policies and their rule sets.
+
+Pure Python, no HTTP.  Every public method takes and returns the JSON shapes the REST API
+carries (the databricks-sdk's ``as_dict()`` / ``from_dict()`` forms) and raises
+:class:`emulator.errors.ApiError` with the status and ``error_code`` Databricks answers with.
+All methods are thread-safe (one re-entrant lock).  With a ``path`` the whole account is written
+to that JSON file after every mutation (atomically: temp file + ``os.replace``), so a restarted
+emulator finds it again.
+
+Validation follows the documented constraints of ``BudgetPolicy`` (databricks-sdk 0.156,
+docs.databricks.com/api/budget-policy) and of account access-control rule sets; see
+``emulator/README.md`` for the list and for the choices made where Databricks does not say.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from emulator import errors
+
+STATE_FORMAT = "databricks-account-emulator/1"
+
+POLICY_NAME_MAX = 127
+RESERVED_NAME_PREFIX = "databricks:default-policy"
+MAX_CUSTOM_TAGS = 20
+TAG_KEY_MAX = 512
+TAG_VALUE_MAX = 256
+RESERVED_TAG_KEYS = frozenset({"budget-policy-name", "budget-policy-id", "budget-policy-resolution-result"})
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+INT64_MAX = 2**63 - 1
+
+ROLE_USER = "roles/budgetPolicy.user"
+ROLE_MANAGER = "roles/budgetPolicy.manager"
+BUDGET_POLICY_ROLES = (ROLE_MANAGER, ROLE_USER)
+
+_POLICY_FIELDS = frozenset({"policy_id", "policy_name", "custom_tags", "binding_workspace_ids"})
+_TAG_FIELDS = frozenset({"key", "value"})
+_RULE_SET_FIELDS = frozenset({"name", "etag", "grant_rules"})
+_GRANT_RULE_FIELDS = frozenset({"role", "principals"})
+
+# Path parameter constraint published for GET/DELETE .../budget-policies/{policy_id}.
+_POLICY_ID_PATH_RE = re.compile(r"^[\w.-]{1,40}$", re.ASCII)
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RULE_SET_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)/ruleSets/default$")
+_RESOURCE_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)$")
+# Rule sets Databricks has but this emulator does not model (answered 501, never silently).
+_OTHER_RULE_SET_RE = re.compile(
+    r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?/ruleSets/default$"
+)
+_OTHER_RESOURCE_RE = re.compile(r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?$")
+_PRINCIPAL_RES = (
+    re.compile(r"^users/[^\s@]+@[^\s@/]+$"),
+    re.compile(r"^groups/\S(.*\S)?$", re.DOTALL),
+    re.compile(r"^servicePrincipals/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+)
+
+
+def rule_set_name(account_id: str, policy_id: str) -> str:
+    return f"accounts/{account_id}/budgetPolicies/{policy_id}/ruleSets/default"
+
+
+def new_etag(version: int) -> str:
+    """An opaque, base64 etag like Databricks' (``RENUAAAB...==``); new on every write."""
+    return base64.b64encode(b"EMU\x01" + version.to_bytes(8, "big") + secrets.token_bytes(12)).decode("ascii")
+
+
+@dataclass
+class _Policy:
+    policy_id: str
+    policy_name: str
+    custom_tags: list[dict[str, str]] = field(default_factory=list)
+    binding_workspace_ids: list[int] = field(default_factory=list)
+    creator_user_id: int = 0
+    creator_user_name: str = ""
+    create_time: float = 0.0
+
+    def wire(self) -> dict[str, Any]:
+        """The policy as the API returns it: empty lists dropped, like the SDK's ``as_dict()``."""
+        body: dict[str, Any] = {"policy_id": self.policy_id, "policy_name": self.policy_name}
+        if self.custom_tags:
+            body["custom_tags"] = [dict(tag) for tag in self.custom_tags]
+        if self.binding_workspace_ids:
+            body["binding_workspace_ids"] = list(self.binding_workspace_ids)
+        return body
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy_id": self.policy_id,
+            "policy_name": self.policy_name,
+            "custom_tags": self.custom_tags,
+            "binding_workspace_ids": self.binding_workspace_ids,
+            "creator_user_id": self.creator_user_id,
+            "creator_user_name": self.creator_user_name,
+            "create_time": self.create_time,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "_Policy":
+        return cls(
+            policy_id=d["policy_id"],
+            policy_name=d["policy_name"],
+            custom_tags=[dict(t) for t in d.get("custom_tags") or []],
+            binding_workspace_ids=[int(w) for w in d.get("binding_workspace_ids") or []],
+            creator_user_id=int(d.get("creator_user_id") or 0),
+            creator_user_name=d.get("creator_user_name") or "",
+            create_time=float(d.get("create_time") or 0.0),
+        )
+
+
+@dataclass
+class _RuleSet:
+    version: int
+    etag: str
+    grant_rules: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "etag": self.etag, "grant_rules": self.grant_rules}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "_RuleSet":
+        return cls(version=int(d["version"]), etag=d["etag"], grant_rules=copy.deepcopy(d.get("grant_rules") or []))
+
+
+class AccountState:
+    """One Databricks account's budget policies and budget-policy rule sets.
+
+    :param account_id: the account served; requests for any other account are refused (403).
+    :param path: JSON file to persist to after every mutation, and to load from if it exists.
+    :param creator_manager: when set (a principal such as ``users/admin@example.com``), a new
+        policy's rule set starts with that principal as ``roles/budgetPolicy.manager``, as real
+        Databricks does for the policy's creator.  ``None`` (default): new rule sets are empty.
+    :param creator_user_name, creator_user_id: who the (single) token belongs to; recorded on
+        created policies and matched by the list filter ``filter_by.creator_user_*``.
+    :param fsync: fsync the state file on every write (off by default: ``os.replace`` is atomic
+        for a process restart; fsync only matters for a machine crash).
+    """
+
+    def __init__(
+        self,
+        account_id: Optional[str] = None,
+        *,
+        path: Optional[str] = None,
+        creator_manager: Optional[str] = None,
+        creator_user_name: str = "emulator-user@example.com",
+        creator_user_id: int = 4242424242424242,
+        fsync: bool = False,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.path = os.fspath(path) if path else None
+        self.fsync = fsync
+        self.creator_user_name = creator_user_name
+        self.creator_user_id = creator_user_id
+        if creator_manager is not None:
+            _check_principal(creator_manager)
+        self.creator_manager = creator_manager
+        self._policies: dict[str, _Policy] = {}
+        self._names: dict[str, str] = {}  # active policy name -> policy_id
+        self._rule_sets: dict[str, _RuleSet] = {}  # policy_id -> rule set
+        self._request_ids: dict[str, dict[str, Any]] = {}  # request_id -> {policy_id, fingerprint, response}
+        self._version = 0
+        self.writes = 0  # number of times the state file was written
+        loaded_account = self._load() if self.path and os.path.exists(self.path) else None
+        if account_id and loaded_account and account_id != loaded_account:
+            raise ValueError(
+                f"state file {self.path} belongs to account {loaded_account}, not {account_id}; "
+                "use another --state file or drop --account-id"
+            )
+        self.account_id = account_id or loaded_account or str(uuid.uuid4())
+        if self.path and loaded_account is None:
+            self._persist()
+
+    # ------------------------------------------------------------------ account
+
+    def check_account(self, account_id: str) -> None:
+        """Databricks answers a token that is not valid for the account in the path with 403."""
+        if account_id != self.account_id:
+            raise errors.permission_denied(
+                f"You are not allowed to call this API: the caller is not a member of account {account_id}."
+            )
+
+    # ------------------------------------------------------------------ budget policies
+
+    def create_policy(self, policy: Optional[dict[str, Any]], request_id: Optional[str] = None) -> dict[str, Any]:
+        """``POST /api/2.1/accounts/{account_id}/budget-policies`` with ``{policy, request_id}``."""
+        if request_id is not None and request_id != "":
+            _check_request_id(request_id)
+        else:
+            request_id = None
+        policy = _expect_object(policy if policy is not None else {}, "policy")
+        if policy.get("policy_id") not in (None, ""):
+            raise errors.invalid(
+                "policy.policy_id must be empty when creating a budget policy: it is generated by Databricks."
+            )
+        name, tags, workspaces = _validate_policy_fields(policy, "policy.")
+        fingerprint = _fingerprint({"policy_name": name, "custom_tags": tags, "binding_workspace_ids": workspaces})
+        with self._lock:
+            if request_id is not None and request_id in self._request_ids:
+                seen = self._request_ids[request_id]
+                if seen["fingerprint"] != fingerprint:
+                    raise errors.invalid(
+                        f"request_id {request_id} was already used to create a different budget policy "
+                        f"({seen['policy_id']}); use a new request_id for a new policy."
+                    )
+                current = self._policies.get(seen["policy_id"])
+                return current.wire() if current is not None else copy.deepcopy(seen["response"])
+            self._check_name_free(name, None)
+            policy_id = str(uuid.uuid4())
+            while policy_id in self._policies:  # pragma: no cover - uuid4 collision
+                policy_id = str(uuid.uuid4())
+            created = _Policy(
+                policy_id=policy_id,
+                policy_name=name,
+                custom_tags=tags,
+                binding_workspace_ids=workspaces,
+                creator_user_id=self.creator_user_id,
+                creator_user_name=self.creator_user_name,
+                create_time=time.time(),
+            )
+            self._policies[policy_id] = created
+            self._names[name] = policy_id
+            initial_rules = []
+            if self.creator_manager:
+                initial_rules = [{"role": ROLE_MANAGER, "principals": [self.creator_manager]}]
+            self._rule_sets[policy_id] = self._new_rule_set(initial_rules)
+            response = created.wire()
+            if request_id is not None:
+                self._request_ids[request_id] = {
+                    "policy_id": policy_id,
+                    "fingerprint": fingerprint,
+                    "response": copy.deepcopy(response),
+                }
+            self._persist()
+            return response
+
+    def get_policy(self, policy_id: str) -> dict[str, Any]:
+        """``GET .../budget-policies/{policy_id}``."""
+        with self._lock:
+            return self._policy(policy_id).wire()
+
+    def update_policy(self, policy_id: str, policy: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """``PATCH .../budget-policies/{policy_id}``: the body is the whole policy (full replacement).
+
+        The SDK sends ``policy.as_dict()``, which leaves out empty lists, so an absent
+        ``custom_tags`` / ``binding_workspace_ids`` means "none" and clears them.
+        """
+        policy = _expect_object(policy if policy is not None else {}, "policy")
+        body_id = policy.get("policy_id")
+        if body_id not in (None, "") and body_id != policy_id:
+            raise errors.invalid(
+                f"policy.policy_id {body_id!r} does not match the policy id in the path {policy_id!r}."
+            )
+        with self._lock:
+            current = self._policy(policy_id)
+            name, tags, workspaces = _validate_policy_fields(policy, "policy.")
+            self._check_name_free(name, policy_id)
+            if current.policy_name != name:
+                del self._names[current.policy_name]
+                self._names[name] = policy_id
+            current.policy_name = name
+            current.custom_tags = tags
+            current.binding_workspace_ids = workspaces
+            self._persist()
+            return current.wire()
+
+    def delete_policy(self, policy_id: str) -> None:
+        """``DELETE .../budget-policies/{policy_id}``: the policy, its name and its rule set go."""
+        with self._lock:
+            current = self._policy(policy_id)
+            del self._policies[policy_id]
+            self._names.pop(current.policy_name, None)
+            self._rule_sets.pop(policy_id, None)
+            self._persist()
+
+    def list_policies(
+        self,
+        *,
+        page_size: Optional[int] = None,
+        page_token: Optional[str] = None,
+        filter_policy_name: Optional[str] = None,
+        filter_creator_user_id: Optional[int] = None,
+        filter_creator_user_name: Optional[str] = None,
+        sort_field: Optional[str] = None,
+        sort_descending: bool = False,
+    ) -> dict[str, Any]:
+        """``GET .../budget-policies``: sorted by name, paged by an opaque ``page_token``.
+
+        ``page_size`` unset or 0 means 100; above 1000 it is coerced to 1000 (as documented);
+        negative is rejected.  Paging is by key (name, id) so pages stay consistent while
+        policies are created or deleted between calls.  A page token only works with the same
+        filter and sort as the call that produced it (documented), otherwise 400.
+        """
+        if page_size is None or page_size == 0:
+            page_size = DEFAULT_PAGE_SIZE
+        if page_size < 0:
+            raise errors.invalid(f"page_size must be between 0 and {MAX_PAGE_SIZE}, got {page_size}.")
+        page_size = min(page_size, MAX_PAGE_SIZE)
+        if sort_field not in (None, "", "POLICY_NAME"):
+            raise errors.invalid(f"sort_spec.field {sort_field!r} is not supported; the only field is POLICY_NAME.")
+        if filter_policy_name is not None and len(filter_policy_name) > POLICY_NAME_MAX:
+            raise errors.invalid(f"filter_by.policy_name must be at most {POLICY_NAME_MAX} characters.")
+        query_key = _fingerprint(
+            {
+                "n": filter_policy_name,
+                "u": filter_creator_user_id,
+                "un": filter_creator_user_name,
+                "d": bool(sort_descending),
+            }
+        )
+        after: Optional[tuple[str, str]] = None
+        if page_token:
+            after = _decode_page_token(page_token, query_key)
+        with self._lock:
+            items = list(self._policies.values())
+        if filter_policy_name:
+            needle = filter_policy_name.lower()
+            items = [p for p in items if needle in p.policy_name.lower()]
+        if filter_creator_user_id is not None:
+            items = [p for p in items if p.creator_user_id == filter_creator_user_id]
+        if filter_creator_user_name:
+            items = [p for p in items if p.creator_user_name == filter_creator_user_name]
+        items.sort(key=lambda p: (p.policy_name, p.policy_id), reverse=bool(sort_descending))
+        if after is not None:
+            if sort_descending:
+                items = [p for p in items if (p.policy_name, p.policy_id) < after]
+            else:
+                items = [p for p in items if (p.policy_name, p.policy_id) > after]
+        page = items[:page_size]
+        response: dict[str, Any] = {}
+        if page:
+            response["policies"] = [p.wire() for p in page]
+        if len(items) > page_size:
+            last = page[-1]
+            response["next_page_token"] = _encode_page_token((last.policy_name, last.policy_id), query_key)
+        return response
+
+    # ------------------------------------------------------------------ rule sets
+
+    def get_rule_set(self, name: Optional[str], etag: Optional[str] = None) -> dict[str, Any]:
+        """``GET /api/2.0/preview/accounts/{account_id}/access-control/rule-sets?name=&etag=``.
+
+        The answer is always the latest version, which is "at least as fresh" as any etag given.
+        """
+        with self._lock:
+            policy_id = self._rule_set_policy(name)
+            return self._rule_set_wire(policy_id)
+
+    def update_rule_set(self, name: Optional[str], rule_set: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """``PUT .../access-control/rule-sets`` with ``{name, rule_set: {name, etag, grant_rules}}``.
+
+        Replaces every grant rule.  The etag must be the current one, otherwise 409
+        RESOURCE_CONFLICT "Conflict with another RuleSet operation" (what Databricks answers and
+        what the Terraform provider matches on); the SDK does not retry it.
+        """
+        if not name:
+            raise errors.invalid("name is required.")
+        if rule_set is None:
+            raise errors.invalid("rule_set is required.")
+        rule_set = _expect_object(rule_set, "rule_set")
+        unknown = sorted(set(rule_set) - _RULE_SET_FIELDS)
+        if unknown:
+            raise errors.invalid(f"Unknown field(s) in rule_set: {', '.join(unknown)}.")
+        if rule_set.get("name") not in (None, name):
+            raise errors.invalid(
+                f"rule_set.name {rule_set.get('name')!r} does not match the rule set name {name!r}."
+            )
+        etag = rule_set.get("etag")
+        if not isinstance(etag, str) or not etag:
+            raise errors.invalid(
+                "rule_set.etag is required: read the rule set first and send the etag it returned "
+                "(an empty etag is only allowed on GET)."
+            )
+        with self._lock:
+            policy_id = self._rule_set_policy(name)
+            grant_rules = _validate_grant_rules(rule_set.get("grant_rules"), name)
+            current = self._rule_sets[policy_id]
+            if etag != current.etag:
+                raise errors.conflict("Conflict with another RuleSet operation")
+            self._rule_sets[policy_id] = self._new_rule_set(grant_rules)
+            self._persist()
+            return self._rule_set_wire(policy_id)
+
+    def assignable_roles(self, resource: Optional[str]) -> dict[str, Any]:
+        """``GET .../access-control/assignable-roles?resource=accounts/{a}/budgetPolicies/{id}``."""
+        if not resource:
+            raise errors.invalid("resource is required.")
+        match = _RESOURCE_NAME_RE.match(resource)
+        if not match:
+            if _OTHER_RESOURCE_RE.match(resource):
+                raise errors.not_implemented(
+                    f"The Databricks account emulator only models budget policy resources, not {resource!r}."
+                )
+            raise errors.invalid(f"Invalid resource name {resource!r}.")
+        with self._lock:
+            self._check_resource_account(match.group("account"), resource)
+            self._policy(match.group("policy"))
+        return {"roles": [{"name": role} for role in BUDGET_POLICY_ROLES]}
+
+    # ------------------------------------------------------------------ direct access for tests
+
+    def rule_set_name(self, policy_id: str) -> str:
+        return rule_set_name(self.account_id, policy_id)
+
+    def policy_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._policies)
+
+    def policies(self) -> list[dict[str, Any]]:
+        """Every active policy (API form), sorted by name."""
+        with self._lock:
+            return [p.wire() for p in sorted(self._policies.values(), key=lambda p: (p.policy_name, p.policy_id))]
+
+    def find_policy(self, policy_name: str) -> Optional[dict[str, Any]]:
+        with self._lock:
+            policy_id = self._names.get(policy_name)
+            return self._policies[policy_id].wire() if policy_id else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._policies)
+
+    def grant_rules(self, policy_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._rule_sets_of(policy_id).grant_rules)
+
+    def etag(self, policy_id: str) -> str:
+        with self._lock:
+            return self._rule_sets_of(policy_id).etag
+
+    def set_grant_rules(self, policy_id: str, grant_rules: Iterable[dict[str, Any]]) -> str:
+        """Another writer replaces the rule set (validated, new etag).  Returns the new etag."""
+        with self._lock:
+            self._rule_sets_of(policy_id)
+            rules = _validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id))
+            self._rule_sets[policy_id] = self._new_rule_set(rules)
+            self._persist()
+            return self._rule_sets[policy_id].etag
+
+    def add_grant(self, policy_id: str, role: str, principal: str) -> str:
+        """Another writer grants ``role`` to ``principal`` (new etag).  Returns the new etag."""
+        with self._lock:
+            rules = self.grant_rules(policy_id)
+            for rule in rules:
+                if rule["role"] == role:
+                    rule.setdefault("principals", []).append(principal)
+                    break
+            else:
+                rules.append({"role": role, "principals": [principal]})
+            return self.set_grant_rules(policy_id, rules)
+
+    def bump_etag(self, policy_id: str) -> str:
+        """Another writer rewrote the rule set with the same rules: only the etag changes."""
+        with self._lock:
+            return self.set_grant_rules(policy_id, self.grant_rules(policy_id))
+
+    def reset(self) -> None:
+        """Forget every policy, rule set and request id (the account id stays)."""
+        with self._lock:
+            self._policies.clear()
+            self._names.clear()
+            self._rule_sets.clear()
+            self._request_ids.clear()
+            self._persist()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole account as JSON-able data (what the state file holds)."""
+        with self._lock:
+            return {
+                "format": STATE_FORMAT,
+                "account_id": self.account_id,
+                "version": self._version,
+                "policies": [p.to_json() for p in self._policies.values()],
+                "rule_sets": {pid: rs.to_json() for pid, rs in self._rule_sets.items()},
+                "request_ids": self._request_ids,
+            }
+
+    # ------------------------------------------------------------------ internals
+
+    def _policy(self, policy_id: str) -> _Policy:
+        if not isinstance(policy_id, str) or not _POLICY_ID_PATH_RE.match(policy_id):
+            raise errors.invalid(
+                f"Invalid policy_id {policy_id!r}: expected 1 to 40 characters from [A-Za-z0-9_.-]."
+            )
+        found = self._policies.get(policy_id)
+        if found is None:
+            raise errors.not_found(f"Budget policy {policy_id} does not exist.")
+        return found
+
+    def _rule_sets_of(self, policy_id: str) -> _RuleSet:
+        self._policy(policy_id)
+        return self._rule_sets[policy_id]
+
+    def _check_name_free(self, name: str, own_id: Optional[str]) -> None:
+        holder = self._names.get(name)
+        if holder is not None and holder != own_id:
+            raise errors.already_exists(
+                f"Duplicate policy name found. A budget policy named {name!r} already exists ({holder})."
+            )
+
+    def _check_resource_account(self, account: str, name: str) -> None:
+        if account != self.account_id:
+            raise errors.invalid(f"{name!r} names account {account}, but the request is for account {self.account_id}.")
+
+    def _rule_set_policy(self, name: Optional[str]) -> str:
+        if not name:
+            raise errors.invalid("name is required: accounts/<account_id>/budgetPolicies/<policy_id>/ruleSets/default.")
+        match = _RULE_SET_NAME_RE.match(name)
+        if not match:
+            if _OTHER_RULE_SET_RE.match(name):
+                raise errors.not_implemented(
+                    f"The Databricks account emulator only models budget policy rule sets "
+                    f"(accounts/<account_id>/budgetPolicies/<policy_id>/ruleSets/default), not {name!r}."
+                )
+            raise errors.invalid(f"Invalid rule set name {name!r}.")
+        self._check_resource_account(match.group("account"), name)
+        policy_id = match.group("policy")
+        self._policy(policy_id)
+        return policy_id
+
+    def _rule_set_wire(self, policy_id: str) -> dict[str, Any]:
+        rule_set = self._rule_sets[policy_id]
+        body: dict[str, Any] = {"name": self.rule_set_name(policy_id), "etag": rule_set.etag}
+        if rule_set.grant_rules:
+            body["grant_rules"] = copy.deepcopy(rule_set.grant_rules)
+        return body
+
+    def _new_rule_set(self, grant_rules: list[dict[str, Any]]) -> _RuleSet:
+        self._version += 1
+        return _RuleSet(version=self._version, etag=new_etag(self._version), grant_rules=grant_rules)
+
+    def _persist(self) -> None:
+        if not self.path:
+            return
+        data = json.dumps(self.snapshot(), separators=(",", ":"), ensure_ascii=False)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=".emulator-state-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self.writes += 1
+
+    def _load(self) -> str:
+        with open(self.path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"{self.path} is not a Databricks account emulator state file ({STATE_FORMAT})")
+        self._version = int(data.get("version") or 0)
+        for raw in data.get("policies") or []:
+            policy = _Policy.from_json(raw)
+            self._policies[policy.policy_id] = policy
+            self._names[policy.policy_name] = policy.policy_id
+        for policy_id, raw in (data.get("rule_sets") or {}).items():
+            if policy_id in self._policies:
+                self._rule_sets[policy_id] = _RuleSet.from_json(raw)
+        for policy_id in self._policies:
+            if policy_id not in self._rule_sets:
+                self._rule_sets[policy_id] = self._new_rule_set([])
+        self._request_ids = dict(data.get("request_ids") or {})
+        return data["account_id"]
+
+
+# ---------------------------------------------------------------------- validation helpers
+
+
+def _expect_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise errors.invalid(f"{what} must be a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def _check_request_id(request_id: Any) -> None:
+    if not isinstance(request_id, str) or len(request_id) != 36 or not request_id.isascii():
+        raise errors.invalid(
+            f"request_id must be exactly 36 ASCII characters (a UUID is recommended), got {request_id!r}."
+        )
+
+
+def _validate_policy_fields(policy: dict[str, Any], prefix: str) -> tuple[str, list[dict[str, str]], list[int]]:
+    unknown = sorted(set(policy) - _POLICY_FIELDS)
+    if unknown:
+        raise errors.invalid(f"Unknown field(s) in {prefix.rstrip('.')}: {', '.join(unknown)}.")
+    name = policy.get("policy_name")
+    if name is None or name == "":
+        raise errors.invalid(f"{prefix}policy_name is required.")
+    if not isinstance(name, str):
+        raise errors.invalid(f"{prefix}policy_name must be a string.")
+    if len(name) > POLICY_NAME_MAX:
+        raise errors.invalid(
+            f"{prefix}policy_name must be between 1 and {POLICY_NAME_MAX} characters long, got {len(name)}."
+        )
+    try:
+        name.encode("latin-1")
+    except UnicodeEncodeError:
+        bad = next(ch for ch in name if ord(ch) > 0xFF)
+        raise errors.invalid(
+            f"{prefix}policy_name can contain only characters from the ISO 8859-1 (latin1) set; "
+            f"{bad!r} (U+{ord(bad):04X}) is not."
+        ) from None
+    if name.startswith(RESERVED_NAME_PREFIX):
+        raise errors.invalid(f"{prefix}policy_name can't start with the reserved keyword {RESERVED_NAME_PREFIX!r}.")
+    return name, _validate_tags(policy.get("custom_tags"), prefix), _validate_workspaces(
+        policy.get("binding_workspace_ids"), prefix
+    )
+
+
+def _validate_tags(raw: Any, prefix: str) -> list[dict[str, str]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise errors.invalid(f"{prefix}custom_tags must be a list of {{key, value}} objects.")
+    if len(raw) > MAX_CUSTOM_TAGS:
+        raise errors.invalid(f"{prefix}custom_tags: at most {MAX_CUSTOM_TAGS} entries are allowed per policy, got {len(raw)}.")
+    tags: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for index, tag in enumerate(raw):
+        where = f"{prefix}custom_tags[{index}]"
+        if not isinstance(tag, dict):
+            raise errors.invalid(f"{where} must be an object with key and value.")
+        unknown = sorted(set(tag) - _TAG_FIELDS)
+        if unknown:
+            raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
+        key = tag.get("key")
+        if not isinstance(key, str) or not key:
+            raise errors.invalid(f"{where}.key is required.")
+        if len(key) > TAG_KEY_MAX:
+            raise errors.invalid(f"{where}.key must be between 1 and {TAG_KEY_MAX} characters long, got {len(key)}.")
+        if key in RESERVED_TAG_KEYS:
+            raise errors.invalid(
+                f"{where}.key {key!r} is reserved: budget-policy-name, budget-policy-id and "
+                "budget-policy-resolution-result are set by Databricks."
+            )
+        if key in seen:
+            raise errors.invalid(f"{where}.key {key!r} is duplicated: tag keys must be unique within a policy.")
+        seen.add(key)
+        value = tag.get("value")
+        entry = {"key": key}
+        if value is not None:
+            if not isinstance(value, str):
+                raise errors.invalid(f"{where}.value must be a string.")
+            if len(value) > TAG_VALUE_MAX:
+                raise errors.invalid(f"{where}.value must be at most {TAG_VALUE_MAX} characters long, got {len(value)}.")
+            entry["value"] = value
+        tags.append(entry)
+    return tags
+
+
+def _validate_workspaces(raw: Any, prefix: str) -> list[int]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise errors.invalid(f"{prefix}binding_workspace_ids must be a list of workspace ids (int64).")
+    ids: list[int] = []
+    for index, value in enumerate(raw):
+        where = f"{prefix}binding_workspace_ids[{index}]"
+        # proto3 JSON accepts an int64 as a number or as a decimal string.
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise errors.invalid(f"{where} must be an integer workspace id, got {value!r}.")
+        if isinstance(value, str):
+            if not re.fullmatch(r"-?\d+", value):
+                raise errors.invalid(f"{where} must be an integer workspace id, got {value!r}.")
+            value = int(value)
+        if value <= 0 or value > INT64_MAX:
+            raise errors.invalid(f"{where} must be a positive int64 workspace id, got {value}.")
+        ids.append(value)
+    return ids
+
+
+def _check_principal(principal: Any, where: str = "principal") -> str:
+    if not isinstance(principal, str) or not any(p.match(principal) for p in _PRINCIPAL_RES):
+        raise errors.invalid(
+            f"Unsupported principal: {principal} ({where}). Use users/<email>, groups/<display name> "
+            "or servicePrincipals/<application id>."
+        )
+    return principal
+
+
+def _validate_grant_rules(raw: Any, name: str) -> list[dict[str, Any]]:
+    """Validated, normalised rules: one rule per role (first-seen order), principals de-duplicated,
+    rules without principals dropped (the SDK's ``as_dict()`` omits an empty principals list)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise errors.invalid("rule_set.grant_rules must be a list of {role, principals} objects.")
+    merged: dict[str, list[str]] = {}
+    for index, rule in enumerate(raw):
+        where = f"rule_set.grant_rules[{index}]"
+        if not isinstance(rule, dict):
+            raise errors.invalid(f"{where} must be an object with role and principals.")
+        unknown = sorted(set(rule) - _GRANT_RULE_FIELDS)
+        if unknown:
+            raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
+        role = rule.get("role")
+        if not isinstance(role, str) or not role:
+            raise errors.invalid(f"{where}.role is required.")
+        if role not in BUDGET_POLICY_ROLES:
+            raise errors.invalid(
+                f"Role {role} is not assignable on {name.rsplit('/ruleSets/', 1)[0]}; "
+                f"assignable roles are {', '.join(BUDGET_POLICY_ROLES)}."
+            )
+        principals = rule.get("principals")
+        if principals is None:
+            principals = []
+        if not isinstance(principals, list):
+            raise errors.invalid(f"{where}.principals must be a list of strings.")
+        bucket = merged.setdefault(role, [])
+        for principal in principals:
+            _check_principal(principal, f"{where}.principals")
+            if principal not in bucket:
+                bucket.append(principal)
+    return [{"role": role, "principals": principals} for role, principals in merged.items() if principals]
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:32]
+
+
+def _encode_page_token(after: tuple[str, str], query_key: str) -> str:
+    raw = json.dumps({"a": list(after), "q": query_key}, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _decode_page_token(token: str, query_key: str) -> tuple[str, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
+        after = data["a"]
+        if not (isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)):
+            raise ValueError(after)
+        token_query = data["q"]
+    except Exception:
+        raise errors.invalid(f"Invalid page_token {token!r}.") from None
+    if token_query != query_key:
+        raise errors.invalid(
+            "page_token was issued for a different filter_by / sort_spec: all other parameters must match "
+            "the call that provided the page token."
+        )
+    return after[0], after[1]
