@@ -1,0 +1,223 @@
+"""What the MLflow providers share: where the tracking server is, how to reach it, its errors.
+
+The tracking server comes from stack config ``mlflow:trackingUri``, else ``MLFLOW_TRACKING_URI``.
+``http(s)://`` servers, ``databricks`` and SQL stores (``sqlite:///…``) all work.  Credentials are
+never stored: MLflow's own auth env vars (``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_USERNAME`` /
+``_PASSWORD``, ``DATABRICKS_TOKEN``, …) are read by MLflow at call time, a config secret
+``mlflow:trackingToken`` and ``user:password@`` in an http(s) URI are turned into request
+credentials in memory, and what a resource records (``tracking_uri``) is the URI without them.
+
+mlflow is imported only inside functions: a Pulumi program that merely declares resources must
+not pay ~1.3 s and 170 MB for it.  Everything here runs in the provider server process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NoReturn, Optional
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pulumi.dynamic import ResourceProvider
+
+from providers._base import config_value
+
+TRACKING_URI_CONFIG = "mlflow:trackingUri"
+TRACKING_TOKEN_CONFIG = "mlflow:trackingToken"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+_MAX_ERROR_LENGTH = 300
+
+
+class MlflowProviderError(Exception):
+    """A short, actionable error: the Pulumi engine shows only the last line of a traceback."""
+
+
+@dataclass(frozen=True)
+class TrackingServer:
+    """A tracking server as configured. ``uri`` and ``token`` may hold credentials: never output."""
+
+    uri: str
+    token: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def public_uri(self) -> str:
+        return public_tracking_uri(self.uri)
+
+    @property
+    def is_http(self) -> bool:
+        return urlsplit(self.uri).scheme in ("http", "https")
+
+
+def public_tracking_uri(uri: str) -> str:
+    """``uri`` without user info (and, for http(s), without query and trailing slash)."""
+    parts = urlsplit(uri)
+    if not parts.netloc:
+        return uri  # sqlite:///path, databricks, file:/path
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme in ("http", "https"):
+        return urlunsplit((parts.scheme, host.lower(), parts.path.rstrip("/"), "", ""))
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def tracking_server_from_config(config: Any) -> Optional[TrackingServer]:
+    uri = config_value(config, TRACKING_URI_CONFIG) or os.environ.get(TRACKING_URI_ENV) or None
+    if uri is None:
+        return None
+    return TrackingServer(uri=uri.strip(), token=config_value(config, TRACKING_TOKEN_CONFIG))
+
+
+class MlflowProvider(ResourceProvider):
+    """Base of the MLflow providers: learns the tracking server in ``configure()``.
+
+    ``configure`` runs only in the provider server process, after the provider was unpickled, so
+    the pickled provider never holds the server's address or credentials.
+    """
+
+    def configure(self, req) -> None:
+        self._server = tracking_server_from_config(req.config)
+
+    def configured_server(self) -> TrackingServer:
+        server = getattr(self, "_server", None) or tracking_server_from_config(None)
+        if server is None:
+            raise MlflowProviderError(
+                "No MLflow tracking server: run `pulumi config set mlflow:trackingUri <uri>` "
+                "or set MLFLOW_TRACKING_URI"
+            )
+        return server
+
+    def configured_public_uri(self) -> Optional[str]:
+        server = getattr(self, "_server", None) or tracking_server_from_config(None)
+        return server.public_uri if server else None
+
+    def server_for(self, recorded_uri: Optional[str]) -> TrackingServer:
+        """The server a resource lives on (its recorded ``tracking_uri``).
+
+        The configured credentials go only to the configured server; a resource recorded on
+        another server (being replaced away from it) is reached with MLflow's env credentials.
+        """
+        configured = getattr(self, "_server", None) or tracking_server_from_config(None)
+        if recorded_uri and (configured is None or configured.public_uri != recorded_uri):
+            return TrackingServer(uri=recorded_uri)
+        return self.configured_server()
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+_stores: dict[tuple, Any] = {}
+_stores_lock = threading.Lock()
+
+
+def tracking_store(server: TrackingServer):
+    """The MLflow tracking store (experiments, AI Gateway) of ``server``, cached per process.
+
+    Creating a SQL store runs schema migrations (seconds), and the provider server calls us up to
+    4 at a time, so stores are built once per server under a lock.
+    """
+    return _cached_store("tracking", server, _build_tracking_store)
+
+
+def registry_store(server: TrackingServer):
+    """The MLflow model registry store (webhooks) of ``server``, cached per process."""
+    return _cached_store("registry", server, _build_registry_store)
+
+
+def _cached_store(kind: str, server: TrackingServer, build):
+    key = (kind, server.uri, server.token)
+    store = _stores.get(key)
+    if store is not None:
+        return store
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            try:
+                store = build(server)
+            except Exception as error:  # noqa: BLE001 (any failure: bad URI, driver, migration)
+                raise_mlflow_error(f"Opening the MLflow {kind} store", server, error)
+            _stores[key] = store
+        return store
+
+
+def _build_tracking_store(server: TrackingServer):
+    if server.is_http:
+        from mlflow.store.tracking.rest_store import RestStore
+
+        return RestStore(functools.partial(_host_creds, server))
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    return _get_store(server.uri)
+
+
+def _build_registry_store(server: TrackingServer):
+    if server.is_http:
+        from mlflow.store.model_registry.rest_store import RestStore
+
+        return RestStore(functools.partial(_host_creds, server))
+    from mlflow.tracking._model_registry.utils import _get_store
+
+    return _get_store(server.uri)
+
+
+def _host_creds(server: TrackingServer):
+    """MLflow's credentials from env (read per request, as MLflow does), plus ours in memory."""
+    from mlflow.tracking._tracking_service.utils import get_default_host_creds
+
+    creds = get_default_host_creds(server.public_uri)
+    parts = urlsplit(server.uri)
+    if parts.username:
+        creds.username = unquote(parts.username)
+        creds.password = unquote(parts.password or "")
+    if server.token:
+        creds.token = server.token
+    return creds
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def error_code(error: BaseException) -> Optional[str]:
+    return getattr(error, "error_code", None)
+
+
+def is_not_found(error: BaseException) -> bool:
+    return error_code(error) == NOT_FOUND
+
+
+def raise_mlflow_error(
+    action: str,
+    server: TrackingServer,
+    error: BaseException,
+    hint: str = "",
+    redact: Iterable[Optional[str]] = (),
+) -> NoReturn:
+    """Raise ``MlflowProviderError`` with one short line; secrets in ``redact`` are masked.
+
+    ``from None`` keeps MLflow's own exception (which may quote URLs or request bodies) out of
+    the traceback the engine receives.
+    """
+    reason = _one_line(getattr(error, "message", None) or str(error) or type(error).__name__)
+    for secret in (*redact, *_credentials_of(server)):
+        if secret:
+            reason = reason.replace(secret, "***")
+    message = f"{action} on {server.public_uri} failed: {reason}"
+    if hint:
+        message += f" {hint}"
+    raise MlflowProviderError(message) from None
+
+
+def _credentials_of(server: TrackingServer) -> list[str]:
+    parts = urlsplit(server.uri)
+    found = [server.token, unquote(parts.password or ""), parts.password]
+    if server.uri != server.public_uri:
+        found.append(server.uri)
+    return [value for value in found if value]
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(str(text).split())
+    if len(line) > _MAX_ERROR_LENGTH:
+        line = line[: _MAX_ERROR_LENGTH - 1] + "…"
+    return line

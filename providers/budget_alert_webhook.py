@@ -1,0 +1,361 @@
+"""BudgetAlertWebhook: an MLflow webhook that posts ``budget_policy.exceeded`` to a receiver.
+
+Slack and PagerDuty URLs carry tokens and the signing ``secret`` is a credential, so:
+
+* ``secret`` is made a Pulumi secret by the resource and never appears in outputs.  MLflow never
+  returns it either, so to notice a changed secret the outputs keep ``secret_hash``, a salted
+  PBKDF2-SHA256 of it (itself a Pulumi secret): diff recomputes it from the new secret.
+* ``url`` passed as an Output (e.g. a config secret) is kept secret in the outputs, and no error
+  message quotes the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+from typing import Any, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+
+from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._mlflow import (
+    MlflowProvider,
+    MlflowProviderError,
+    TrackingServer,
+    is_not_found,
+    raise_mlflow_error,
+    registry_store,
+)
+
+DEFAULT_EVENTS = ("budget_policy.exceeded",)
+# mlflow.entities.webhook.WebhookEventStr of mlflow 3.17 (a test keeps the two in step).
+KNOWN_EVENTS = (
+    "registered_model.created",
+    "model_version.created",
+    "model_version_tag.set",
+    "model_version_tag.deleted",
+    "model_version_alias.created",
+    "model_version_alias.deleted",
+    "prompt.created",
+    "prompt_version.created",
+    "prompt_tag.set",
+    "prompt_tag.deleted",
+    "prompt_version_tag.set",
+    "prompt_version_tag.deleted",
+    "prompt_alias.created",
+    "prompt_alias.deleted",
+    "budget_policy.exceeded",
+)
+WEBHOOK_NAME = re.compile(r"(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+# The SQL store keeps the Fernet-encrypted secret in a 1000-character column.
+MAX_SECRET_LENGTH = 512
+ENCRYPTION_KEY_ENV = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
+
+IN_PLACE = ("webhook_name", "url", "events", "description", "active")
+OUTPUT_KEYS = (*IN_PLACE, "secret_hash", "webhook_id", "tracking_uri")
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def name_failure(name: Any) -> Optional[str]:
+    if isinstance(name, str) and WEBHOOK_NAME.fullmatch(name):
+        return None
+    return (
+        "must be 1-63 characters: letters, digits, '.', '_' or '-', "
+        f"starting and ending with a letter or digit (got {name!r})"
+    )
+
+
+def url_failure(url: Any) -> Optional[str]:
+    """Why MLflow would refuse ``url``; never quotes the URL (it may carry a token)."""
+    if not isinstance(url, str) or not url.strip():
+        return "must be an http(s) URL"
+    if url != url.strip() or any(c.isspace() for c in url):
+        return "must not contain whitespace"
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return f"scheme must be https (or http where the server allows it), got {parts.scheme!r}"
+    if not hostname:
+        return "must include a host name"
+    if _looks_like_ip(hostname):
+        try:
+            ipaddress.ip_address(hostname)
+        except ValueError:
+            return "host is not a canonical IP address"
+    return None
+
+
+def _looks_like_ip(hostname: str) -> bool:
+    # MLflow rejects numeric hosts such as 127.1 or 0177.0.0.1 that are not canonical literals.
+    return ":" in hostname or hostname.replace(".", "").isdigit()
+
+
+def normalize_events(events: Any) -> tuple[Any, Optional[str]]:
+    if events is None:
+        return list(DEFAULT_EVENTS), None
+    if isinstance(events, str) or not isinstance(events, Sequence) or not events:
+        return events, "must be a non-empty list of events such as 'budget_policy.exceeded'"
+    unknown = [e for e in events if e not in KNOWN_EVENTS]
+    if unknown:
+        return events, f"unknown events {unknown}; valid: {', '.join(KNOWN_EVENTS)}"
+    return sorted(set(events)), None
+
+
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    failures = Failures()
+    inputs = dict(news)
+    for name, failure_of in (("webhook_name", name_failure), ("url", url_failure)):
+        value = inputs.get(name)
+        if not is_unknown(value) and (reason := failure_of(value)):
+            failures.add(name, reason)
+    if not is_unknown(inputs.get("events")):
+        inputs["events"], reason = normalize_events(inputs.get("events"))
+        if reason:
+            failures.add("events", reason)
+    _normalize_optional(inputs, failures, "description", str, "", "must be a string")
+    _normalize_optional(inputs, failures, "active", bool, True, "must be true or false")
+    _normalize_optional(inputs, failures, "secret", str, None, "must be a string")
+    secret = inputs.get("secret")
+    if isinstance(secret, str):
+        inputs["secret"] = secret or None
+        if len(secret) > MAX_SECRET_LENGTH:
+            failures.add("secret", f"must be at most {MAX_SECRET_LENGTH} characters")
+    return inputs, failures
+
+
+def _normalize_optional(inputs, failures, name, kind, default, reason) -> None:
+    value = inputs.get(name)
+    if is_unknown(value):
+        return
+    if value is None:
+        inputs[name] = default
+    elif not isinstance(value, kind):
+        failures.add(name, f"{reason} (got {type(value).__name__})")
+
+
+# --- the secret's fingerprint ------------------------------------------------------------------
+
+_HASH_ITERATIONS = 200_000
+
+
+def secret_hash(secret: Optional[str], salt: Optional[bytes] = None) -> Optional[str]:
+    if not secret:
+        return None
+    salt = salt or os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, _HASH_ITERATIONS)
+    encode = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"pbkdf2-sha256${_HASH_ITERATIONS}${encode(salt)}${encode(digest)}"
+
+
+def secret_matches(secret: Optional[str], stored_hash: Optional[str]) -> bool:
+    if not secret or not stored_hash:
+        return not secret and not stored_hash
+    try:
+        _, iterations, salt, digest = stored_hash.split("$")
+        expected = base64.b64decode(digest)
+        actual = hashlib.pbkdf2_hmac("sha256", secret.encode(), base64.b64decode(salt), int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def secret_changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+    new_secret = news.get("secret")
+    return is_unknown(new_secret) or not secret_matches(new_secret, olds.get("secret_hash"))
+
+
+# --- MLflow calls ------------------------------------------------------------------------------
+
+
+def webhook_events(events: Sequence[str]):
+    from mlflow.entities.webhook import WebhookEvent
+
+    return [WebhookEvent.from_str(event) for event in events]
+
+
+def webhook_status(active: bool):
+    from mlflow.entities.webhook import WebhookStatus
+
+    return WebhookStatus.ACTIVE if active else WebhookStatus.DISABLED
+
+
+def require_encryption_key(server: TrackingServer, secret: Optional[str]) -> None:
+    """A SQL store encrypts webhook secrets in this process with the key from the env.
+
+    Without the key MLflow silently uses a throwaway one: the MLflow server could never decrypt
+    the secret to sign deliveries, and the next read here would fail.
+    """
+    if secret and not server.is_http and not os.environ.get(ENCRYPTION_KEY_ENV):
+        raise MlflowProviderError(
+            f"secret: set {ENCRYPTION_KEY_ENV} to the Fernet key of the MLflow server that "
+            f"serves {server.public_uri}, so that the stored secret can be decrypted"
+        )
+
+
+def get_webhook(store, server: TrackingServer, webhook_id: str):
+    try:
+        return store.get_webhook(webhook_id)
+    except Exception as error:  # noqa: BLE001
+        if is_not_found(error):
+            return None
+        hint = _decrypt_hint(error)
+        raise_mlflow_error(f"Reading webhook {webhook_id}", server, error, hint)
+
+
+def _decrypt_hint(error: BaseException) -> str:
+    if type(error).__name__ == "InvalidToken":
+        return f"(its secret cannot be decrypted: set {ENCRYPTION_KEY_ENV} to the server's key)"
+    return ""
+
+
+def outputs_of(webhook, hash_: Optional[str], server: TrackingServer) -> dict[str, Any]:
+    return {
+        "webhook_name": webhook.name,
+        "url": webhook.url,
+        "events": sorted(str(event) for event in webhook.events),
+        "description": webhook.description or "",
+        "active": webhook.status.value == "ACTIVE",
+        "secret_hash": hash_,
+        "webhook_id": webhook.webhook_id,
+        "tracking_uri": server.public_uri,
+    }
+
+
+# --- provider ----------------------------------------------------------------------------------
+
+
+class BudgetAlertWebhookProvider(MlflowProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+        inputs, failures = check_inputs(news)
+        inputs["tracking_uri"] = self.configured_public_uri()
+        if inputs["tracking_uri"] is None:
+            failures.add(
+                "tracking_uri",
+                "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
+            )
+        return failures.result(inputs)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        result = diff_result(olds, news, in_place=IN_PLACE, replace=("tracking_uri",))
+        if not result.replaces and secret_changed(olds, news):
+            result.changes = True
+        return result
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        server = self.configured_server()
+        secret = props.get("secret")
+        require_encryption_key(server, secret)
+        store = registry_store(server)
+        try:
+            webhook = store.create_webhook(
+                name=props["webhook_name"],
+                url=props["url"],
+                events=webhook_events(props["events"]),
+                description=props.get("description") or None,
+                secret=secret,
+                status=webhook_status(props.get("active", True)),
+            )
+        except Exception as error:  # noqa: BLE001
+            raise_mlflow_error("Creating the webhook", server, error, redact=(props["url"], secret))
+        return CreateResult(webhook.webhook_id, outputs_of(webhook, secret_hash(secret), server))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        server = self.server_for(props.get("tracking_uri"))
+        webhook = get_webhook(registry_store(server), server, id_)
+        if webhook is None:
+            return ReadResult("", {})
+        outs = outputs_of(webhook, props.get("secret_hash"), server)
+        inputs = {name: outs[name] for name in (*IN_PLACE, "tracking_uri")}
+        return ReadResult(webhook.webhook_id, outs, inputs=inputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        server = self.server_for(olds.get("tracking_uri"))
+        new_secret = news.get("secret")
+        changed_secret = secret_changed(olds, news)
+        if changed_secret:
+            require_encryption_key(server, new_secret)
+        try:
+            webhook = registry_store(server).update_webhook(
+                id_,
+                name=news["webhook_name"],
+                url=news["url"],
+                events=webhook_events(news["events"]),
+                description=news.get("description") or "",
+                # "" removes the secret; None leaves the stored one alone.
+                secret=(new_secret or "") if changed_secret else None,
+                status=webhook_status(news.get("active", True)),
+            )
+        except Exception as error:  # noqa: BLE001
+            hint = "Run `pulumi refresh` to recreate it." if is_not_found(error) else ""
+            raise_mlflow_error(
+                f"Updating webhook {id_}", server, error, hint, redact=(news["url"], new_secret)
+            )
+        hash_ = secret_hash(new_secret) if changed_secret else olds.get("secret_hash")
+        return UpdateResult(outputs_of(webhook, hash_, server))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        server = self.server_for(props.get("tracking_uri"))
+        try:
+            registry_store(server).delete_webhook(id_)
+        except Exception as error:  # noqa: BLE001
+            if not is_not_found(error):
+                raise_mlflow_error(f"Deleting webhook {id_}", server, error)
+
+
+# --- resource ----------------------------------------------------------------------------------
+
+
+class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertWebhook"):
+    """An MLflow webhook for budget alerts (by default on ``budget_policy.exceeded``)."""
+
+    webhook_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+    events: pulumi.Output[list]
+    description: pulumi.Output[str]
+    active: pulumi.Output[bool]
+    secret_hash: pulumi.Output[Optional[str]]
+    webhook_id: pulumi.Output[str]
+    tracking_uri: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        webhook_name: pulumi.Input[str],
+        url: pulumi.Input[str],
+        secret: Optional[pulumi.Input[str]] = None,
+        events: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
+        description: Optional[pulumi.Input[str]] = None,
+        active: pulumi.Input[bool] = True,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        secret_outputs = ["secret", "secret_hash"]
+        if isinstance(url, pulumi.Output):
+            # Secret-ness of an Output is only known asynchronously: keep any Output URL secret.
+            secret_outputs.append("url")
+        props = {
+            "webhook_name": webhook_name,
+            "url": url,
+            "secret": pulumi.Output.secret(secret) if secret is not None else None,
+            "events": events,
+            "description": description,
+            "active": active,
+            "secret_hash": None,
+            "webhook_id": None,
+            "tracking_uri": None,
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs)
+        )
+        super().__init__(BudgetAlertWebhookProvider(), resource_name, props, opts)

@@ -1,0 +1,254 @@
+"""ExperimentPolicyTag: the experiment tag that picks the budget policy paying for its work.
+
+On Databricks, ``mlflow.workload_creation_policy_id`` on an experiment names the serverless
+budget policy billed for its scorers, synthetic evaluation data and agent evaluation.  The
+experiment is given by id or by name (``/Users/me@corp.com/evals``); the tag lives on the
+experiment the name resolved to when it was set.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any, Mapping, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+
+from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._mlflow import (
+    MlflowProvider,
+    MlflowProviderError,
+    TrackingServer,
+    is_not_found,
+    raise_mlflow_error,
+    tracking_store,
+)
+
+DEFAULT_KEY = "mlflow.workload_creation_policy_id"
+MAX_KEY_LENGTH = 250
+MAX_VALUE_LENGTH = 20_000
+# MLflow's tag names: alphanumerics, '_', '-', '.', ' ', ':' and '/', and no path tricks.
+TAG_KEY = re.compile(r"[/\w.\- :]+")
+
+IN_PLACE = ("policy_id",)
+REPLACE = ("experiment", "key", "tracking_uri")
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def key_failure(key: Any) -> Optional[str]:
+    if not isinstance(key, str) or not key:
+        return "must be a non-empty string"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"must be at most {MAX_KEY_LENGTH} characters (got {len(key)})"
+    if not TAG_KEY.fullmatch(key):
+        return "may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'"
+    normalized = posixpath.normpath(key)
+    if normalized != key or normalized == "." or normalized.startswith(("..", "/")):
+        return f"must be a plain relative path (it would resolve to {normalized!r})"
+    return None
+
+
+def policy_id_failure(policy_id: Any) -> Optional[str]:
+    if not isinstance(policy_id, str) or not policy_id.strip():
+        return "must be a non-empty budget policy id"
+    if len(policy_id) > MAX_VALUE_LENGTH:
+        return f"must be at most {MAX_VALUE_LENGTH} characters"
+    return None
+
+
+def experiment_failure(experiment: Any) -> Optional[str]:
+    if not isinstance(experiment, str) or not experiment.strip():
+        return "must be an experiment id or name, e.g. '/Users/me@corp.com/evals'"
+    return None
+
+
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    failures = Failures()
+    inputs = dict(news)
+    if inputs.get("key") is None:
+        inputs["key"] = DEFAULT_KEY
+    for name in ("experiment", "policy_id"):
+        if isinstance(inputs.get(name), str):
+            inputs[name] = inputs[name].strip()
+    for name, failure_of in (
+        ("experiment", experiment_failure),
+        ("policy_id", policy_id_failure),
+        ("key", key_failure),
+    ):
+        value = inputs.get(name)
+        if not is_unknown(value) and (reason := failure_of(value)):
+            failures.add(name, reason)
+    return inputs, failures
+
+
+# --- MLflow calls ------------------------------------------------------------------------------
+
+
+def find_experiment(store, experiment: str):
+    """The experiment named by ``experiment`` (an id, else a name), or None."""
+    if experiment.isdigit():
+        try:
+            return store.get_experiment(experiment)
+        except Exception as error:  # noqa: BLE001
+            if not is_not_found(error):
+                raise
+    return store.get_experiment_by_name(experiment)
+
+
+def require_active_experiment(store, server: TrackingServer, experiment: str):
+    try:
+        found = find_experiment(store, experiment)
+    except Exception as error:  # noqa: BLE001
+        raise_mlflow_error(f"Looking up experiment {experiment!r}", server, error)
+    if found is None:
+        raise MlflowProviderError(
+            f"experiment: no experiment with id or name {experiment!r} on {server.public_uri}; "
+            "create it first or fix the name"
+        )
+    if found.lifecycle_stage != "active":
+        raise MlflowProviderError(
+            f"experiment: {experiment!r} on {server.public_uri} is deleted; restore it or "
+            "choose another experiment"
+        )
+    return found
+
+
+def get_active_experiment(store, server: TrackingServer, experiment_id: str):
+    """The experiment if it exists and is not deleted, else None."""
+    try:
+        experiment = store.get_experiment(experiment_id)
+    except Exception as error:  # noqa: BLE001
+        if is_not_found(error):
+            return None
+        raise_mlflow_error(f"Reading experiment {experiment_id}", server, error)
+    return experiment if experiment.lifecycle_stage == "active" else None
+
+
+def set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: str) -> None:
+    from mlflow.entities import ExperimentTag
+
+    try:
+        store.set_experiment_tag(experiment_id, ExperimentTag(key, value))
+    except Exception as error:  # noqa: BLE001
+        raise_mlflow_error(f"Setting tag {key} on experiment {experiment_id}", server, error)
+
+
+def tag_id(experiment_id: str, key: str) -> str:
+    return f"{experiment_id}/{key}"
+
+
+def parse_tag_id(id_: str) -> tuple[str, str]:
+    experiment_id, _, key = id_.partition("/")
+    return experiment_id, key
+
+
+def outputs_of(declared: Mapping[str, Any], experiment_id: str, policy_id: str, server) -> dict:
+    return {
+        "experiment": declared.get("experiment") or experiment_id,
+        "policy_id": policy_id,
+        "key": declared["key"],
+        "experiment_id": experiment_id,
+        "tracking_uri": server.public_uri,
+    }
+
+
+# --- provider ----------------------------------------------------------------------------------
+
+
+class ExperimentPolicyTagProvider(MlflowProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+        inputs, failures = check_inputs(news)
+        inputs["tracking_uri"] = self.configured_public_uri()
+        if inputs["tracking_uri"] is None:
+            failures.add(
+                "tracking_uri",
+                "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
+            )
+        return failures.result(inputs)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
+        result = diff_result(olds, news, in_place=IN_PLACE, replace=REPLACE)
+        # Old and new may be the same tag (an experiment renamed to its id, a server alias):
+        # removing the old one after setting the new one would remove the new one too.
+        result.delete_before_replace = bool(result.replaces)
+        return result
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        server = self.configured_server()
+        store = tracking_store(server)
+        experiment = require_active_experiment(store, server, props["experiment"])
+        set_tag(store, server, experiment.experiment_id, props["key"], props["policy_id"])
+        outs = outputs_of(props, experiment.experiment_id, props["policy_id"], server)
+        return CreateResult(tag_id(experiment.experiment_id, props["key"]), outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        server = self.server_for(props.get("tracking_uri"))
+        experiment_id, key = parse_tag_id(id_)
+        experiment_id = props.get("experiment_id") or experiment_id
+        key = props.get("key") or key
+        experiment = get_active_experiment(tracking_store(server), server, experiment_id)
+        value = experiment.tags.get(key) if experiment is not None else None
+        if value is None:
+            return ReadResult("", {})
+        outs = outputs_of(dict(props, key=key), experiment_id, value, server)
+        inputs = {name: outs[name] for name in ("experiment", "policy_id", "key", "tracking_uri")}
+        return ReadResult(tag_id(experiment_id, key), outs, inputs=inputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        server = self.server_for(olds.get("tracking_uri"))
+        store = tracking_store(server)
+        experiment_id = olds.get("experiment_id") or parse_tag_id(id_)[0]
+        if get_active_experiment(store, server, experiment_id) is None:
+            raise MlflowProviderError(
+                f"experiment: {experiment_id} on {server.public_uri} no longer exists or is "
+                "deleted; run `pulumi refresh`"
+            )
+        set_tag(store, server, experiment_id, news["key"], news["policy_id"])
+        return UpdateResult(outputs_of(news, experiment_id, news["policy_id"], server))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        server = self.server_for(props.get("tracking_uri"))
+        store = tracking_store(server)
+        experiment_id = props.get("experiment_id") or parse_tag_id(id_)[0]
+        key = props.get("key") or parse_tag_id(id_)[1]
+        if get_active_experiment(store, server, experiment_id) is None:
+            return  # a deleted experiment takes its tags with it
+        try:
+            store.delete_experiment_tag(experiment_id, key)
+        except Exception as error:  # noqa: BLE001
+            if not is_not_found(error):
+                raise_mlflow_error(f"Removing tag {key} from experiment {experiment_id}", server, error)
+
+
+# --- resource ----------------------------------------------------------------------------------
+
+
+class ExperimentPolicyTag(DynamicResource, module="mlbudgets", name="ExperimentPolicyTag"):
+    """Tag an MLflow experiment with the budget policy that pays for its serverless work."""
+
+    experiment: pulumi.Output[str]
+    policy_id: pulumi.Output[str]
+    key: pulumi.Output[str]
+    experiment_id: pulumi.Output[str]
+    tracking_uri: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        experiment: pulumi.Input[str],
+        policy_id: pulumi.Input[str],
+        key: pulumi.Input[str] = DEFAULT_KEY,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        props = {
+            "experiment": experiment,
+            "policy_id": policy_id,
+            "key": key,
+            "experiment_id": None,
+            "tracking_uri": None,
+        }
+        super().__init__(ExperimentPolicyTagProvider(), resource_name, props, opts)

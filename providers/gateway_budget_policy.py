@@ -1,0 +1,345 @@
+"""GatewayBudgetPolicy: a dollar cap per recurring window on an MLflow AI Gateway.
+
+``ALERT`` fires a ``budget_policy.exceeded`` webhook once per window and lets traffic flow;
+``REJECT`` answers requests with HTTP 429 once the window's spend reached the amount.  The scope
+is the whole gateway (``GLOBAL``), a workspace, one endpoint (``target`` = its name or id) or one
+user (``target`` = username).  MLflow has no client method for budgets: the tracking store's
+gateway methods are used (REST ``/api/3.0/mlflow/gateway/budgets/*`` or the SQL store).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping, Optional, Union
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+
+from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._mlflow import (
+    MlflowProvider,
+    MlflowProviderError,
+    TrackingServer,
+    is_not_found,
+    raise_mlflow_error,
+    tracking_store,
+)
+
+WINDOW_PRESETS = {
+    "daily": {"unit": "DAYS", "value": 1},
+    "weekly": {"unit": "WEEKS", "value": 1},
+    "monthly": {"unit": "MONTHS", "value": 1},
+}
+WINDOW_UNITS = ("MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS")
+ACTIONS = ("ALERT", "REJECT")
+SCOPES = ("GLOBAL", "WORKSPACE", "ENDPOINT", "USER")
+TARGETED_SCOPES = ("ENDPOINT", "USER")
+ENDPOINT_ID = re.compile(r"e-[0-9a-f]{32}")
+
+INPUTS = ("amount_usd", "window", "action", "scope", "target")
+WINDOW_HELP = (
+    '"daily", "weekly", "monthly" or {unit, value} with unit one of '
+    + ", ".join(WINDOW_UNITS)
+    + " and value an integer >= 1"
+)
+
+
+# --- check: validation and normalization (no API call) -----------------------------------------
+
+
+def normalize_amount(value: Any) -> tuple[Any, Optional[str]]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value, "must be a number of US dollars greater than 0"
+    if not math.isfinite(value) or value <= 0:
+        return value, f"must be greater than 0 (got {value})"
+    return float(value), None
+
+
+def normalize_window(value: Any) -> tuple[Any, Optional[str]]:
+    if isinstance(value, str):
+        preset = WINDOW_PRESETS.get(value.strip().lower())
+        if preset is None:
+            return value, f"unknown window {value!r}: use {WINDOW_HELP}"
+        return dict(preset), None
+    if not isinstance(value, Mapping):
+        return value, f"must be {WINDOW_HELP}"
+    extra = sorted(set(value) - {"unit", "value"})
+    if extra:
+        return value, f"unknown keys {extra}: use {WINDOW_HELP}"
+    unit = value.get("unit")
+    unit = unit.strip().upper() if isinstance(unit, str) else unit
+    if unit not in WINDOW_UNITS:
+        return value, f"unit {value.get('unit')!r} is not one of " + ", ".join(WINDOW_UNITS)
+    length = value.get("value")
+    if not _is_whole_number(length):
+        return value, f"value must be an integer >= 1 (got {length!r})"
+    if length < 1:
+        return value, f"value must be >= 1 (got {int(length)})"
+    return {"unit": unit, "value": int(length)}, None
+
+
+def _is_whole_number(value: Any) -> bool:
+    # Pulumi sends every number as a float: 1.0 is a valid window length, 1.5 is not.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or (math.isfinite(value) and value == int(value))
+
+
+def normalize_choice(value: Any, choices: tuple[str, ...], default=None) -> tuple[Any, Optional[str]]:
+    if value is None and default is not None:
+        return default, None
+    if isinstance(value, str) and value.strip().upper() in choices:
+        return value.strip().upper(), None
+    return value, f"must be one of {', '.join(choices)} (got {value!r})"
+
+
+def target_failure(scope: str, target: Any) -> Optional[str]:
+    if scope in TARGETED_SCOPES:
+        if not isinstance(target, str) or not target.strip():
+            what = "an endpoint name or id" if scope == "ENDPOINT" else "a username"
+            return f"scope {scope} needs target = {what}"
+    elif target is not None:
+        return f"scope {scope} takes no target (got {target!r}); use ENDPOINT or USER to target"
+    return None
+
+
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    failures = Failures()
+    inputs = dict(news)
+    for name, normalize in (
+        ("amount_usd", normalize_amount),
+        ("window", normalize_window),
+        ("action", lambda v: normalize_choice(v, ACTIONS)),
+        ("scope", lambda v: normalize_choice(v, SCOPES, default="GLOBAL")),
+    ):
+        if is_unknown(inputs.get(name)):
+            continue
+        inputs[name], reason = normalize(inputs.get(name))
+        if reason:
+            failures.add(name, reason)
+    target = inputs.get("target")
+    if isinstance(target, str):
+        inputs["target"] = target.strip() or None
+    scope = inputs.get("scope")
+    if scope in SCOPES and not is_unknown(inputs.get("target")):
+        reason = target_failure(scope, inputs.get("target"))
+        if reason:
+            failures.add("target", reason)
+    return inputs, failures
+
+
+# --- MLflow calls ------------------------------------------------------------------------------
+
+
+def budget_arguments(inputs: Mapping[str, Any], target_value: Optional[str]) -> dict[str, Any]:
+    from mlflow.entities.gateway_budget_policy import (
+        BudgetAction,
+        BudgetDuration,
+        BudgetDurationUnit,
+        BudgetTargetScope,
+        BudgetUnit,
+    )
+
+    window = inputs["window"]
+    return {
+        "budget_unit": BudgetUnit.USD,
+        "budget_amount": float(inputs["amount_usd"]),
+        "duration": BudgetDuration(BudgetDurationUnit(window["unit"]), int(window["value"])),
+        "target_scope": BudgetTargetScope(inputs["scope"]),
+        "budget_action": BudgetAction(inputs["action"]),
+        "target_value": target_value,
+    }
+
+
+def find_endpoint_id(store, target: str) -> Optional[str]:
+    """The id of the gateway endpoint ``target`` names (an id or a name), None if none."""
+    lookups = [{"endpoint_id": target}] if ENDPOINT_ID.fullmatch(target) else []
+    lookups.append({"name": target})
+    for lookup in lookups:
+        try:
+            return store.get_gateway_endpoint(**lookup).endpoint_id
+        except Exception as error:  # noqa: BLE001
+            if not is_not_found(error):
+                raise
+    return None
+
+
+def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any]) -> Optional[str]:
+    """What MLflow stores as ``target_value``: endpoint id for ENDPOINT, username for USER."""
+    scope, target = inputs["scope"], inputs.get("target")
+    if scope == "USER":
+        return target
+    if scope != "ENDPOINT":
+        return None
+    try:
+        endpoint_id = find_endpoint_id(store, target)
+    except Exception as error:  # noqa: BLE001
+        raise_mlflow_error("Looking up the gateway endpoint", server, error)
+    if endpoint_id is None:
+        raise MlflowProviderError(
+            f"target: no AI Gateway endpoint named or with id {target!r} on "
+            f"{server.public_uri}; create the endpoint first or fix target"
+        )
+    return endpoint_id
+
+
+def get_policy(store, server: TrackingServer, policy_id: str):
+    """The budget policy, or None if it no longer exists."""
+    try:
+        return store.get_budget_policy(policy_id)
+    except Exception as error:  # noqa: BLE001
+        if is_not_found(error):
+            return None
+        raise_mlflow_error(f"Reading budget policy {policy_id}", server, error)
+
+
+def outputs_of(policy, declared: Mapping[str, Any], server: TrackingServer) -> dict[str, Any]:
+    """Outputs in the shape ``check`` gives inputs, so that diff compares like with like."""
+    return {
+        "amount_usd": _declared_amount(policy.budget_amount, declared.get("amount_usd")),
+        "window": {"unit": policy.duration.unit.value, "value": int(policy.duration.value)},
+        "action": policy.budget_action.value,
+        "scope": policy.target_scope.value,
+        "target": declared.get("target") if "target" in declared else policy.target_value,
+        "target_value": policy.target_value,
+        "budget_policy_id": policy.budget_policy_id,
+        "tracking_uri": server.public_uri,
+    }
+
+
+def _declared_amount(actual: float, declared: Any) -> float:
+    # A database with single-precision columns returns 10.100000381 for 10.1: not drift.
+    if isinstance(declared, (int, float)) and math.isclose(actual, declared, rel_tol=1e-6):
+        return float(declared)
+    return float(actual)
+
+
+def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
+    """``target`` as the program would write it, or MLflow's value where it drifted.
+
+    An ENDPOINT target declared by name stays that name while the name still resolves to the
+    endpoint the policy points at; a deleted and re-created endpoint of that name is drift.
+    """
+    scope = policy.target_scope.value
+    if scope != "ENDPOINT" or olds.get("scope") != "ENDPOINT":
+        return policy.target_value
+    declared = olds.get("target")
+    if not declared or policy.target_value != olds.get("target_value"):
+        return policy.target_value
+    if declared == policy.target_value:
+        return declared
+    try:
+        still_resolves = find_endpoint_id(store, declared) == policy.target_value
+    except Exception:  # noqa: BLE001 (cannot tell: keep what was declared)
+        still_resolves = True
+    return declared if still_resolves else policy.target_value
+
+
+# --- provider ----------------------------------------------------------------------------------
+
+
+class GatewayBudgetPolicyProvider(MlflowProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+        inputs, failures = check_inputs(news)
+        inputs["tracking_uri"] = self.configured_public_uri()
+        if inputs["tracking_uri"] is None:
+            failures.add(
+                "tracking_uri",
+                "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
+            )
+        return failures.result(inputs)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
+        return diff_result(olds, news, in_place=INPUTS, replace=("tracking_uri",), normalize=_comparable)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        server = self.configured_server()
+        store = tracking_store(server)
+        arguments = budget_arguments(props, resolve_target_value(store, server, props))
+        try:
+            policy = store.create_budget_policy(**arguments)
+        except Exception as error:  # noqa: BLE001
+            raise_mlflow_error("Creating the budget policy", server, error)
+        return CreateResult(policy.budget_policy_id, outputs_of(policy, props, server))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        server = self.server_for(props.get("tracking_uri"))
+        store = tracking_store(server)
+        policy = get_policy(store, server, id_)
+        if policy is None:
+            return ReadResult("", {})
+        declared = dict(props, target=target_as_declared(store, policy, props))
+        outs = outputs_of(policy, declared, server)
+        return ReadResult(policy.budget_policy_id, outs, inputs=_inputs_of(outs))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        server = self.server_for(olds.get("tracking_uri"))
+        store = tracking_store(server)
+        arguments = budget_arguments(news, resolve_target_value(store, server, news))
+        try:
+            policy = store.update_budget_policy(id_, **arguments)
+        except Exception as error:  # noqa: BLE001
+            hint = "Run `pulumi refresh` to recreate it." if is_not_found(error) else ""
+            raise_mlflow_error(f"Updating budget policy {id_}", server, error, hint)
+        return UpdateResult(outputs_of(policy, news, server))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        server = self.server_for(props.get("tracking_uri"))
+        try:
+            tracking_store(server).delete_budget_policy(id_)
+        except Exception as error:  # noqa: BLE001
+            if not is_not_found(error):
+                raise_mlflow_error(f"Deleting budget policy {id_}", server, error)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    if name == "amount_usd" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(float(value), 6)
+    if name == "window" and isinstance(value, Mapping):
+        length = value.get("value")
+        return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
+    return value
+
+
+def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: outs[name] for name in (*INPUTS, "tracking_uri")}
+
+
+# --- resource ----------------------------------------------------------------------------------
+
+
+class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudgetPolicy"):
+    """An MLflow AI Gateway budget policy: ``amount_usd`` per ``window``, ALERT or REJECT."""
+
+    amount_usd: pulumi.Output[float]
+    window: pulumi.Output[dict]
+    action: pulumi.Output[str]
+    scope: pulumi.Output[str]
+    target: pulumi.Output[Optional[str]]
+    target_value: pulumi.Output[Optional[str]]
+    budget_policy_id: pulumi.Output[str]
+    tracking_uri: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        amount_usd: pulumi.Input[float],
+        window: pulumi.Input[Union[str, Mapping[str, Any]]],
+        action: pulumi.Input[str],
+        scope: pulumi.Input[str] = "GLOBAL",
+        target: Optional[pulumi.Input[str]] = None,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        props = {
+            "amount_usd": amount_usd,
+            "window": window,
+            "action": action,
+            "scope": scope,
+            "target": target,
+            "target_value": None,
+            "budget_policy_id": None,
+            "tracking_uri": None,
+        }
+        super().__init__(GatewayBudgetPolicyProvider(), resource_name, props, opts)
