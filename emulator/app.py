@@ -109,10 +109,12 @@ class EmulatorApp:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """A copy of the request log: dicts with seq, method, path, query, status, error_code,
-        fault, duration_ms, body (the parsed JSON request body, if any)."""
+        """A copy of the request log in arrival order: dicts with seq, time, method, path, query,
+        body (parsed JSON request body, if any), status (None while pending or when dropped),
+        error_code, fault (e.g. ``"429/before"``), outcome (``pending``, ``ok``, ``error``,
+        ``dropped``) and duration_ms."""
         with self._log_lock:
-            return list(self._log)
+            return [dict(entry) for entry in self._log]
 
     def reset_requests(self) -> None:
         with self._log_lock:
@@ -190,14 +192,16 @@ class EmulatorApp:
             "method": method,
             "path": path,
             "query": _flat_args(request),
+            "body": None,
             "status": None,
             "error_code": None,
             "fault": None,
-            "body": None,
+            "outcome": "pending",
+            "duration_ms": None,
         }
+        self._record(entry)  # at arrival, so a request still being served is already counted
         try:
-            body_bytes = request.get_data(cache=True)
-            entry["body"] = _try_json(body_bytes)
+            entry["body"] = _try_json(request.get_data(cache=True))
             response = self._apply_fault(self.faults.take(method, path, "before"), environ, entry)
             if response is None:
                 try:
@@ -208,22 +212,24 @@ class EmulatorApp:
                 after = self._apply_fault(self.faults.take(method, path, "after"), environ, entry)
                 if after is not None:
                     response = after
-            entry["status"] = response.status_code
-            if response.status_code >= 400:
-                entry["error_code"] = _error_code_of(response)
+            error_code = _error_code_of(response) if response.status_code >= 400 else None
+            self._finish(entry, started, response.status_code, error_code, "error" if error_code else "ok")
             return response
         except _ConnectionDropped:
-            entry["status"] = None
+            self._finish(entry, started, None, None, "dropped")
             raise
         except Exception as exc:  # a bug in the emulator: answer 500 and say so
             logger.exception("emulator failure on %s %s", method, path)
             print(f"[databricks-emulator] internal error on {method} {path}: {exc!r}", file=sys.stderr, flush=True)
-            entry["status"] = 500
-            entry["error_code"] = "INTERNAL_ERROR"
+            self._finish(entry, started, 500, "INTERNAL_ERROR", "error")
             return self._error(ApiError(500, "INTERNAL_ERROR", f"emulator bug: {exc!r}"))
-        finally:
+
+    def _finish(self, entry: dict[str, Any], started: float, status: Optional[int], error_code: Optional[str], outcome: str) -> None:
+        with self._log_lock:
+            entry["status"] = status
+            entry["error_code"] = error_code
+            entry["outcome"] = outcome
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
-            self._record(entry)
 
     def _apply_fault(self, fault: Optional[Fault], environ: dict[str, Any], entry: dict[str, Any]) -> Optional[Response]:
         if fault is None:
