@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 PROVIDER_KEY = "__provider"
@@ -80,8 +81,12 @@ class DynamicResource(pulumi.dynamic.Resource):
 
 
 def is_unknown(value: Any) -> bool:
-    """True for a value not known yet (an output of another resource, during preview)."""
-    if value is rpc.UNKNOWN or value == rpc.UNKNOWN:
+    """True for a value not known yet (an output of another resource, during preview).
+
+    The provider server deserializes Check and Diff properties with ``keep_unknowns=True``, so
+    such a value arrives as a ``pulumi.output.Unknown`` instance, not as the sentinel string.
+    """
+    if isinstance(value, Unknown) or value is rpc.UNKNOWN or value == rpc.UNKNOWN:
         return True
     if isinstance(value, Mapping):
         return any(is_unknown(v) for v in value.values())
