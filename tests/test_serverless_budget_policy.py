@@ -149,3 +149,52 @@ def test_update_of_a_policy_deleted_outside_pulumi_says_to_refresh(server, datab
     with pytest.raises(ProviderError) as error:
         server.update(urn, policy_id, outs, server.check(urn, declared(policy_name="vanished-2")).inputs)
     assert "pulumi refresh" in error.value.message
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        [("429", "before"), ("503", "before")],
+        [("503", "after")],  # the policy was created but the answer was lost
+        [("drop", "after"), ("429", "before")],
+    ],
+    ids=["throttled-then-unavailable", "answer-lost", "connection-dropped-after-commit"],
+)
+def test_faults_on_create_leave_exactly_one_policy(server, databricks_emulator, faults):
+    for kind, phase in faults:
+        databricks_emulator.faults.inject(kind, "POST", "/budget-policies", phase=phase, retry_after=0)
+    urn = server.urn(TYPE, "flaky")
+    policy_id, outs = server.apply(urn, declared(policy_name="flaky", custom_tags={"team": "f"}))
+
+    assert databricks_emulator.faults.fired() == len(faults)
+    assert databricks_emulator.count("POST", "/budget-policies") == len(faults) + 1
+    matching = [p for p in databricks_emulator.account_client().budget_policy.list() if p.policy_name == "flaky"]
+    assert [p.policy_id for p in matching] == [policy_id]
+
+
+def test_credentials_never_reach_the_provider_string_or_outputs(databricks_emulator, provider_server_factory):
+    config_token = "dapi-config-token-4c1e9f3a2b8c"
+    env_token = "dapi-env-token-7d6e5f40aa11"
+    inputs = declared(policy_name="creds", custom_tags={"team": "creds"})
+    provider_bytes = __import__("base64").b64decode(inputs["__provider"])
+
+    with_config = provider_server_factory(
+        config=databricks_emulator.config(token=config_token), env={"DATABRICKS_TOKEN": env_token}
+    )
+    urn = with_config.urn(TYPE, "creds")
+    checked = with_config.check(urn, inputs)
+    policy_id, outs = with_config.create(urn, checked.inputs)
+    read = with_config.read(urn, policy_id, outs)
+
+    # Token only in the environment (no config token): still works, still not stored.
+    env_only = provider_server_factory(
+        config={k: v for k, v in databricks_emulator.config().items() if k != "databricks:token"},
+        env={"DATABRICKS_TOKEN": env_token},
+    )
+    env_outs = env_only.update(urn, policy_id, outs, env_only.check(urn, declared(policy_name="creds-2")).inputs)
+
+    everything = repr([inputs, checked.inputs, outs, read.outs, read.inputs, env_outs]).encode() + provider_bytes
+    for token in (config_token, env_token):
+        assert token.encode() not in everything
+    assert b"dapi" not in provider_bytes and b"token" not in provider_bytes.lower()
+    assert env_outs["policy_name"] == "creds-2"
