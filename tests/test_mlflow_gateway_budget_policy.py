@@ -1,0 +1,228 @@
+"""GatewayBudgetPolicy through the SDK's provider server, against SQLite and a running server."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers import GatewayBudgetPolicy
+from tests.fixtures.mlflow_server import create_gateway_endpoint, declare
+from tests.fixtures.provider_server import ProviderError
+
+UNREACHABLE_API_BASE = "http://127.0.0.1:9/v1"  # endpoints here are never called
+
+
+def policy_of(backend, policy_id):
+    return backend.tracking_store().get_budget_policy(policy_id)
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checker(mlflow_backend):
+    """check() needs no store: one provider server (any backend) serves these tests."""
+    return mlflow_backend.provider
+
+
+def check(provider, **kwargs):
+    news = declare(GatewayBudgetPolicy, "p", **kwargs)
+    return provider.check(provider.urn("pulumi-python:dynamic/mlbudgets:GatewayBudgetPolicy", "p"), news)
+
+
+def test_check_reports_every_bad_input_naming_the_property(checker):
+    outcome = check(
+        checker,
+        amount_usd=0,
+        window={"unit": "YEARS", "value": 1},
+        action="BLOCK",
+        scope="ENDPOINT",
+    )
+    assert outcome.failed_properties() == {"amount_usd", "window", "action", "target"}
+    reasons = dict(outcome.failures)
+    assert "greater than 0" in reasons["amount_usd"]
+    assert "MINUTES, HOURS, DAYS, WEEKS, MONTHS" in reasons["window"]
+    assert "ALERT, REJECT" in reasons["action"]
+    assert "endpoint name or id" in reasons["target"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, prop",
+    [
+        ({"amount_usd": -5}, "amount_usd"),
+        ({"amount_usd": float("nan")}, "amount_usd"),
+        ({"window": "yearly"}, "window"),
+        ({"window": {"unit": "DAYS", "value": 0}}, "window"),
+        ({"window": {"unit": "DAYS", "value": 1.5}}, "window"),
+        ({"window": {"unit": "DAYS", "value": 1, "every": 2}}, "window"),
+        ({"scope": "TEAM"}, "scope"),
+        ({"scope": "GLOBAL", "target": "my-endpoint"}, "target"),
+        ({"scope": "WORKSPACE", "target": "my-endpoint"}, "target"),
+        ({"scope": "USER"}, "target"),
+        ({"scope": "USER", "target": "  "}, "target"),
+    ],
+)
+def test_check_rejects(checker, kwargs, prop):
+    base = {"amount_usd": 10, "window": "daily", "action": "ALERT"}
+    outcome = check(checker, **{**base, **kwargs})
+    assert outcome.failed_properties() == {prop}
+
+
+def test_check_normalizes_presets_enums_and_defaults(checker, mlflow_backend):
+    inputs = check(checker, amount_usd=25, window="Weekly", action="reject").inputs
+    assert inputs["window"] == {"unit": "WEEKS", "value": 1}
+    assert (inputs["action"], inputs["scope"], inputs["amount_usd"]) == ("REJECT", "GLOBAL", 25.0)
+    assert inputs["tracking_uri"] == mlflow_backend.tracking_uri
+
+    custom = check(checker, amount_usd=1, window={"unit": "hours", "value": 6}, action="ALERT",
+                   scope="user", target="alice").inputs
+    assert custom["window"] == {"unit": "HOURS", "value": 6}
+    assert (custom["scope"], custom["target"]) == ("USER", "alice")
+
+
+def test_check_skips_values_unknown_during_preview(checker):
+    from pulumi.runtime import rpc
+
+    urn = checker.urn("pulumi-python:dynamic/mlbudgets:GatewayBudgetPolicy", "p")
+    news = declare(GatewayBudgetPolicy, "p", amount_usd=5, window="daily", action="ALERT")
+    news.update(scope=rpc.UNKNOWN, target=rpc.UNKNOWN, amount_usd=rpc.UNKNOWN)
+    assert checker.check(urn, news).failures == []
+
+
+def test_check_without_a_tracking_server_names_the_config(provider_server_factory, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    provider = provider_server_factory()
+    outcome = check(provider, amount_usd=5, window="daily", action="ALERT")
+    assert outcome.failed_properties() == {"tracking_uri"}
+    assert "mlflow:trackingUri" in dict(outcome.failures)["tracking_uri"]
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+
+def test_lifecycle_create_diff_update_read_delete(mlflow_backend, deploy):
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    # A GLOBAL ALERT policy far above any spend: inert for the other tests sharing the server.
+    assert policy.up(amount_usd=100_000, window="monthly", action="alert") == "create"
+    assert policy.id.startswith("bp-")
+    assert policy.outputs["budget_policy_id"] == policy.id
+    assert policy.outputs["tracking_uri"] == mlflow_backend.tracking_uri
+    stored = policy_of(mlflow_backend, policy.id)
+    assert (stored.budget_amount, stored.duration.unit.value, stored.budget_action.value) == (
+        100_000, "MONTHS", "ALERT"
+    )
+
+    assert policy.up(amount_usd=100_000, window="monthly", action="ALERT") == "same"
+    read = policy.refresh()
+    assert read.id == policy.id
+    assert policy.diff(amount_usd=100_000, window="monthly", action="ALERT").changes == "none"
+
+    new_window = {"unit": "DAYS", "value": 7}
+    assert policy.diff(amount_usd=200_000, window=new_window, action="ALERT").replaces == []
+    assert policy.up(amount_usd=200_000, window=new_window, action="ALERT") == "update"
+    stored = policy_of(mlflow_backend, policy.id)
+    assert (stored.budget_amount, stored.duration.unit.value, stored.duration.value) == (
+        200_000, "DAYS", 7
+    )
+    assert policy.outputs["window"] == new_window
+
+    policy_id, outputs = policy.id, dict(policy.outputs)
+    policy.destroy()
+    assert mlflow_backend.provider.read(policy.urn, policy_id, outputs).id == ""
+    mlflow_backend.provider.delete(policy.urn, policy_id, outputs)  # already gone: fine
+
+
+def test_endpoint_target_by_name_is_resolved_to_the_id(mlflow_backend, deploy):
+    endpoint = create_gateway_endpoint(mlflow_backend.tracking_uri, UNREACHABLE_API_BASE)
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    args = dict(amount_usd=50, window="daily", action="REJECT", scope="ENDPOINT", target=endpoint.name)
+    policy.up(**args)
+    assert policy.outputs["target"] == endpoint.name
+    assert policy.outputs["target_value"] == endpoint.endpoint_id
+    assert policy_of(mlflow_backend, policy.id).target_value == endpoint.endpoint_id
+
+    policy.refresh()
+    assert policy.outputs["target"] == endpoint.name
+    assert policy.diff(**args).changes == "none"
+
+    # Naming the same endpoint by id is a change of input, applied in place.
+    assert policy.up(**{**args, "target": endpoint.endpoint_id}) == "update"
+    assert policy_of(mlflow_backend, policy.id).target_value == endpoint.endpoint_id
+
+
+def test_unknown_endpoint_is_a_clear_error(mlflow_backend, deploy):
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    with pytest.raises(ProviderError) as error:
+        policy.up(amount_usd=5, window="daily", action="REJECT", scope="ENDPOINT", target="no-such-endpoint")
+    assert "no AI Gateway endpoint named or with id 'no-such-endpoint'" in error.value.message
+    assert "create the endpoint first or fix target" in error.value.message
+
+
+def test_scope_change_updates_in_place_and_clears_the_target(mlflow_backend, deploy):
+    endpoint = create_gateway_endpoint(mlflow_backend.tracking_uri, UNREACHABLE_API_BASE)
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    policy.up(amount_usd=100_000, window="daily", action="ALERT", scope="ENDPOINT", target=endpoint.name)
+    assert policy.up(amount_usd=100_000, window="daily", action="ALERT", scope="GLOBAL") == "update"
+    stored = policy_of(mlflow_backend, policy.id)
+    assert (stored.target_scope.value, stored.target_value) == ("GLOBAL", None)
+    assert policy.outputs.get("target") is None
+
+
+def test_read_reports_drift_then_disappearance(mlflow_backend, deploy):
+    from mlflow.entities.gateway_budget_policy import BudgetDuration, BudgetDurationUnit
+
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    args = dict(amount_usd=100_000, window="daily", action="ALERT")
+    policy.up(**args)
+    store = mlflow_backend.tracking_store()
+    store.update_budget_policy(
+        policy.id, budget_amount=123_456.0, duration=BudgetDuration(BudgetDurationUnit.HOURS, 3)
+    )
+
+    read = policy.refresh()
+    assert read.outs["amount_usd"] == 123_456.0
+    assert read.outs["window"] == {"unit": "HOURS", "value": 3}
+    assert read.inputs["amount_usd"] == 123_456.0
+    assert policy.diff(**args).changes == "some"
+    assert policy.up(**args) == "update"
+    assert policy_of(mlflow_backend, policy.id).budget_amount == 100_000
+
+    store.delete_budget_policy(policy.id)
+    assert policy.refresh().id == ""
+    assert policy.up(**args) == "create"  # the next `up` recreates it
+
+
+def test_user_scope(mlflow_backend, deploy):
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    args = dict(amount_usd=100_000, window="daily", action="ALERT", scope="USER", target="alice")
+    if mlflow_backend.kind == "sqlite":
+        policy.up(**args)
+        assert policy_of(mlflow_backend, policy.id).target_value == "alice"
+        return
+    # The server refuses USER scope unless it runs with authentication (`--app-name basic-auth`).
+    with pytest.raises(ProviderError) as error:
+        policy.up(**args)
+    assert "require server authentication" in error.value.message
+    assert "Creating the budget policy on http://127.0.0.1:" in error.value.message
+
+
+def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_server_factory,
+                                              sqlite_tracking_uri):
+    from tests.fixtures.mlflow_server import provider_env
+
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    args = dict(amount_usd=100_000, window="daily", action="ALERT")
+    policy.up(**args)
+    old_id = policy.id
+
+    # The same program run with another mlflow:trackingUri (provider servers are per config).
+    policy.provider = provider_server_factory(
+        config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env()
+    )
+    diff = policy.diff(**args)
+    assert (diff.changes, diff.replaces) == ("some", ["tracking_uri"])
+    assert policy.up(**args) == "replace"
+    assert policy.outputs["tracking_uri"] == sqlite_tracking_uri
+    # The old policy was deleted where it lived, the new one exists on the new store.
+    assert mlflow_backend.provider.read(policy.urn, old_id, {"tracking_uri": mlflow_backend.tracking_uri,
+                                                              "__provider": policy.outputs["__provider"]}).id == ""
+    policy.destroy()
