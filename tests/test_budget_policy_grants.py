@@ -1,0 +1,174 @@
+"""BudgetPolicyGrants through the SDK's provider server over gRPC, against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers import BudgetPolicyGrants
+from tests.fixtures.provider_server import ProviderError, ProviderServer
+from tests.fixtures.pulumi_program import declared_inputs
+
+TYPE = "pulumi-python:dynamic/mlbudgets:BudgetPolicyGrants"
+USER = "roles/budgetPolicy.user"
+MANAGER = "roles/budgetPolicy.manager"
+OUT_OF_BAND = "users/finops@example.com"
+
+
+def declared(**props) -> dict:
+    return declared_inputs(lambda: BudgetPolicyGrants("grants", **props))
+
+
+@pytest.fixture
+def server(databricks_emulator, provider_server_factory) -> ProviderServer:
+    return provider_server_factory(config=databricks_emulator.config())
+
+
+@pytest.fixture
+def policy_id(databricks_emulator) -> str:
+    from databricks.sdk.service.billing import BudgetPolicy
+
+    return databricks_emulator.account_client().budget_policy.create(policy=BudgetPolicy(policy_name="team")).policy_id
+
+
+def rule_set(emulator, policy_id: str) -> dict[str, set[str]]:
+    """The rule set as the plain databricks-sdk client reads it."""
+    name = f"accounts/{emulator.account_id}/budgetPolicies/{policy_id}/ruleSets/default"
+    response = emulator.account_client().access_control.get_rule_set(name=name, etag="")
+    return {rule.role: set(rule.principals or []) for rule in response.grant_rules or []}
+
+
+def grant_out_of_band(emulator, policy_id: str, role: str = USER, principal: str = OUT_OF_BAND, revoke=False) -> None:
+    """Another writer (the UI, another tool) changes the rule set with the plain SDK."""
+    from databricks.sdk.service.iam import GrantRule, RuleSetUpdateRequest
+
+    client = emulator.account_client()
+    name = f"accounts/{emulator.account_id}/budgetPolicies/{policy_id}/ruleSets/default"
+    current = client.access_control.get_rule_set(name=name, etag="")
+    rules = {r.role: set(r.principals or []) for r in current.grant_rules or []}
+    rules.setdefault(role, set())
+    if revoke:
+        rules[role].discard(principal)
+    else:
+        rules[role].add(principal)
+    client.access_control.update_rule_set(
+        name=name,
+        rule_set=RuleSetUpdateRequest(
+            name=name, etag=current.etag,
+            grant_rules=[GrantRule(role=r, principals=sorted(p)) for r, p in rules.items() if p],
+        ),
+    )
+
+
+def test_check_rejects_malformed_principals_without_calling_the_api(server, databricks_emulator, policy_id):
+    databricks_emulator.reset_requests()
+    outcome = server.check(
+        server.urn(TYPE, "bad"),
+        declared(policy_id=policy_id, users=["alice@example.com", "groups/ok"], managers=["servicePrincipals/not-a-uuid", "admins"]),
+    )
+    assert outcome.failed_properties() == {"users", "managers"}
+    assert len(outcome.failures) == 3
+    assert all("users/alice@example.com" in reason for _, reason in outcome.failures), "gives an example"
+    assert server.check(server.urn(TYPE, "bad-id"), declared(policy_id="nope")).failed_properties() == {"policy_id"}
+    assert databricks_emulator.requests == []
+
+
+def test_additive_grants_coexist_with_out_of_band_grants(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "additive")
+    grant_out_of_band(databricks_emulator, policy_id)
+    inputs = declared(policy_id=policy_id, users=["groups/search"], managers=["users/lead@example.com"])
+    id_, outs = server.apply(urn, inputs)
+    assert rule_set(databricks_emulator, policy_id) == {
+        USER: {"groups/search", OUT_OF_BAND},
+        MANAGER: {"users/lead@example.com"},
+    }
+    # Refresh in additive mode sees only what it owns: no drift from the out-of-band grant.
+    read = server.read(urn, id_, outs)
+    assert server.diff(urn, id_, read.outs, server.check(urn, inputs).inputs).changes == "none"
+
+    # Update: drop a declared user, add another; the out-of-band grant survives.
+    changed = server.check(urn, declared(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])).inputs
+    assert server.diff(urn, id_, outs, changed).changes == "some"
+    outs = server.update(urn, id_, outs, changed)
+    assert rule_set(databricks_emulator, policy_id)[USER] == {"groups/ranking", OUT_OF_BAND}
+
+    # Delete removes only our pairs.
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
+
+
+def test_authoritative_grants_own_the_rule_set_and_refresh_reports_extras(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "authoritative")
+    grant_out_of_band(databricks_emulator, policy_id)
+    inputs = declared(policy_id=policy_id, users=["groups/search"], authoritative=True)
+    id_, outs = server.apply(urn, inputs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
+
+    grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/intruder@example.com")
+    read = server.read(urn, id_, outs)
+    assert read.outs["managers"] == ["users/intruder@example.com"]
+    checked = server.check(urn, inputs).inputs
+    assert server.diff(urn, id_, read.outs, checked).changes == "some"
+    server.update(urn, id_, read.outs, checked)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
+
+
+def test_refresh_reports_a_declared_grant_removed_outside_pulumi(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "removed")
+    inputs = declared(policy_id=policy_id, users=["groups/search", "groups/ranking"])
+    id_, outs = server.apply(urn, inputs)
+    grant_out_of_band(databricks_emulator, policy_id, USER, "groups/ranking", revoke=True)
+    read = server.read(urn, id_, outs)
+    assert read.outs["users"] == ["groups/search"]
+    assert server.diff(urn, id_, read.outs, server.check(urn, inputs).inputs).changes == "some"
+
+
+def test_a_concurrent_writer_between_our_read_and_write_loses_nothing(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race")
+
+    def another_writer(state):
+        state.add_grant(policy_id, USER, OUT_OF_BAND)
+
+    databricks_emulator.before_next("PUT", "/access-control/rule-sets", another_writer)
+    databricks_emulator.reset_requests()
+    server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    assert databricks_emulator.count("PUT", "/rule-sets", status=200) == 1
+    assert databricks_emulator.count("GET", "/rule-sets") == 2  # read, conflict, re-read, write
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
+
+
+def test_retries_are_bounded_when_the_rule_set_never_settles(server, databricks_emulator, policy_id):
+    counter = iter(range(1000))
+
+    def always_another_writer(state):
+        state.add_grant(policy_id, USER, f"users/writer{next(counter)}@example.com")
+        databricks_emulator.before_next("PUT", "/access-control/rule-sets", always_another_writer)
+
+    databricks_emulator.before_next("PUT", "/access-control/rule-sets", always_another_writer)
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "storm"), declared(policy_id=policy_id, users=["groups/search"]))
+    assert "run `pulumi up` again" in error.value.message
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 8
+    assert "groups/search" not in rule_set(databricks_emulator, policy_id).get(USER, set())
+
+
+def test_grants_of_a_deleted_policy(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "orphan")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"]))
+    databricks_emulator.account_client().budget_policy.delete(policy_id)
+    assert server.read(urn, id_, outs).id == ""
+    server.delete(urn, id_, outs)  # already gone: succeeds
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "missing"), declared(policy_id=policy_id, users=["groups/x"]))
+    assert "no such budget policy" in error.value.message
+
+
+def test_a_lost_answer_to_our_write_is_not_applied_twice(server, databricks_emulator, policy_id):
+    """The PUT lands but its answer is lost: the SDK's retry meets a stale etag (409), we re-read
+    and find our grants already there."""
+    databricks_emulator.faults.inject("503", "PUT", "/access-control/rule-sets", phase="after")
+    grant_out_of_band(databricks_emulator, policy_id)
+    server.apply(server.urn(TYPE, "lost-answer"), declared(policy_id=policy_id, users=["groups/search"]))
+    assert databricks_emulator.faults.fired() == 1
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
