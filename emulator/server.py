@@ -143,6 +143,7 @@ class EmulatorServer:
         server.server_close()
         if thread is not None:
             thread.join(timeout=10)
+        self.state.close()
 
     def __enter__(self) -> "EmulatorServer":
         return self.start()

@@ -3,9 +3,13 @@
 Pure Python, no HTTP.  Every public method takes and returns the JSON shapes the REST API
 carries (the databricks-sdk's ``as_dict()`` / ``from_dict()`` forms) and raises
 :class:`emulator.errors.ApiError` with the status and ``error_code`` Databricks answers with.
-All methods are thread-safe (one re-entrant lock).  With a ``path`` the whole account is written
-to that JSON file after every mutation (atomically: temp file + ``os.replace``), so a restarted
-emulator finds it again.
+All methods are thread-safe (one re-entrant lock).
+
+Persistence (only with a ``path``): ``path`` holds a JSON snapshot, written atomically (temp
+file + ``os.replace``); every mutation is appended to ``path + ".journal"`` (one JSON line per
+changed object) before the call returns, so a restarted -- even SIGKILLed -- emulator finds every
+acknowledged change.  The journal is folded into a new snapshot when it grows past twice the
+number of policies (+1000 lines) and on load, so a write costs O(1), not O(size of the account).
 
 Validation follows the documented constraints of ``BudgetPolicy`` (databricks-sdk 0.156,
 docs.databricks.com/api/budget-policy) and of account access-control rule sets; see
@@ -171,7 +175,9 @@ class AccountState:
         self._rule_sets: dict[str, _RuleSet] = {}  # policy_id -> rule set
         self._request_ids: dict[str, dict[str, Any]] = {}  # request_id -> {policy_id, fingerprint, response}
         self._version = 0
-        self.writes = 0  # number of times the state file was written
+        self.writes = 0  # persistence writes (journal appends and snapshots)
+        self._journal_fd: Optional[int] = None
+        self._journal_lines = 0
         loaded_account = self._load() if self.path and os.path.exists(self.path) else None
         if account_id and loaded_account and account_id != loaded_account:
             raise ValueError(
@@ -179,8 +185,8 @@ class AccountState:
                 "use another --state file or drop --account-id"
             )
         self.account_id = account_id or loaded_account or str(uuid.uuid4())
-        if self.path and loaded_account is None:
-            self._persist()
+        if self.path:
+            self._write_snapshot()  # a new file, or the loaded snapshot with its journal folded in
 
     # ------------------------------------------------------------------ account
 
@@ -242,7 +248,10 @@ class AccountState:
                     "fingerprint": fingerprint,
                     "response": copy.deepcopy(response),
                 }
-            self._persist()
+            changes = [("policy", policy_id), ("rule_set", policy_id)]
+            if request_id is not None:
+                changes.append(("request", request_id))
+            self._journal(*changes)
             return response
 
     def get_policy(self, policy_id: str) -> dict[str, Any]:
@@ -272,7 +281,7 @@ class AccountState:
             current.policy_name = name
             current.custom_tags = tags
             current.binding_workspace_ids = workspaces
-            self._persist()
+            self._journal(("policy", policy_id))
             return current.wire()
 
     def delete_policy(self, policy_id: str) -> None:
@@ -282,7 +291,7 @@ class AccountState:
             del self._policies[policy_id]
             self._names.pop(current.policy_name, None)
             self._rule_sets.pop(policy_id, None)
-            self._persist()
+            self._journal(("delete", policy_id))
 
     def list_policies(
         self,
@@ -389,7 +398,7 @@ class AccountState:
             if etag != current.etag:
                 raise errors.conflict("Conflict with another RuleSet operation")
             self._rule_sets[policy_id] = self._new_rule_set(grant_rules)
-            self._persist()
+            self._journal(("rule_set", policy_id))
             return self._rule_set_wire(policy_id)
 
     def assignable_roles(self, resource: Optional[str]) -> dict[str, Any]:
@@ -445,7 +454,7 @@ class AccountState:
             self._rule_sets_of(policy_id)
             rules = _validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id))
             self._rule_sets[policy_id] = self._new_rule_set(rules)
-            self._persist()
+            self._journal(("rule_set", policy_id))
             return self._rule_sets[policy_id].etag
 
     def add_grant(self, policy_id: str, role: str, principal: str) -> str:
@@ -468,11 +477,22 @@ class AccountState:
     def reset(self) -> None:
         """Forget every policy, rule set and request id (the account id stays)."""
         with self._lock:
-            self._policies.clear()
-            self._names.clear()
-            self._rule_sets.clear()
-            self._request_ids.clear()
-            self._persist()
+            self._journal(("reset", None))  # so a crash before the new snapshot cannot resurrect
+            self._clear()
+            self._write_snapshot()
+
+    def close(self) -> None:
+        """Close the journal file (the state stays on disk)."""
+        with self._lock:
+            if self._journal_fd is not None:
+                os.close(self._journal_fd)
+                self._journal_fd = None
+
+    def _clear(self) -> None:
+        self._policies.clear()
+        self._names.clear()
+        self._rule_sets.clear()
+        self._request_ids.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole account as JSON-able data (what the state file holds)."""
@@ -540,7 +560,45 @@ class AccountState:
         self._version += 1
         return _RuleSet(version=self._version, etag=new_etag(self._version), grant_rules=grant_rules)
 
-    def _persist(self) -> None:
+    @property
+    def journal_path(self) -> Optional[str]:
+        return self.path + ".journal" if self.path else None
+
+    def _journal(self, *changes: tuple[str, Optional[str]]) -> None:
+        """Append the changed objects to the journal (called with the lock held)."""
+        if not self.path:
+            return
+        lines = []
+        for kind, key in changes:
+            if kind == "policy":
+                record: dict[str, Any] = {"op": "policy", "policy": self._policies[key].to_json()}
+            elif kind == "rule_set":
+                record = {"op": "rule_set", "policy_id": key, "rule_set": self._rule_sets[key].to_json()}
+            elif kind == "request":
+                record = {"op": "request", "request_id": key, "record": self._request_ids[key]}
+            elif kind == "delete":
+                record = {"op": "delete", "policy_id": key}
+            elif kind == "reset":
+                record = {"op": "reset"}
+            else:  # pragma: no cover
+                raise AssertionError(kind)
+            lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self._journal_fd is None:
+            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._journal_fd, view)
+            view = view[written:]
+        if self.fsync:
+            os.fsync(self._journal_fd)
+        self.writes += 1
+        self._journal_lines += len(lines)
+        if self._journal_lines > 2 * len(self._policies) + 1000:
+            self._write_snapshot()
+
+    def _write_snapshot(self) -> None:
+        """Write the whole account atomically, then empty the journal it now contains."""
         if not self.path:
             return
         data = json.dumps(self.snapshot(), separators=(",", ":"), ensure_ascii=False)
@@ -559,6 +617,14 @@ class AccountState:
             except OSError:
                 pass
             raise
+        # Replaying a journal over a snapshot that already holds it ends in the same state, so
+        # a crash between the replace above and this truncate loses nothing.
+        if self._journal_fd is not None:
+            os.ftruncate(self._journal_fd, 0)
+        elif os.path.exists(self.journal_path):
+            with open(self.journal_path, "r+b") as handle:
+                handle.truncate(0)
+        self._journal_lines = 0
         self.writes += 1
 
     def _load(self) -> str:
@@ -568,17 +634,53 @@ class AccountState:
             raise ValueError(f"{self.path} is not a Databricks account emulator state file ({STATE_FORMAT})")
         self._version = int(data.get("version") or 0)
         for raw in data.get("policies") or []:
-            policy = _Policy.from_json(raw)
-            self._policies[policy.policy_id] = policy
-            self._names[policy.policy_name] = policy.policy_id
+            self._apply({"op": "policy", "policy": raw})
         for policy_id, raw in (data.get("rule_sets") or {}).items():
-            if policy_id in self._policies:
-                self._rule_sets[policy_id] = _RuleSet.from_json(raw)
+            self._apply({"op": "rule_set", "policy_id": policy_id, "rule_set": raw})
+        self._request_ids = dict(data.get("request_ids") or {})
+        if os.path.exists(self.journal_path):
+            with open(self.journal_path, encoding="utf-8") as handle:
+                lines = handle.read().split("\n")
+            for number, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    if any(rest.strip() for rest in lines[number + 1 :]):
+                        raise ValueError(f"{self.journal_path}: line {number + 1} is corrupt") from None
+                    break  # a write cut short by a crash: it was never acknowledged
+                self._apply(record)
         for policy_id in self._policies:
             if policy_id not in self._rule_sets:
                 self._rule_sets[policy_id] = self._new_rule_set([])
-        self._request_ids = dict(data.get("request_ids") or {})
         return data["account_id"]
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        op = record["op"]
+        if op == "policy":
+            policy = _Policy.from_json(record["policy"])
+            previous = self._policies.get(policy.policy_id)
+            if previous is not None:
+                self._names.pop(previous.policy_name, None)
+            self._policies[policy.policy_id] = policy
+            self._names[policy.policy_name] = policy.policy_id
+        elif op == "rule_set":
+            if record["policy_id"] in self._policies:
+                rule_set = _RuleSet.from_json(record["rule_set"])
+                self._rule_sets[record["policy_id"]] = rule_set
+                self._version = max(self._version, rule_set.version)
+        elif op == "request":
+            self._request_ids[record["request_id"]] = record["record"]
+        elif op == "delete":
+            policy = self._policies.pop(record["policy_id"], None)
+            if policy is not None:
+                self._names.pop(policy.policy_name, None)
+            self._rule_sets.pop(record["policy_id"], None)
+        elif op == "reset":
+            self._clear()
+        else:
+            raise ValueError(f"unknown journal record {op!r}")
 
 
 # ---------------------------------------------------------------------- validation helpers

@@ -159,8 +159,45 @@ def test_state_file_refuses_another_account(tmp_path):
     assert len(AccountState("acct-1", path=str(path))) == 1
     with pytest.raises(ValueError, match="acct-1"):
         AccountState("acct-2", path=str(path))
-    # Atomic writes leave no temporary files behind.
-    assert sorted(os.listdir(tmp_path)) == ["state.json"]
+    # Atomic snapshot writes leave no temporary files behind.
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.journal"]
+
+
+def test_journal_replay_compaction_and_a_torn_last_line(tmp_path):
+    path = str(tmp_path / "state.json")
+    state = AccountState("acct", path=path)
+    kept = state.create_policy({"policy_name": "kept", "custom_tags": [{"key": "k", "value": "v"}]}, str(uuid.uuid4()))
+    renamed = state.create_policy({"policy_name": "old-name"}, None)
+    state.update_policy(renamed["policy_id"], {"policy_name": "new-name"})
+    gone = state.create_policy({"policy_name": "gone"}, None)
+    state.delete_policy(gone["policy_id"])
+    etag = state.add_grant(kept["policy_id"], "roles/budgetPolicy.user", "users/a@example.com")
+    snapshot_before = json.load(open(path))
+    assert snapshot_before["policies"] == []  # everything so far is in the journal only
+    expected = state.snapshot()
+    state.close()
+    with open(path + ".journal", "ab") as journal:  # a crash in the middle of a write
+        journal.write(b'{"op":"policy","policy":{"policy_id":"torn"')
+
+    reloaded = AccountState(None, path=path)
+    assert reloaded.snapshot()["policies"] == expected["policies"]
+    assert reloaded.etag(kept["policy_id"]) == etag
+    assert reloaded.find_policy("old-name") is None and reloaded.find_policy("new-name")["policy_id"] == renamed["policy_id"]
+    assert reloaded.create_policy({"policy_name": "gone"}, None)  # the deleted name is free
+    # Loading folded the journal into the snapshot.
+    assert {p["policy_name"] for p in json.load(open(path))["policies"]} == {"kept", "new-name"}
+    reloaded.reset()
+    assert len(AccountState(None, path=path)) == 0
+
+
+def test_journal_compacts_as_it_grows(tmp_path):
+    path = str(tmp_path / "state.json")
+    state = AccountState("acct", path=path)
+    policy = state.create_policy({"policy_name": "busy"}, None)
+    for i in range(1200):
+        state.update_policy(policy["policy_id"], {"policy_name": f"busy-{i}"})
+    assert os.path.getsize(path + ".journal") < 200 * 1000  # compacted at least once
+    assert AccountState(None, path=path).get_policy(policy["policy_id"])["policy_name"] == "busy-1199"
 
 
 def test_state_model_is_usable_without_http():
