@@ -167,8 +167,8 @@ def test_grants_of_a_deleted_policy(server, databricks_emulator, policy_id):
 def test_a_lost_answer_to_our_write_is_not_applied_twice(server, databricks_emulator, policy_id):
     """The PUT lands but its answer is lost: the SDK's retry meets a stale etag (409), we re-read
     and find our grants already there."""
-    databricks_emulator.faults.inject("503", "PUT", "/access-control/rule-sets", phase="after")
     grant_out_of_band(databricks_emulator, policy_id)
+    databricks_emulator.faults.inject("503", "PUT", "/access-control/rule-sets", phase="after")
     server.apply(server.urn(TYPE, "lost-answer"), declared(policy_id=policy_id, users=["groups/search"]))
     assert databricks_emulator.faults.fired() == 1
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
