@@ -96,13 +96,13 @@ def _kind_name(kind: type | tuple) -> str:
 
 
 def _apply_provider_check(
-    normalize: Callable[[Mapping[str, Any], Failures], dict],
+    check_inputs: Callable[[Mapping[str, Any]], tuple[dict, Failures]],
     props: dict[str, Any],
     paths: Mapping[str, str],
     problems: _Problems,
 ) -> dict[str, Any]:
-    failures = Failures()
-    normalized = normalize(props, failures)
+    """Run a provider's own input check on the props built from config; report at config paths."""
+    normalized, failures = check_inputs(props)
     for failure in failures.items:
         problems.add(paths.get(failure.property, failure.property), failure.reason)
     return normalized
@@ -124,7 +124,7 @@ def _serverless(team: str, value: Any, path: str, problems: _Problems) -> Server
     reader = _Reader(value, path, problems, SERVERLESS_FIELDS)
     custom_tags = reader.get("customTags", dict, {}, what='an object of tag key to value, e.g. {"cost-center": "1234"}')
     policy = _apply_provider_check(
-        serverless_budget_policy.normalize_inputs,
+        serverless_budget_policy.check_inputs,
         {
             "policy_name": reader.get("policyName", str, team),
             "custom_tags": {"team": team, **custom_tags},
@@ -135,7 +135,7 @@ def _serverless(team: str, value: Any, path: str, problems: _Problems) -> Server
         problems,
     )
     grants = _apply_provider_check(
-        budget_policy_grants.normalize_inputs,
+        budget_policy_grants.check_inputs,
         {
             "policy_id": "0" * 36,  # stands in for the policy created alongside
             "users": reader.get("users", list, []),
@@ -196,7 +196,7 @@ def _gateway(owner: str, value: Any, path: str, problems: _Problems) -> GatewayB
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
     policy = _apply_provider_check(
-        gateway_budget_policy.normalize_inputs,
+        gateway_budget_policy.check_inputs,
         {
             "amount_usd": limit if limit is not None else 1.0,
             "window": window,

@@ -63,8 +63,9 @@ class ServerlessBudget(pulumi.ComponentResource):
         self.token_budget_tags = []
         if args.eval_token_budget is not None:
             self.token_budget_tags = [
+                # ExperimentPolicyTag sets any tag: here `policy_id` carries the token ceiling.
                 ExperimentPolicyTag(f"{name}-token-budget-{slug(experiment)}", experiment=experiment,
-                                    key=TOKEN_BUDGET_TAG, value=str(args.eval_token_budget), opts=child)
+                                    key=TOKEN_BUDGET_TAG, policy_id=str(args.eval_token_budget), opts=child)
                 for experiment in args.experiments
             ]
 

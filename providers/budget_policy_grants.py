@@ -68,7 +68,9 @@ def _check_principals(field: str, principals: Any, failures: Failures) -> Option
     return sorted(set(principals))
 
 
-def normalize_inputs(news: Mapping[str, Any], failures: Failures) -> dict[str, Any]:
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    """Validate and normalize inputs without any API call (``check()``, and stack config)."""
+    failures = Failures()
     inputs = dict(news)
     policy_id = news.get("policy_id")
     if not is_unknown(policy_id) and not (isinstance(policy_id, str) and POLICY_ID_PATTERN.fullmatch(policy_id)):
@@ -82,7 +84,7 @@ def normalize_inputs(news: Mapping[str, Any], failures: Failures) -> dict[str, A
     if not is_unknown(authoritative) and not isinstance(authoritative, bool):
         failures.add("authoritative", f"must be true or false, not {authoritative!r}")
     inputs["authoritative"] = authoritative
-    return inputs
+    return inputs, failures
 
 
 # ---- grants as sets -----------------------------------------------------------------------
@@ -140,8 +142,8 @@ class BudgetPolicyGrantsProvider(ResourceProvider):
         self.account.configure(req.config)
 
     def check(self, _olds, news):
-        failures = Failures()
-        return failures.result(normalize_inputs(news, failures))
+        inputs, failures = check_inputs(news)
+        return failures.result(inputs)
 
     def diff(self, _id, olds, news) -> DiffResult:
         result = diff_result(olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",))

@@ -97,7 +97,9 @@ def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
     return sorted(normalized)
 
 
-def normalize_inputs(news: Mapping[str, Any], failures: Failures) -> dict[str, Any]:
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    """Validate and normalize inputs without any API call (``check()``, and stack config)."""
+    failures = Failures()
     inputs = dict(news)
     if not is_unknown(news.get("policy_name")):
         _check_policy_name(news.get("policy_name"), failures)
@@ -105,7 +107,7 @@ def normalize_inputs(news: Mapping[str, Any], failures: Failures) -> dict[str, A
         inputs["custom_tags"] = _check_custom_tags(news.get("custom_tags"), failures)
     if not is_unknown(news.get("binding_workspace_ids")):
         inputs["binding_workspace_ids"] = _check_workspace_ids(news.get("binding_workspace_ids"), failures)
-    return inputs
+    return inputs, failures
 
 
 # ---- wire conversion ----------------------------------------------------------------------
@@ -149,8 +151,7 @@ class ServerlessBudgetPolicyProvider(ResourceProvider):
         self.account.configure(req.config)
 
     def check(self, _olds, news):
-        failures = Failures()
-        inputs = normalize_inputs(news, failures)
+        inputs, failures = check_inputs(news)
         return failures.result(inputs)
 
     def diff(self, _id, olds, news) -> DiffResult:

@@ -1,0 +1,148 @@
+"""Stack config: parsing, errors naming the config path, and what the program declares from it."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+from pulumi.runtime import rpc
+
+from components.serverless_budget import TOKEN_BUDGET_TAG
+from stack_config import StackConfigError, parse_stack_config
+from tests.fixtures.provider_server import PROJECT_ROOT
+from tests.fixtures.pulumi_program import RecordingMocks, run_program
+
+
+def stack_file(name: str) -> dict:
+    return yaml.safe_load((PROJECT_ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
+
+
+def program_config(config: dict) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def parse(teams=None, gateway_budgets=None):
+    return parse_stack_config(teams, gateway_budgets)
+
+
+def problems_of(teams=None, gateway_budgets=None) -> str:
+    with pytest.raises(StackConfigError) as error:
+        parse(teams, gateway_budgets)
+    return str(error.value)
+
+
+def test_local_stack_parses():
+    config = stack_file("local")
+    parsed = parse(config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"])
+    search = parsed.teams[0]
+    assert search.name == "search"
+    assert search.serverless.custom_tags == {"cost-center": "4711", "team": "search"}
+    assert search.serverless.policy_name == "search"
+    assert search.gateway.window == {"unit": "MONTHS", "value": 1}
+    assert search.gateway.alert_thresholds == [50.0, 80.0]
+    assert list(parsed.gateway_budgets) == ["global-cap"]
+
+
+def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
+    config = stack_file("prod")
+    teams, budgets = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"]
+    assert "webhook.url" in problems_of(teams, budgets)  # set with `pulumi config set --secret --path`
+    for entry in [t["gateway"] for t in teams if "gateway" in t] + budgets:
+        entry["webhook"]["url"] = "https://hooks.slack.com/services/T/B/x"
+    parsed = parse(teams, budgets)
+    assert [t.name for t in parsed.teams] == ["search", "recsys", "support-bot"]
+    assert parsed.teams[2].gateway.window == {"unit": "DAYS", "value": 7}
+
+
+@pytest.mark.parametrize(
+    "teams, expected",
+    [
+        ([{"name": "Search Team", "gateway": {"limitUsd": 5, "hardStop": True, "alertThresholds": []}}],
+         "ml-budgets:teams[0].name: must be 1-40 lowercase"),
+        ([{"name": "a", "gateway": {"limitUsd": 0, "alertThresholds": []}}], "ml-budgets:teams[0].gateway.limitUsd: must be greater than 0"),
+        ([{"name": "a", "gateway": {"limitUsd": "ten", "alertThresholds": []}}], "ml-budgets:teams[0].gateway.limitUsd: must be the cap in US dollars"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "window": "fortnightly", "alertThresholds": []}}],
+         "ml-budgets:teams[0].gateway.window: unknown window 'fortnightly'"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "scope": "ENDPOINT", "alertThresholds": []}}],
+         "ml-budgets:teams[0].gateway.target: scope ENDPOINT needs target"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50, 150], "webhook": {"url": "https://x.example.com"}}}],
+         "ml-budgets:teams[0].gateway.alertThresholds[1]: must be a percentage in (0, 100]"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}], "ml-budgets:teams[0].gateway.webhook: is required"),
+        ([{"name": "a", "serverless": {"users": ["alice@example.com"]}}], "ml-budgets:teams[0].serverless.users: 'alice@example.com' is not a principal"),
+        ([{"name": "a", "serverless": {"customTags": {"budget-policy-id": "x"}}}], "ml-budgets:teams[0].serverless.customTags: tag key 'budget-policy-id' is reserved"),
+        ([{"name": "a", "serverless": {"workspaceIds": ["prod"]}}], "ml-budgets:teams[0].serverless.workspaceIds: 'prod' is not a workspace id"),
+        ([{"name": "a", "serverless": {"evalTokenBudget": -1, "experiments": ["1"]}}], "ml-budgets:teams[0].serverless.evalTokenBudget: must be a whole number of tokens > 0"),
+        ([{"name": "a", "serverless": {"policyname": "x"}}], "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName"),
+        ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is used twice"),
+        ([{"name": "a"}], "ml-budgets:teams[0]: declares neither `serverless` nor `gateway`"),
+        ("search", "ml-budgets:teams: must be a list of teams"),
+    ],
+)
+def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
+    assert expected in problems_of(teams)
+
+
+def test_every_problem_is_reported_at_once():
+    message = problems_of([{"name": "a", "gateway": {"limitUsd": -1, "scope": "PLANET", "alertThresholds": []}},
+                           {"name": "b", "serverless": {"managers": ["bob"]}}])
+    for path in ("teams[0].gateway.limitUsd", "teams[0].gateway.scope", "teams[1].serverless.managers"):
+        assert f"ml-budgets:{path}" in message
+
+
+def test_bad_config_declares_nothing():
+    mocks = RecordingMocks()
+    config = program_config({"ml-budgets:teams": [{"name": "ok", "serverless": {}}, {"name": "bad", "gateway": {"limitUsd": 0}}]})
+    with pytest.raises(StackConfigError):
+        run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), mocks, config=config)
+    assert mocks.registrations == []
+
+
+def test_program_declares_components_with_children_named_after_them():
+    config = program_config(stack_file("local"))
+    mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), config=config)
+    names = {(r.type.rsplit(":", 1)[-1], r.name) for r in mocks.registrations}
+    assert {
+        ("TeamBudget", "search"), ("ServerlessBudget", "search-serverless"), ("GatewayBudget", "search-gateway"),
+        ("ServerlessBudgetPolicy", "search-serverless-policy"), ("BudgetPolicyGrants", "search-serverless-grants"),
+        ("ExperimentPolicyTag", "search-serverless-experiment-0"), ("ExperimentPolicyTag", "search-serverless-token-budget-0"),
+        ("GatewayBudgetPolicy", "search-gateway-alert-50pct"), ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
+        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("BudgetAlertWebhook", "search-gateway-webhook"),
+        ("ServerlessBudgetPolicy", "recsys-serverless-policy"), ("GatewayBudget", "global-cap"),
+        ("GatewayBudgetPolicy", "global-cap-alert-90pct"),
+    } <= names
+    assert ("GatewayBudgetPolicy", "global-cap-hard-stop") not in names
+    alert_50 = next(r for r in mocks.registrations if r.name == "search-gateway-alert-50pct")
+    assert alert_50.inputs["amount_usd"] == 250 and alert_50.inputs["action"] == "ALERT"
+    token_tag = next(r for r in mocks.registrations if r.name == "search-serverless-token-budget-0")
+    assert token_tag.inputs["key"] == TOKEN_BUDGET_TAG and token_tag.inputs["policy_id"] == "2000000"
+    webhook = next(r for r in mocks.registrations if r.name == "search-gateway-webhook")
+    assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
+    assert webhook.inputs["url"]["value"].startswith("https://hooks.slack.com")
+
+
+def test_token_budget_tag_matches_the_evaluator():
+    from evaluation import TOKEN_BUDGET_TAG as evaluator_tag
+
+    assert TOKEN_BUDGET_TAG == evaluator_tag
+
+
+def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
+    script = textwrap.dedent(
+        f"""
+        import json, runpy, sys
+        from tests.fixtures.pulumi_program import run_program
+        import yaml
+        config = yaml.safe_load(open("Pulumi.local.yaml"))["config"]
+        config = {{k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}}
+        run_program(lambda: runpy.run_path("__main__.py", run_name="__main__"), config=config)
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mlflow", "databricks"))))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
