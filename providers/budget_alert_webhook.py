@@ -96,6 +96,17 @@ def url_failure(url: Any) -> Optional[str]:
     return None
 
 
+def url_parts(url: str) -> list[str]:
+    """The URL and the parts of it an error message might quote, to mask in messages."""
+    try:
+        parts = urlsplit(url)
+        pieces = [parts.netloc, parts.hostname, parts.path, parts.query, parts.password]
+    except ValueError:
+        pieces = []
+    # Longest first, so that a part inside another is masked after the whole.
+    return sorted({p for p in [url, *pieces] if p and len(p) > 1}, key=len, reverse=True)
+
+
 def _looks_like_ip(hostname: str) -> bool:
     # MLflow rejects numeric hosts such as 127.1 or 0177.0.0.1 that are not canonical literals.
     return ":" in hostname or hostname.replace(".", "").isdigit()
@@ -267,7 +278,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
                 status=webhook_status(props.get("active", True)),
             )
         except Exception as error:  # noqa: BLE001
-            raise_mlflow_error("Creating the webhook", server, error, redact=(props["url"], secret))
+            redact = (*url_parts(props["url"]), secret)
+            raise_mlflow_error("Creating the webhook", server, error, redact=redact)
         return CreateResult(webhook.webhook_id, outputs_of(webhook, secret_hash(secret), server))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -298,9 +310,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
             )
         except Exception as error:  # noqa: BLE001
             hint = "Run `pulumi refresh` to recreate it." if is_not_found(error) else ""
-            raise_mlflow_error(
-                f"Updating webhook {id_}", server, error, hint, redact=(news["url"], new_secret)
-            )
+            redact = (*url_parts(news["url"]), new_secret)
+            raise_mlflow_error(f"Updating webhook {id_}", server, error, hint, redact=redact)
         hash_ = secret_hash(new_secret) if changed_secret else olds.get("secret_hash")
         return UpdateResult(outputs_of(webhook, hash_, server))
 
