@@ -1,0 +1,81 @@
+"""Budgets enforced end to end: our provider configures a running mlflow server whose AI Gateway
+endpoint calls a local OpenAI-compatible fake.
+
+Each fake call reports 1,000,000 prompt and 100,000 completion tokens, which ``gpt-4o-mini``'s
+bundled prices make $0.21 a call: a $0.50 cap is spent after three calls.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from providers import BudgetAlertWebhook, GatewayBudgetPolicy
+from tests.fixtures.mlflow_server import create_gateway_endpoint, provider_env
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.webhook_receiver import signature_is_valid
+
+COST_PER_CALL_USD = 0.21
+
+
+@pytest.fixture(scope="module")
+def provider(mlflow_server):
+    server = ProviderServer(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env())
+    yield server
+    server.close()
+
+
+def invoke(mlflow_server, endpoint_name: str) -> requests.Response:
+    return requests.post(
+        f"{mlflow_server.url}/gateway/{endpoint_name}/mlflow/invocations",
+        json={"messages": [{"role": "user", "content": "How much is left?"}]},
+        timeout=30,
+    )
+
+
+def test_reject_policy_answers_429_until_the_amount_is_raised(mlflow_server, provider, deploy, openai_fake):
+    endpoint = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
+    policy = deploy(provider, GatewayBudgetPolicy)
+    args = dict(window="daily", action="REJECT", scope="ENDPOINT", target=endpoint.name)
+    policy.up(amount_usd=0.50, **args)
+
+    statuses = [invoke(mlflow_server, endpoint.name).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]  # spend 0.21, 0.42, 0.63 ≥ 0.50: rejected
+    assert len(openai_fake.requests) == 3
+    rejected = invoke(mlflow_server, endpoint.name)
+    assert "Budget limit exceeded" in rejected.json()["detail"]
+
+    assert policy.up(amount_usd=100, **args) == "update"
+    assert invoke(mlflow_server, endpoint.name).status_code == 200
+    assert len(openai_fake.requests) == 4
+
+
+def test_alert_policy_delivers_one_signed_webhook_per_window(
+    mlflow_server, provider, deploy, openai_fake, webhook_receiver
+):
+    secret = "whsec-test-only-signing-key"
+    endpoint = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
+    hook = deploy(provider, BudgetAlertWebhook)
+    hook.up(webhook_name=f"alerts-{endpoint.name}", url=webhook_receiver.url, secret=secret)
+    policy = deploy(provider, GatewayBudgetPolicy)
+    policy.up(amount_usd=0.30, window="daily", action="ALERT", scope="ENDPOINT", target=endpoint.name)
+    time.sleep(1.2)  # the server caches the list of webhooks for MLFLOW_WEBHOOK_CACHE_TTL=1 s
+
+    statuses = [invoke(mlflow_server, endpoint.name).status_code for _ in range(5)]
+    assert statuses == [200] * 5  # ALERT lets traffic flow
+
+    def ours(delivery):
+        return delivery.json.get("data", {}).get("budget_policy_id") == policy.id
+
+    webhook_receiver.wait_for(ours, count=1)
+    time.sleep(1.0)  # would a second delivery for the same window arrive?
+    deliveries = webhook_receiver.matching(ours)
+    assert len(deliveries) == 1
+    delivery = deliveries[0]
+    assert delivery.event == "budget_policy.exceeded"
+    assert delivery.json["data"]["target_value"] == endpoint.endpoint_id
+    assert delivery.json["data"]["current_spend"] >= 0.30
+    assert signature_is_valid(delivery, secret)
+    assert not signature_is_valid(delivery, "another-secret")
