@@ -57,6 +57,9 @@ def model_using(prompt_tokens: int, completion_tokens: int):
 # --- arguments --------------------------------------------------------------
 
 
+ON_EXCEED_CHOICES = "on_exceed must be 'raise' or 'warn'"
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
@@ -65,11 +68,11 @@ def model_using(prompt_tokens: int, completion_tokens: int):
         ({"max_tokens": 10.5}, TypeError, "max_tokens must be a positive int"),
         ({"max_tokens": "1000"}, TypeError, "max_tokens must be a positive int"),
         ({"max_tokens": True}, TypeError, "max_tokens must be a positive int"),
-        ({"max_tokens": 10, "on_exceed": "explode"}, ValueError, "on_exceed must be 'raise' or 'warn'"),
-        ({"max_tokens": 10, "on_exceed": None}, ValueError, "on_exceed must be 'raise' or 'warn'"),
-        ({"max_tokens": 10, "cost_per_1k_tokens": -0.5}, ValueError, "cost_per_1k_tokens must be zero or more"),
-        ({"max_tokens": 10, "cost_per_1k_tokens": "cheap"}, TypeError, "cost_per_1k_tokens must be a number"),
-        ({"max_tokens": 10, "token_counter": "sentencepiece"}, ValueError, "token_counter must be"),
+        ({"max_tokens": 10, "on_exceed": "explode"}, ValueError, ON_EXCEED_CHOICES),
+        ({"max_tokens": 10, "on_exceed": None}, ValueError, ON_EXCEED_CHOICES),
+        ({"max_tokens": 10, "cost_per_1k_tokens": -0.5}, ValueError, "must be zero or more"),
+        ({"max_tokens": 10, "cost_per_1k_tokens": "cheap"}, TypeError, "must be a number"),
+        ({"max_tokens": 10, "token_counter": "sentencepiece"}, ValueError, "token_counter must"),
     ],
 )
 def test_bad_arguments_are_clear_errors(arguments, error, message):
