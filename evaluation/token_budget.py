@@ -203,6 +203,11 @@ class TokenBudgetEvaluator:
     optional tiktoken package), or any `callable(text) -> int`.
 
     `cost_per_1k_tokens` only feeds the estimated cost that is reported.
+
+    One evaluator is one budget: its accounting adds up every call made through
+    it, across evaluate() runs, until a new evaluator is made. Pass it, or its
+    `predict_fn` (the same wrapper, named after the model for MLflow's run
+    lineage tags), as `predict_fn`.
     """
 
     def __init__(
@@ -480,12 +485,19 @@ class TokenBudgetEvaluator:
         )
 
     def _predict_fn_with_model_identity(self) -> Callable[..., Any]:
-        # evaluate() tags its run with the identity and source digest of predict_fn;
+        # evaluate() tags its run with the name and source digest of predict_fn;
         # a function wrapping the model names the model, the evaluator would not.
-        @functools.wraps(self.model)
+        model = self.model
+
+        @functools.wraps(model, updated=())
         def predict_fn(*args: Any, **kwargs: Any) -> Any:
             return self(*args, **kwargs)
 
+        if not inspect.isroutine(model):  # a callable instance goes by its class, as in MLflow
+            model_class = type(model)
+            predict_fn.__module__ = model_class.__module__
+            predict_fn.__name__ = model_class.__name__
+            predict_fn.__qualname__ = model_class.__qualname__
         return predict_fn
 
 

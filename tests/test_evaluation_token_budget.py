@@ -102,6 +102,25 @@ def test_predict_fn_carries_the_models_name_and_signature():
     assert budget.used_tokens == 2
 
 
+def test_predict_fn_of_a_callable_instance_goes_by_its_class():
+    class ChatClient:
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, question: str) -> dict:
+            self.calls += 1
+            return openai_response(1, 1)
+
+    client = ChatClient()
+    budget = TokenBudgetEvaluator(client, max_tokens=10)
+
+    assert budget.predict_fn.__qualname__ == ChatClient.__qualname__
+    assert list(inspect.signature(budget.predict_fn).parameters) == ["question"]
+    assert not hasattr(budget.predict_fn, "calls")  # the instance's state stays on the instance
+    budget.predict_fn(question="hi")
+    assert client.calls == 1
+
+
 # --- accounting -------------------------------------------------------------
 
 
