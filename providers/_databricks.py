@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from providers._base import config_value
@@ -58,8 +59,9 @@ class DatabricksAccount:
             with self._lock:
                 if self._client is None:
                     from databricks.sdk import AccountClient
+                    from databricks.sdk.core import Config
 
-                    self._client = AccountClient(**self._settings)
+                    self._client = AccountClient(config=Config(**self._settings))
                     if not self._client.config.account_id:
                         raise ValueError(
                             "No Databricks account id: set it with "
@@ -73,3 +75,17 @@ class DatabricksAccount:
 
     def __setstate__(self, state) -> None:
         self.__init__()
+
+
+@contextmanager
+def explained_api_errors(action: str):
+    """Turn the SDK's bare ``TimeoutError`` (its retries ran out) into a message saying what to do."""
+    try:
+        yield
+    except TimeoutError as error:
+        last = error.__cause__
+        reason = f"{type(last).__name__}: {last}" if last else "no successful answer"
+        raise RuntimeError(
+            f"{action}: Databricks kept failing ({reason}); gave up after {str(error).removeprefix('Timed out after ')}. "
+            "Retry `pulumi up` later, or allow longer retries with `pulumi config set databricks:retryTimeoutSeconds <s>`."
+        ) from None

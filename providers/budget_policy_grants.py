@@ -21,7 +21,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from providers._base import DynamicResource, Failures, diff_result, is_unknown
-from providers._databricks import DatabricksAccount
+from providers._databricks import DatabricksAccount, explained_api_errors
 
 USER_ROLE = "roles/budgetPolicy.user"
 MANAGER_ROLE = "roles/budgetPolicy.manager"
@@ -174,7 +174,8 @@ class BudgetPolicyGrantsProvider(ResourceProvider):
     def read(self, id_, props) -> ReadResult:
         client = self.account.client()
         try:
-            actual = grants_of(self._get_rule_set(client, props.get("policy_id") or id_))
+            with explained_api_errors(f"reading the grants of budget policy {id_}"):
+                actual = grants_of(self._get_rule_set(client, props.get("policy_id") or id_))
         except PolicyNotFound:
             return ReadResult(None, {})
         state = dict(props)
@@ -210,6 +211,10 @@ class BudgetPolicyGrantsProvider(ResourceProvider):
             ) from None
 
     def _read_modify_write(self, policy_id: str, change: Callable[[Grants], Grants]) -> None:
+        with explained_api_errors(f"writing the grants of budget policy {policy_id}"):
+            self._read_modify_write_attempts(policy_id, change)
+
+    def _read_modify_write_attempts(self, policy_id: str, change: Callable[[Grants], Grants]) -> None:
         from databricks.sdk.errors import ResourceConflict
         from databricks.sdk.service.iam import RuleSetUpdateRequest
 

@@ -13,7 +13,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from providers._base import DynamicResource, Failures, diff_result, is_unknown
-from providers._databricks import DatabricksAccount
+from providers._databricks import DatabricksAccount, explained_api_errors
 
 MAX_NAME_LENGTH = 127
 MAX_TAGS = 20
@@ -170,7 +170,8 @@ class ServerlessBudgetPolicyProvider(ResourceProvider):
         # connection errors, and Databricks returns the policy made by the first attempt.
         request_id = str(uuid.uuid4())
         try:
-            policy = client.budget_policy.create(policy=_to_budget_policy(props), request_id=request_id)
+            with explained_api_errors(f"creating budget policy {props['policy_name']!r}"):
+                policy = client.budget_policy.create(policy=_to_budget_policy(props), request_id=request_id)
         except ResourceAlreadyExists:
             raise ValueError(self._name_taken_message(client, props["policy_name"])) from None
         return CreateResult(policy.policy_id, _outputs(policy, client.config.account_id))
@@ -180,7 +181,8 @@ class ServerlessBudgetPolicyProvider(ResourceProvider):
 
         client = self.account.client()
         try:
-            policy = client.budget_policy.get(id_)
+            with explained_api_errors(f"reading budget policy {id_}"):
+                policy = client.budget_policy.get(id_)
         except NotFound:
             return ReadResult(None, {})
         return ReadResult(policy.policy_id, _outputs(policy, client.config.account_id), _policy_inputs(policy))
@@ -190,7 +192,8 @@ class ServerlessBudgetPolicyProvider(ResourceProvider):
 
         client = self.account.client()
         try:
-            policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
+            with explained_api_errors(f"updating budget policy {id_}"):
+                policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
         except NotFound:
             raise ValueError(
                 f"budget policy {id_} no longer exists (deleted outside Pulumi); "
@@ -206,7 +209,8 @@ class ServerlessBudgetPolicyProvider(ResourceProvider):
         from databricks.sdk.errors import NotFound
 
         try:
-            self.account.client().budget_policy.delete(id_)
+            with explained_api_errors(f"deleting budget policy {id_}"):
+                self.account.client().budget_policy.delete(id_)
         except NotFound:
             pass
 

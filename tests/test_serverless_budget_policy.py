@@ -198,3 +198,14 @@ def test_credentials_never_reach_the_provider_string_or_outputs(databricks_emula
         assert token.encode() not in everything
     assert b"dapi" not in provider_bytes and b"token" not in provider_bytes.lower()
     assert env_outs["policy_name"] == "creds-2"
+
+
+def test_a_create_that_never_succeeds_fails_clearly_and_leaves_nothing(databricks_emulator, provider_server_factory):
+    server = provider_server_factory(config={**databricks_emulator.config(), "databricks:retryTimeoutSeconds": "2"})
+    databricks_emulator.faults.inject("503", "POST", "/budget-policies", count=None, retry_after=0)
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "down"), declared(policy_name="down"))
+    assert "databricks:retryTimeoutSeconds" in error.value.message
+    assert databricks_emulator.count("POST", "/budget-policies") >= 2
+    databricks_emulator.faults.clear()
+    assert list(databricks_emulator.account_client().budget_policy.list()) == []
