@@ -226,3 +226,21 @@ def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_s
     assert mlflow_backend.provider.read(policy.urn, old_id, {"tracking_uri": mlflow_backend.tracking_uri,
                                                               "__provider": policy.outputs["__provider"]}).id == ""
     policy.destroy()
+
+
+def test_concurrent_calls_on_a_fresh_provider_share_one_store(sqlite_tracking_uri, provider_server_factory):
+    """The engine sends up to 4 RPCs at once; the first ones race to open (migrate) the store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    from tests.fixtures.mlflow_server import provider_env
+
+    provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env())
+    urn = provider.urn("pulumi-python:dynamic/mlbudgets:GatewayBudgetPolicy", "p")
+    checked = check(provider, amount_usd=10, window="daily", action="ALERT").inputs
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        created = list(pool.map(lambda _: provider.create(urn, checked), range(8)))
+    ids = {policy_id for policy_id, _ in created}
+    assert len(ids) == 8
+    assert {p.budget_policy_id for p in _get_store(sqlite_tracking_uri).list_budget_policies()} == ids
