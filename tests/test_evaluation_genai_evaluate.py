@@ -190,6 +190,7 @@ def test_raise_mode_stops_new_calls_at_the_ceiling_of_a_real_evaluate(
     assert result.metrics["token_budget_used/total"] == snapshot.used_tokens
     assert result.metrics["token_budget_remaining/min"] == 0
     assert result.metrics["token_budget_exceeded/max"] == 1
+    assert not result.passed and "token_budget_exceeded" in result.reason
     assert budget_metrics_of_run(result.run_id) == expected_budget_metrics(budget)
     assert budget_metrics_of_run(result.run_id)["token_budget_exceeded"] == 1
     run = MlflowClient().get_run(result.run_id)
@@ -264,6 +265,7 @@ def test_direct_evaluate_spends_a_probe_call_before_the_rows(experiment_id, netw
     probe_tokens = model.log[0].tokens
     assert budget.used_tokens == sum(call.tokens for call in model.log)
     assert result.metrics["token_budget_used/total"] == budget.used_tokens - probe_tokens
+    assert result.passed  # the budget scorers pass while the budget holds
 
 
 def test_direct_evaluate_returns_normally_and_enforce_ends_the_active_run(

@@ -31,7 +31,8 @@ def tracing_off(tmp_path_factory):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
     mlflow.tracing.disable()
     yield
-    mlflow.tracing.enable()
+    # Changing the URI resets MLflow's tracer provider, which starts again enabled
+    # on next use; tracing.enable() here would open the tmp store only to drop it.
     mlflow.set_tracking_uri(previous_uri)
 
 
