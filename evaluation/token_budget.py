@@ -205,7 +205,8 @@ class TokenBudgetEvaluator:
     `cost_per_1k_tokens` only feeds the estimated cost that is reported.
 
     One evaluator is one budget: its accounting adds up every call made through
-    it, across evaluate() runs, until a new evaluator is made. Pass it, or its
+    it, across evaluate() runs, until a new evaluator is made. Only those calls
+    count; LLM-judge scorers call their own models outside it. Pass it, or its
     `predict_fn` (the same wrapper, named after the model for MLflow's run
     lineage tags), as `predict_fn`.
     """
