@@ -27,6 +27,19 @@ def provider(mlflow_server):
     server.close()
 
 
+@pytest.fixture(autouse=True)
+def no_foreign_server_wide_cap(mlflow_server):
+    """The server is shared by the session: a leftover GLOBAL/WORKSPACE REJECT would skew us."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    caps = [
+        p.budget_policy_id
+        for p in _get_store(mlflow_server.tracking_uri).list_budget_policies(max_results=1000)
+        if p.budget_action.value == "REJECT" and p.target_scope.value in ("GLOBAL", "WORKSPACE")
+    ]
+    assert not caps, f"another test left server-wide REJECT policies on the shared server: {caps}"
+
+
 def invoke(mlflow_server, endpoint_name: str) -> requests.Response:
     return requests.post(
         f"{mlflow_server.url}/gateway/{endpoint_name}/mlflow/invocations",
