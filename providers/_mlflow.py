@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
 
-from providers._base import config_value
+from providers._base import Failures, config_value
 
 TRACKING_URI_CONFIG = "mlflow:trackingUri"
 TRACKING_TOKEN_CONFIG = "mlflow:trackingToken"
@@ -92,6 +92,15 @@ class MlflowProvider(ResourceProvider):
     def configured_public_uri(self) -> Optional[str]:
         server = getattr(self, "_server", None) or tracking_server_from_config(None)
         return server.public_uri if server else None
+
+    def record_tracking_uri(self, inputs: dict[str, Any], failures: Failures) -> None:
+        """Check-time: record where the resource will live; moving it elsewhere replaces it."""
+        inputs["tracking_uri"] = self.configured_public_uri()
+        if inputs["tracking_uri"] is None:
+            failures.add(
+                "tracking_uri",
+                "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
+            )
 
     def server_for(self, recorded_uri: Optional[str]) -> TrackingServer:
         """The server a resource lives on (its recorded ``tracking_uri``).

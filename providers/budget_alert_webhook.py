@@ -249,12 +249,7 @@ def outputs_of(webhook, hash_: Optional[str], server: TrackingServer) -> dict[st
 class BudgetAlertWebhookProvider(MlflowProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]):
         inputs, failures = check_inputs(news)
-        inputs["tracking_uri"] = self.configured_public_uri()
-        if inputs["tracking_uri"] is None:
-            failures.add(
-                "tracking_uri",
-                "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
-            )
+        self.record_tracking_uri(inputs, failures)
         return failures.result(inputs)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

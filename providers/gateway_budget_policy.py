@@ -216,24 +216,24 @@ def _declared_amount(actual: float, declared: Any) -> float:
 
 
 def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
-    """``target`` as the program would write it, or MLflow's value where it drifted.
+    """``target`` as the program wrote it while it still means the policy's endpoint.
 
-    An ENDPOINT target declared by name stays that name while the name still resolves to the
-    endpoint the policy points at; a deleted and re-created endpoint of that name is drift.
+    Otherwise MLflow's side is drift: the policy's endpoint id when the declared name now means
+    another endpoint (renamed, re-created) or none, and None when the policy's endpoint itself is
+    gone (MLflow keeps such a policy; it never matches a request again).
     """
-    scope = policy.target_scope.value
-    if scope != "ENDPOINT" or olds.get("scope") != "ENDPOINT":
+    if policy.target_scope.value != "ENDPOINT" or olds.get("scope") != "ENDPOINT":
         return policy.target_value
     declared = olds.get("target")
     if not declared or policy.target_value != olds.get("target_value"):
         return policy.target_value
-    if declared == policy.target_value:
-        return declared
     try:
-        still_resolves = find_endpoint_id(store, declared) == policy.target_value
+        resolved = find_endpoint_id(store, declared)
     except Exception:  # noqa: BLE001 (cannot tell: keep what was declared)
-        still_resolves = True
-    return declared if still_resolves else policy.target_value
+        return declared
+    if resolved == policy.target_value:
+        return declared
+    return policy.target_value if declared != policy.target_value else None
 
 
 # --- provider ----------------------------------------------------------------------------------
@@ -242,12 +242,7 @@ def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
 class GatewayBudgetPolicyProvider(MlflowProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]):
         inputs, failures = check_inputs(news)
-        inputs["tracking_uri"] = self.configured_public_uri()
-        if inputs["tracking_uri"] is None:
-            failures.add(
-                "tracking_uri",
-                "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
-            )
+        self.record_tracking_uri(inputs, failures)
         return failures.result(inputs)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):

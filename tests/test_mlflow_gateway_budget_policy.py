@@ -149,6 +149,36 @@ def test_endpoint_target_by_name_is_resolved_to_the_id(mlflow_backend, deploy):
     assert policy_of(mlflow_backend, policy.id).target_value == endpoint.endpoint_id
 
 
+def test_refresh_notices_an_endpoint_name_that_moved(mlflow_backend, deploy):
+    store = mlflow_backend.tracking_store()
+    first = create_gateway_endpoint(mlflow_backend.tracking_uri, UNREACHABLE_API_BASE)
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    args = dict(amount_usd=50, window="daily", action="REJECT", scope="ENDPOINT", target=first.name)
+    policy.up(**args)
+
+    # The name now belongs to a new endpoint; MLflow's policy still points at the old one.
+    store.update_gateway_endpoint(first.endpoint_id, name=f"{first.name}-old")
+    second = create_gateway_endpoint(mlflow_backend.tracking_uri, UNREACHABLE_API_BASE, name=first.name)
+    assert policy.refresh().outs["target"] == first.endpoint_id
+    assert policy.up(**args) == "update"
+    assert policy_of(mlflow_backend, policy.id).target_value == second.endpoint_id
+
+
+def test_refresh_notices_a_deleted_endpoint(mlflow_backend, deploy):
+    endpoint = create_gateway_endpoint(mlflow_backend.tracking_uri, UNREACHABLE_API_BASE)
+    policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
+    args = dict(amount_usd=50, window="daily", action="REJECT", scope="ENDPOINT", target=endpoint.endpoint_id)
+    policy.up(**args)
+    mlflow_backend.tracking_store().delete_gateway_endpoint(endpoint.endpoint_id)
+
+    # MLflow keeps the policy, which can never match again: refresh shows it, up explains it.
+    assert policy_of(mlflow_backend, policy.id).target_value == endpoint.endpoint_id
+    assert policy.refresh().outs.get("target") is None
+    with pytest.raises(ProviderError) as error:
+        policy.up(**args)
+    assert f"no AI Gateway endpoint named or with id {endpoint.endpoint_id!r}" in error.value.message
+
+
 def test_unknown_endpoint_is_a_clear_error(mlflow_backend, deploy):
     policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
     with pytest.raises(ProviderError) as error:
