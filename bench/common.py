@@ -1,0 +1,176 @@
+"""What the benchmark scripts share: servers on free 127.0.0.1 ports, statistics, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def p90(values: Sequence[float]) -> float:
+    """90th percentile, nearest rank (no interpolation past the largest sample)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * 9 // 10))  # ceil(0.9 n)
+    return ordered[rank - 1]
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+class Stopwatch:
+    """``with watch: ...`` appends the elapsed milliseconds to ``watch.samples``."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    def __enter__(self) -> "Stopwatch":
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.samples.append((time.perf_counter() - self._started) * 1000.0)
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
+    """A plain-text table, numbers right-aligned; also valid Markdown."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
+    numeric = [all(_is_number(row[i]) for row in rows) if rows else False for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        return "| " + " | ".join(padded) + " |"
+
+    separator = "|" + "|".join(("-" * (w + 1) + ":") if numeric[i] else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    out = [title, ""] if title else []
+    out += [line([str(h) for h in headers]), separator, *(line(r) for r in cells)]
+    return "\n".join(out)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        return f"{value:.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+# --- context -----------------------------------------------------------------------------------
+
+
+def machine_context() -> str:
+    import pulumi  # noqa: F401  (version below)
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"Python {platform.python_version()} on {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} CPUs ({cpu}); pulumi {version('pulumi')}, "
+        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}"
+    )
+
+
+def emit(name: str, text: str) -> None:
+    """Print a report and keep it in bench/results/<name>.txt."""
+    print(text, flush=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{name}.txt").write_text(text + "\n")
+
+
+def run_python(code: str, *args: str, env: Optional[dict[str, str]] = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -c code`` from the project root (with the project on ``PYTHONPATH``)."""
+    process_env = {**os.environ, **(env or {})}
+    process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), process_env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, *args, "-c", code],
+        cwd=PROJECT_ROOT, env=process_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def databricks_emulator() -> Iterator[Any]:
+    """The Databricks account emulator as its own process (``python -m emulator``)."""
+    from emulator.process import EmulatorProcess
+
+    process = EmulatorProcess()
+    process.start()
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+@contextlib.contextmanager
+def mlflow_server() -> Iterator[Any]:
+    """A real ``mlflow server`` (SQLite backend, one worker) counting requests in its access log."""
+    from tests.fixtures.mlflow_server import MlflowServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as directory:
+        server = MlflowServer(Path(directory)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def use_provider_env() -> dict[str, str]:
+    """Env of the MLflow fixtures (telemetry off, http webhooks allowed), also for this process."""
+    from tests.fixtures.mlflow_server import provider_env
+
+    env = provider_env()
+    os.environ.update(env)
+    return env
+
+
+@contextlib.contextmanager
+def provider_server(config: dict[str, Any]) -> Iterator[Any]:
+    """The SDK's real dynamic provider server (``python -m pulumi.dynamic``), configured."""
+    from tests.fixtures.provider_server import ProviderServer
+
+    server = ProviderServer(config=config, env=use_provider_env())
+    try:
+        yield server
+    finally:
+        server.close()
