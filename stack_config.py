@@ -177,7 +177,7 @@ def _webhook(value: Any, path: str, problems: _Problems) -> WebhookArgs:
     )
 
 
-def _gateway(owner: str, value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
+def _gateway(value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
     from providers import gateway_budget_policy
 
     reader = _Reader(value, path, problems, GATEWAY_FIELDS)
@@ -224,7 +224,7 @@ def _name(value: Any, path: str, problems: _Problems, seen: set[str]) -> Optiona
         problems.add(path, f"must be 1-40 lowercase letters, digits or '-', starting with a letter or digit; got {value!r}")
         return None
     if value in seen:
-        problems.add(path, f"{value!r} is used twice; names must be unique")
+        problems.add(path, f"{value!r} is already taken (names must be unique; a team's gateway budget is `<team>-gateway`)")
     seen.add(value)
     return value
 
@@ -236,30 +236,37 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
     if not isinstance(teams or [], list):
         problems.add(f"{NAMESPACE}:teams", "must be a list of teams")
         teams = []
-    seen: set[str] = set()
+    team_names: set[str] = set()
     for i, raw in enumerate(teams or []):
-        path = f"{NAMESPACE}:teams[{i}]"
-        reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
-        name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
-        if "serverless" not in reader.value and "gateway" not in reader.value:
-            problems.add(path, "declares neither `serverless` nor `gateway`")
-        team = TeamConfig(name=name or f"team-{i}")
-        if reader.value.get("serverless") is not None:
-            team.serverless = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
-        if reader.value.get("gateway") is not None:
-            team.gateway = _gateway(team.name, reader.value["gateway"], reader.at("gateway"), problems)
-        config.teams.append(team)
+        config.teams.append(_team(i, raw, problems, team_names))
 
     if not isinstance(gateway_budgets or [], list):
         problems.add(f"{NAMESPACE}:gatewayBudgets", "must be a list of gateway budgets")
         gateway_budgets = []
+    # A team's gateway budget is the component `<team>-gateway`: a standalone one may not take that name.
+    budget_names = {f"{team}-gateway" for team in team_names}
     for i, raw in enumerate(gateway_budgets or []):
         path = f"{NAMESPACE}:gatewayBudgets[{i}]"
         raw_fields = dict(raw) if isinstance(raw, Mapping) else raw
-        name = _name(raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None, f"{path}.name", problems, seen)
-        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(name or "", raw_fields, path, problems)
+        raw_name = raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None
+        name = _name(raw_name, f"{path}.name", problems, budget_names)
+        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems)
     problems.raise_if_any()
     return config
+
+
+def _team(index: int, raw: Any, problems: _Problems, seen: set[str]) -> TeamConfig:
+    path = f"{NAMESPACE}:teams[{index}]"
+    reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
+    name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
+    if "serverless" not in reader.value and "gateway" not in reader.value:
+        problems.add(path, "declares neither `serverless` nor `gateway`")
+    team = TeamConfig(name=name or f"team-{index}")
+    if reader.value.get("serverless") is not None:
+        team.serverless = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
+    if reader.value.get("gateway") is not None:
+        team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems)
+    return team
 
 
 def load_stack_config(config: Optional[pulumi.Config] = None) -> StackConfig:

@@ -78,13 +78,20 @@ def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
         ([{"name": "a", "serverless": {"workspaceIds": ["prod"]}}], "ml-budgets:teams[0].serverless.workspaceIds: 'prod' is not a workspace id"),
         ([{"name": "a", "serverless": {"evalTokenBudget": -1, "experiments": ["1"]}}], "ml-budgets:teams[0].serverless.evalTokenBudget: must be a whole number of tokens > 0"),
         ([{"name": "a", "serverless": {"policyname": "x"}}], "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName"),
-        ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is used twice"),
+        ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is already taken"),
         ([{"name": "a"}], "ml-budgets:teams[0]: declares neither `serverless` nor `gateway`"),
         ("search", "ml-budgets:teams: must be a list of teams"),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
     assert expected in problems_of(teams)
+
+
+def test_a_standalone_gateway_budget_cannot_take_a_teams_component_name():
+    teams = [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": []}}]
+    message = problems_of(teams, [{"name": "search-gateway", "limitUsd": 9, "alertThresholds": []}])
+    assert "ml-budgets:gatewayBudgets[0].name: 'search-gateway' is already taken" in message
+    assert parse(teams, [{"name": "search", "limitUsd": 9, "alertThresholds": []}]).gateway_budgets["search"].limit_usd == 9
 
 
 def test_every_problem_is_reported_at_once():
