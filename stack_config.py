@@ -191,8 +191,6 @@ def _gateway(value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
     if len(set(thresholds)) != len(thresholds):
         problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
     webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems) if "webhook" in reader.value else None
-    if thresholds and webhook is None:
-        problems.add(reader.at("webhook"), "is required when alertThresholds is not empty: alerts are sent to it")
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
     policy = _apply_provider_check(
@@ -251,8 +249,22 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
         raw_name = raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None
         name = _name(raw_name, f"{path}.name", problems, budget_names)
         config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems)
+    _check_alerts_have_a_webhook(config, problems)
     problems.raise_if_any()
     return config
+
+
+def _check_alerts_have_a_webhook(config: StackConfig, problems: _Problems) -> None:
+    # MLflow sends every budget alert to every subscribed webhook, so one webhook anywhere in the
+    # stack receives them all; alerts with none at all would fire into the void.
+    gateways = [(f"{NAMESPACE}:teams[{i}].gateway", t.gateway) for i, t in enumerate(config.teams) if t.gateway]
+    gateways += [(f"{NAMESPACE}:gatewayBudgets[{i}]", g) for i, g in enumerate(config.gateway_budgets.values())]
+    if any(g.webhook for _, g in gateways):
+        return
+    for path, gateway in gateways:
+        if gateway.alert_thresholds:
+            problems.add(f"{path}.webhook", "is required: alertThresholds fire alerts, and no gateway budget "
+                         "in this stack declares a webhook to receive them")
 
 
 def _team(index: int, raw: Any, problems: _Problems, seen: set[str]) -> TeamConfig:

@@ -72,7 +72,7 @@ def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
          "ml-budgets:teams[0].gateway.target: scope ENDPOINT needs target"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50, 150], "webhook": {"url": "https://x.example.com"}}}],
          "ml-budgets:teams[0].gateway.alertThresholds[1]: must be a percentage in (0, 100]"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}], "ml-budgets:teams[0].gateway.webhook: is required"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}], "ml-budgets:teams[0].gateway.webhook: is required: alertThresholds fire"),
         ([{"name": "a", "serverless": {"users": ["alice@example.com"]}}], "ml-budgets:teams[0].serverless.users: 'alice@example.com' is not a principal"),
         ([{"name": "a", "serverless": {"customTags": {"budget-policy-id": "x"}}}], "ml-budgets:teams[0].serverless.customTags: tag key 'budget-policy-id' is reserved"),
         ([{"name": "a", "serverless": {"workspaceIds": ["prod"]}}], "ml-budgets:teams[0].serverless.workspaceIds: 'prod' is not a workspace id"),
@@ -92,6 +92,13 @@ def test_a_standalone_gateway_budget_cannot_take_a_teams_component_name():
     message = problems_of(teams, [{"name": "search-gateway", "limitUsd": 9, "alertThresholds": []}])
     assert "ml-budgets:gatewayBudgets[0].name: 'search-gateway' is already taken" in message
     assert parse(teams, [{"name": "search", "limitUsd": 9, "alertThresholds": []}]).gateway_budgets["search"].limit_usd == 9
+
+
+def test_one_webhook_in_the_stack_serves_every_alert():
+    teams = [{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}]
+    shared = [{"name": "shared", "limitUsd": 100, "alertThresholds": [90], "webhook": {"url": "https://x.example.com/h"}}]
+    parsed = parse(teams, shared)
+    assert parsed.teams[0].gateway.webhook is None and parsed.gateway_budgets["shared"].webhook is not None
 
 
 def test_every_problem_is_reported_at_once():
