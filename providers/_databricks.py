@@ -15,6 +15,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Optional
 
+from pulumi.dynamic import DiffResult, ResourceProvider
+
 from providers._base import config_value
 
 _CONFIG_KEYS = {
@@ -89,3 +91,24 @@ def explained_api_errors(action: str):
             f"{action}: Databricks kept failing ({reason}); gave up after {str(error).removeprefix('Timed out after ')}. "
             "Retry `pulumi up` later, or allow longer retries with `pulumi config set databricks:retryTimeoutSeconds <s>`."
         ) from None
+
+
+class DatabricksProvider(ResourceProvider):
+    """Base of the Databricks providers: a connection configured in the provider process only."""
+
+    serialize_as_secret_always = False  # nothing secret is pickled: see DatabricksAccount
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account = DatabricksAccount()
+
+    def configure(self, req) -> None:
+        self.account.configure(req.config)
+
+    def replace_if_account_moved(self, result: DiffResult, olds) -> DiffResult:
+        """A resource lives in one account: pointing the stack at another replaces it."""
+        account_id = self.account.account_id
+        if account_id and olds.get("account_id") and olds["account_id"] != account_id:
+            result.changes = True
+            result.replaces = [*(result.replaces or []), "account_id"]
+        return result

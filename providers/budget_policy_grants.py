@@ -18,10 +18,10 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, diff_result, is_unknown
-from providers._databricks import DatabricksAccount, explained_api_errors
+from providers._databricks import DatabricksProvider, explained_api_errors
 
 USER_ROLE = "roles/budgetPolicy.user"
 MANAGER_ROLE = "roles/budgetPolicy.manager"
@@ -131,27 +131,14 @@ class PolicyNotFound(Exception):
     pass
 
 
-class BudgetPolicyGrantsProvider(ResourceProvider):
-    serialize_as_secret_always = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.account = DatabricksAccount()
-
-    def configure(self, req) -> None:
-        self.account.configure(req.config)
-
+class BudgetPolicyGrantsProvider(DatabricksProvider):
     def check(self, _olds, news):
         inputs, failures = check_inputs(news)
         return failures.result(inputs)
 
     def diff(self, _id, olds, news) -> DiffResult:
         result = diff_result(olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",))
-        account_id = self.account.account_id
-        if account_id and olds.get("account_id") and olds["account_id"] != account_id:
-            result.changes = True
-            result.replaces = [*(result.replaces or []), "account_id"]
-        return result
+        return self.replace_if_account_moved(result, olds)
 
     def create(self, props) -> CreateResult:
         self._write_declared(props, previously_declared=None)
