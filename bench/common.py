@@ -116,12 +116,18 @@ def emit(name: str, text: str) -> None:
     (RESULTS_DIR / f"{name}.txt").write_text(text + "\n")
 
 
-def run_python(code: str, *args: str, env: Optional[dict[str, str]] = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """``python -c code`` from the project root (with the project on ``PYTHONPATH``)."""
+def run_python(
+    code: str,
+    argv: Sequence[str] = (),
+    interpreter_args: Sequence[str] = (),
+    env: Optional[dict[str, str]] = None,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess:
+    """``python [interpreter_args] -c code [argv]`` from the project root (project on ``PYTHONPATH``)."""
     process_env = {**os.environ, **(env or {})}
     process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), process_env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, *args, "-c", code],
+        [sys.executable, *interpreter_args, "-c", code, *argv],
         cwd=PROJECT_ROOT, env=process_env, capture_output=True, text=True, timeout=timeout,
     )
 
