@@ -102,10 +102,11 @@ def machine_context() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"Python {platform.python_version()} on {platform.system()} {platform.release()}, "
         f"{os.cpu_count()} CPUs ({cpu}); pulumi {version('pulumi')}, "
-        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}"
+        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}; load average {load} at start"
     )
 
 

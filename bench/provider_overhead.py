@@ -208,9 +208,10 @@ def _struct(props: dict):
 
 
 def _plain(struct) -> dict:
-    from tests.fixtures.provider_server import _from_struct, _unwrap_secrets
+    from tests.fixtures.provider_server import _from_struct
+    from tests.fixtures.pulumi_program import unwrap
 
-    return _unwrap_secrets(_from_struct(struct))
+    return unwrap(_from_struct(struct))
 
 
 def _wire_roundtrip(props: dict) -> dict:
@@ -676,6 +677,8 @@ def _n(value: Optional[int]) -> str:
 def measure_backend(backend: Backend, kinds: list[Kind], server, config: dict, counter, args, profile_kinds=()) -> Backend:
     backend.grpc_floor_ms = grpc_floor(server)
     for kind in kinds:
+        if args.kinds and not any(wanted in kind.name for wanted in args.kinds.split(",")):
+            continue
         started = time.perf_counter()
         in_process = InProcessVariant(kind.provider_class(), config)
         operations, local = measure_kind(kind, GrpcVariant(server, kind.type_token), in_process, counter, args.repeat, args.warmup)
@@ -731,6 +734,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--mlflow", choices=("server", "sqlite", "both"), default="server", help="MLflow backend(s) (default server)")
     parser.add_argument("--emulator-latency-ms", type=float, default=30.0,
                         help="also run the Databricks kinds with this much latency added by the emulator (0 = skip; default 30)")
+    parser.add_argument("--kinds", default="", help="only resource kinds whose name contains one of these (comma-separated)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the cProfile sections")
     return parser.parse_args(argv)
 
@@ -739,10 +743,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     use_provider_env()
     started = time.perf_counter()
-    backends = [run_databricks(args, 0.0)]
-    for kind in ("server", "sqlite") if args.mlflow == "both" else (args.mlflow,):
+    databricks = not args.kinds or any(k in args.kinds for k in ("ServerlessBudgetPolicy", "BudgetPolicyGrants"))
+    mlflow = not args.kinds or not all(k in ("ServerlessBudgetPolicy", "BudgetPolicyGrants") for k in args.kinds.split(","))
+    backends = [run_databricks(args, 0.0)] if databricks else []
+    for kind in (("server", "sqlite") if args.mlflow == "both" else (args.mlflow,)) if mlflow else ():
         backends.append(run_mlflow(args, kind))
-    if args.emulator_latency_ms:
+    if args.emulator_latency_ms and databricks:
         backends.append(run_databricks(args, args.emulator_latency_ms))
 
     header = (

@@ -19,7 +19,7 @@ from bench.common import PROJECT_ROOT, RESULTS_DIR, emit, machine_context, table
 BENCHMARKS = {
     "startup": ([], ["--repeat", "2"]),
     "program_scale": ([], ["--sizes", "100,1000", "--repeat", "1"]),
-    "provider_overhead": ([], ["--repeat", "5", "--warmup", "2", "--emulator-latency-ms", "0"]),
+    "provider_overhead": (["--mlflow", "both"], ["--repeat", "5", "--warmup", "2", "--emulator-latency-ms", "0"]),
     "calls_per_run": ([], ["--teams", "10"]),
 }
 
