@@ -33,43 +33,66 @@ _INTEGER_SETTINGS = {"retry_timeout_seconds", "http_timeout_seconds"}
 
 
 class DatabricksAccount:
-    """Lazily builds one ``AccountClient`` per provider process from configured settings."""
+    """Builds ``AccountClient``s from configured settings, lazily and once per account.
+
+    Resources are written to the configured account.  A resource recorded in another account
+    (the stack was pointed elsewhere) is read and deleted there, with the same credentials, so
+    moving a stack between accounts replaces its resources instead of orphaning them.
+    """
 
     def __init__(self) -> None:
         self._settings: dict[str, Any] = {}
-        self._client = None
+        self._clients: dict[Optional[str], Any] = {}
         self._lock = threading.Lock()
 
     def configure(self, config: Any) -> None:
         settings: dict[str, Any] = {}
         for setting, key in _CONFIG_KEYS.items():
             value = config_value(config, key)
-            if value is not None:
-                settings[setting] = int(value) if setting in _INTEGER_SETTINGS else value
+            if value is None:
+                continue
+            if setting in _INTEGER_SETTINGS:
+                if not value.isdigit():
+                    raise ValueError(f"stack config {key} must be a whole number of seconds, not {value!r}")
+                value = int(value)
+            settings[setting] = value
         self._settings = settings
-        self._client = None
+        self._clients = {}
 
     @property
     def account_id(self) -> Optional[str]:
-        """The account resources are written to, known without any API call where possible."""
-        if self._client is not None:
-            return self._client.config.account_id
+        """The configured account, known without any API call where possible."""
+        configured = self._clients.get(None)
+        if configured is not None:
+            return configured.config.account_id
         return self._settings.get("account_id") or os.environ.get("DATABRICKS_ACCOUNT_ID")
 
-    def client(self):
-        if self._client is None:
+    def client(self, account_id: Optional[str] = None):
+        """The client of ``account_id`` (a resource's recorded account), else the configured one."""
+        key = None if account_id in (None, "", self.account_id) else account_id
+        client = self._clients.get(key)
+        if client is None:
             with self._lock:
-                if self._client is None:
-                    from databricks.sdk import AccountClient
-                    from databricks.sdk.core import Config
+                client = self._clients.get(key)
+                if client is None:
+                    client = self._build(key)
+                    self._clients[key] = client
+        return client
 
-                    self._client = AccountClient(config=Config(**self._settings))
-                    if not self._client.config.account_id:
-                        raise ValueError(
-                            "No Databricks account id: set it with "
-                            "`pulumi config set databricks:accountId <id>` or DATABRICKS_ACCOUNT_ID."
-                        )
-        return self._client
+    def _build(self, account_id: Optional[str]):
+        from databricks.sdk import AccountClient
+        from databricks.sdk.core import Config
+
+        settings = dict(self._settings)
+        if account_id is not None:
+            settings["account_id"] = account_id
+        client = AccountClient(config=Config(**settings))
+        if not client.config.account_id:
+            raise ValueError(
+                "No Databricks account id: set it with "
+                "`pulumi config set databricks:accountId <id>` or DATABRICKS_ACCOUNT_ID."
+            )
+        return client
 
     def __getstate__(self):
         # Defence in depth: a configured connection must never be pickled into state.
@@ -95,8 +118,6 @@ def explained_api_errors(action: str):
 
 class DatabricksProvider(ResourceProvider):
     """Base of the Databricks providers: a connection configured in the provider process only."""
-
-    serialize_as_secret_always = False  # nothing secret is pickled: see DatabricksAccount
 
     def __init__(self) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
@@ -32,8 +32,8 @@ PRINCIPAL_EXAMPLES = (
     "servicePrincipals/9f0c6a52-3c2e-4f5b-8a43-0a6d9e2b1c7d"
 )
 _PRINCIPAL_PATTERNS = (
-    re.compile(r"users/[^\s@/]+@[^\s@/]+\.[^\s@/]+"),
-    re.compile(r"groups/\S.*"),
+    re.compile(r"users/[^\s@]+@[^\s@/]+"),
+    re.compile(r"groups/\S(.*\S)?", re.DOTALL),
     re.compile(r"servicePrincipals/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
 )
 POLICY_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{36}")
@@ -59,13 +59,10 @@ def _check_principals(field: str, principals: Any, failures: Failures) -> Option
     if isinstance(principals, str) or not isinstance(principals, Sequence):
         failures.add(field, f"must be a list of principals, e.g. [{PRINCIPAL_EXAMPLES}]")
         return None
-    for principal in principals:
-        if not is_unknown(principal) and not is_valid_principal(principal):
-            failures.add(
-                field,
-                f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}",
-            )
-    return sorted(set(principals))
+    invalid = [p for p in principals if not is_unknown(p) and not is_valid_principal(p)]
+    for principal in invalid:
+        failures.add(field, f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
+    return None if invalid else sorted(set(principals))
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
@@ -132,6 +129,10 @@ class PolicyNotFound(Exception):
 
 
 class BudgetPolicyGrantsProvider(DatabricksProvider):
+    """Outputs ``users``/``managers`` are the grants seen on the rule set (all of them when
+    authoritative, the declared ones still present when additive) so refresh shows drift;
+    ``declared_users``/``declared_managers`` are what this resource owns and may release."""
+
     def check(self, _olds, news):
         inputs, failures = check_inputs(news)
         return failures.result(inputs)
@@ -141,71 +142,68 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props) -> CreateResult:
-        self._write_declared(props, previously_declared=None)
-        return CreateResult(props["policy_id"], self._outputs(props))
+        account_id = self._write_declared(props, previously_owned=None, account_id=None)
+        return CreateResult(props["policy_id"], _outputs(props, account_id, seen=declared_grants(props)))
 
     def update(self, _id, olds, news) -> UpdateResult:
-        self._write_declared(news, previously_declared=olds)
-        return UpdateResult(self._outputs(news))
+        account_id = self._write_declared(news, previously_owned=owned_grants(olds), account_id=olds.get("account_id"))
+        return UpdateResult(_outputs(news, account_id, seen=declared_grants(news)))
 
     def delete(self, _id, props) -> None:
         if props.get("authoritative"):
             change = lambda current: {}  # noqa: E731 - authoritative owns the whole rule set
         else:
-            change = lambda current: with_grants(current, add={}, remove=declared_grants(props))  # noqa: E731
+            owned = owned_grants(props)
+            change = lambda current: with_grants(current, add={}, remove=owned)  # noqa: E731
         try:
-            self._read_modify_write(props["policy_id"], change)
+            self._read_modify_write(props.get("account_id"), props["policy_id"], change)
         except PolicyNotFound:
             pass
 
     def read(self, id_, props) -> ReadResult:
-        client = self.account.client()
+        policy_id = props.get("policy_id") or id_
+        client = self.account.client(props.get("account_id"))
         try:
-            with explained_api_errors(f"reading the grants of budget policy {id_}"):
-                actual = grants_of(self._get_rule_set(client, props.get("policy_id") or id_))
+            with explained_api_errors(f"reading the grants of budget policy {policy_id}"):
+                actual = grants_of(self._get_rule_set(client, policy_id))
         except PolicyNotFound:
             return ReadResult(None, {})
-        state = dict(props)
-        state.setdefault("policy_id", id_)
-        if state.get("authoritative"):
-            seen = actual
-        else:
-            declared = declared_grants(state)
-            seen = {role: declared[role] & actual.get(role, set()) for role in declared}
-        state.update(_fields_from(seen))
-        inputs = {k: state.get(k) for k in ("policy_id", "users", "managers", "authoritative")}
-        inputs["authoritative"] = bool(inputs["authoritative"])
-        return ReadResult(id_, self._outputs(state), inputs)
+        state = {**props, "policy_id": policy_id, "authoritative": bool(props.get("authoritative"))}
+        owned = owned_grants(state)
+        seen = actual if state["authoritative"] else {role: owned[role] & actual.get(role, set()) for role in owned}
+        outputs = _outputs(state, client.config.account_id, seen=seen, owned=owned)
+        inputs = {k: outputs[k] for k in ("policy_id", "users", "managers", "authoritative")}
+        return ReadResult(id_, outputs, inputs)
 
     # ---- rule set access ------------------------------------------------------------------
 
-    def _write_declared(self, props, previously_declared: Optional[Mapping[str, Any]]) -> None:
+    def _write_declared(self, props, previously_owned: Optional[Grants], account_id: Optional[str]) -> str:
         declared = declared_grants(props)
         if props.get("authoritative"):
             change = lambda current: _without_empty(declared)  # noqa: E731
         else:
-            released = {role: set() for role in declared}
-            if previously_declared is not None:
-                old = declared_grants(previously_declared)
-                released = {role: old[role] - declared[role] for role in declared}
+            old = previously_owned or {}
+            released = {role: old.get(role, set()) - declared[role] for role in declared}
             change = lambda current: with_grants(current, add=declared, remove=released)  # noqa: E731
         try:
-            self._read_modify_write(props["policy_id"], change)
+            return self._read_modify_write(account_id, props["policy_id"], change)
         except PolicyNotFound:
             raise ValueError(
                 f"policy_id {props['policy_id']!r}: no such budget policy in account {self.account.account_id}; "
                 "check the id (or create the policy first)"
             ) from None
 
-    def _read_modify_write(self, policy_id: str, change: Callable[[Grants], Grants]) -> None:
+    def _read_modify_write(self, account_id: Optional[str], policy_id: str, change: Callable[[Grants], Grants]) -> str:
+        """Apply ``change`` to the rule set; returns the account it lives in."""
+        client = self.account.client(account_id)
         with explained_api_errors(f"writing the grants of budget policy {policy_id}"):
-            self._read_modify_write_attempts(policy_id, change)
+            self._read_modify_write_attempts(client, policy_id, change)
+        return client.config.account_id
 
-    def _read_modify_write_attempts(self, policy_id: str, change: Callable[[Grants], Grants]) -> None:
+    def _read_modify_write_attempts(self, client, policy_id: str, change: Callable[[Grants], Grants]) -> None:
         from databricks.sdk.errors import ResourceConflict
         from databricks.sdk.service.iam import RuleSetUpdateRequest
 
-        client = self.account.client()
         name = rule_set_name(client.config.account_id, policy_id)
         for attempt in range(MAX_WRITE_ATTEMPTS):
             rule_set = self._get_rule_set(client, policy_id)
@@ -235,16 +233,25 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         except NotFound:
             raise PolicyNotFound(policy_id) from None
 
-    def _outputs(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        account_id = self.account.client().config.account_id
-        return {
-            "policy_id": props["policy_id"],
-            "users": sorted(props.get("users") or []),
-            "managers": sorted(props.get("managers") or []),
-            "authoritative": bool(props.get("authoritative")),
-            "account_id": account_id,
-            "rule_set_name": rule_set_name(account_id, props["policy_id"]),
-        }
+
+def owned_grants(outputs: Mapping[str, Any]) -> Grants:
+    """The grants a resource owns, from its outputs (``declared_*``; older state: ``users``/``managers``)."""
+    return {
+        role: set(outputs.get(f"declared_{field}", outputs.get(field)) or [])
+        for field, role in ROLE_OF_FIELD.items()
+    }
+
+
+def _outputs(props: Mapping[str, Any], account_id: str, seen: Grants, owned: Optional[Grants] = None) -> dict[str, Any]:
+    owned = owned if owned is not None else declared_grants(props)
+    return {
+        "policy_id": props["policy_id"],
+        **_fields_from(seen),
+        **{f"declared_{field}": sorted(owned.get(role, set())) for field, role in ROLE_OF_FIELD.items()},
+        "authoritative": bool(props.get("authoritative")),
+        "account_id": account_id,
+        "rule_set_name": rule_set_name(account_id, props["policy_id"]),
+    }
 
 
 class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicyGrants"):
@@ -253,6 +260,8 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
     policy_id: pulumi.Output[str]
     users: pulumi.Output[list]
     managers: pulumi.Output[list]
+    declared_users: pulumi.Output[list]
+    declared_managers: pulumi.Output[list]
     authoritative: pulumi.Output[bool]
     account_id: pulumi.Output[str]
     rule_set_name: pulumi.Output[str]
@@ -272,6 +281,8 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
             "users": users or [],
             "managers": managers or [],
             "authoritative": authoritative if authoritative is not None else False,
+            "declared_users": None,
+            "declared_managers": None,
             "account_id": None,
             "rule_set_name": None,
         }

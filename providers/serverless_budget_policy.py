@@ -22,6 +22,7 @@ MAX_TAG_VALUE_LENGTH = 256
 RESERVED_TAG_KEYS = ("budget-policy-name", "budget-policy-id", "budget-policy-resolution-result")
 RESERVED_NAME_PREFIX = "databricks:default-policy"
 
+MAX_EXACT_WORKSPACE_ID = 2**53  # numbers cross the Pulumi wire as doubles
 IN_PLACE_FIELDS = ("policy_name", "custom_tags", "binding_workspace_ids")
 
 
@@ -92,6 +93,11 @@ def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
         workspace_id = _workspace_id(value)
         if workspace_id is None or workspace_id <= 0:
             failures.add("binding_workspace_ids", f"{value!r} is not a workspace id (a positive integer)")
+        elif workspace_id > MAX_EXACT_WORKSPACE_ID:
+            failures.add(
+                "binding_workspace_ids",
+                f"{value!r} is larger than 2^53: Pulumi carries numbers as doubles and would change it",
+            )
         else:
             normalized.add(workspace_id)
     return sorted(normalized)
@@ -166,7 +172,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
     def read(self, id_, props) -> ReadResult:
         from databricks.sdk.errors import NotFound
 
-        client = self.account.client()
+        client = self.account.client(props.get("account_id"))
         try:
             with explained_api_errors(f"reading budget policy {id_}"):
                 policy = client.budget_policy.get(id_)
@@ -174,10 +180,10 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             return ReadResult(None, {})
         return ReadResult(policy.policy_id, _outputs(policy, client.config.account_id), _policy_inputs(policy))
 
-    def update(self, id_, _olds, news) -> UpdateResult:
+    def update(self, id_, olds, news) -> UpdateResult:
         from databricks.sdk.errors import NotFound, ResourceAlreadyExists
 
-        client = self.account.client()
+        client = self.account.client(olds.get("account_id"))
         try:
             with explained_api_errors(f"updating budget policy {id_}"):
                 policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
@@ -192,12 +198,12 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             ) from None
         return UpdateResult(_outputs(policy, client.config.account_id))
 
-    def delete(self, id_, _props) -> None:
+    def delete(self, id_, props) -> None:
         from databricks.sdk.errors import NotFound
 
         try:
             with explained_api_errors(f"deleting budget policy {id_}"):
-                self.account.client().budget_policy.delete(id_)
+                self.account.client(props.get("account_id")).budget_policy.delete(id_)
         except NotFound:
             pass
 
@@ -205,8 +211,8 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
     def _name_taken_message(client, name: str) -> str:
         existing = next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
         adopt = (
-            f" To manage it with Pulumi, adopt it: add `opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")` "
-            f"(or run `pulumi import pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy <name> {existing.policy_id}`)."
+            f" To manage it with Pulumi, adopt it: declare the resource with "
+            f"`opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")`, run `pulumi up`, then remove the option."
             if existing
             else ""
         )

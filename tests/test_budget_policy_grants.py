@@ -172,3 +172,23 @@ def test_a_lost_answer_to_our_write_is_not_applied_twice(server, databricks_emul
     server.apply(server.urn(TYPE, "lost-answer"), declared(policy_id=policy_id, users=["groups/search"]))
     assert databricks_emulator.faults.fired() == 1
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
+
+
+def test_switching_from_authoritative_to_additive_keeps_grants_it_never_declared(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "switch")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"], authoritative=True))
+    grant_out_of_band(databricks_emulator, policy_id)
+    outs = server.read(urn, id_, outs).outs  # refresh: the extra grant is seen (drift) ...
+    assert outs["users"] == ["groups/search", OUT_OF_BAND]
+    # ... and the user decides to keep it by going additive.
+    additive = server.check(urn, declared(policy_id=policy_id, users=["groups/search"])).inputs
+    server.update(urn, id_, outs, additive)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
+
+
+def test_check_reports_principals_of_the_wrong_type(server, policy_id):
+    outcome = server.check(server.urn(TYPE, "types"), declared(policy_id=policy_id, users=["users/a@example.com", 5]))
+    assert outcome.failed_properties() == {"users"}
+    assert "5.0 is not a principal" in outcome.failures[0][1]  # numbers cross the wire as doubles
+    trailing = server.check(server.urn(TYPE, "ws"), declared(policy_id=policy_id, managers=["groups/ops "]))
+    assert trailing.failed_properties() == {"managers"}

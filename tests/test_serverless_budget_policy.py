@@ -104,13 +104,20 @@ def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator):
     server.delete(urn, policy_id, read.outs)
 
 
-def test_moving_to_another_account_replaces(server, databricks_emulator, provider_server_factory):
+def test_moving_to_another_account_replaces_and_cleans_up_the_old_account(
+    server, databricks_emulator, provider_server_factory
+):
     urn = server.urn(TYPE, "moved")
     inputs = declared(policy_name="moved")
-    _, outs = server.apply(urn, inputs)
+    policy_id, outs = server.apply(urn, inputs)
+    # The stack now points at another account (same accounts host, same credentials).
     other = provider_server_factory(config={**databricks_emulator.config(), "databricks:accountId": "another-account"})
-    diff = other.diff(urn, outs["policy_id"], outs, other.check(urn, inputs).inputs)
+    diff = other.diff(urn, policy_id, outs, other.check(urn, inputs).inputs)
     assert diff.changes == "some" and "account_id" in diff.replaces
+    # Refresh and the replacement's delete of the old policy still reach the account it lives in.
+    assert other.read(urn, policy_id, outs).id == policy_id
+    other.delete(urn, policy_id, outs)
+    assert policy_id not in {p.policy_id for p in databricks_emulator.account_client().budget_policy.list()}
 
 
 def test_name_taken_is_a_clear_error_naming_the_existing_policy(server, databricks_emulator):
