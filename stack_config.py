@@ -167,14 +167,25 @@ def _serverless(team: str, value: Any, path: str, problems: _Problems) -> Server
 
 
 def _webhook(value: Any, path: str, problems: _Problems) -> WebhookArgs:
+    from providers import budget_alert_webhook
+
     reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
-    return WebhookArgs(
+    webhook = WebhookArgs(
         url=reader.get("url", str, None, required=True, what="the receiver's https URL, e.g. a Slack incoming webhook"),
         secret=reader.get("secret", str, None),
         events=reader.get("events", list, None),
         description=reader.get("description", str, None),
         active=reader.get("active", bool, True),
     )
+    if webhook.url is not None:
+        _apply_provider_check(
+            budget_alert_webhook.check_inputs,
+            {"webhook_name": "ml-budgets", "url": webhook.url, "secret": webhook.secret, "events": webhook.events,
+             "description": webhook.description, "active": webhook.active},
+            {field: reader.at(field) for field in WEBHOOK_FIELDS},
+            problems,
+        )
+    return webhook
 
 
 def _gateway(value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
@@ -250,6 +261,7 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
         name = _name(raw_name, f"{path}.name", problems, budget_names)
         config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems)
     _check_alerts_have_a_webhook(config, problems)
+    _check_teams_do_not_share(config, problems)
     problems.raise_if_any()
     return config
 
@@ -265,6 +277,26 @@ def _check_alerts_have_a_webhook(config: StackConfig, problems: _Problems) -> No
         if gateway.alert_thresholds:
             problems.add(f"{path}.webhook", "is required: alertThresholds fire alerts, and no gateway budget "
                          "in this stack declares a webhook to receive them")
+
+
+def _check_teams_do_not_share(config: StackConfig, problems: _Problems) -> None:
+    """Two resources must not manage one object: a policy name or an experiment's tags."""
+    policy_names: dict[str, int] = {}
+    experiments: dict[str, int] = {}
+    for i, team in enumerate(config.teams):
+        if not team.serverless:
+            continue
+        path = f"{NAMESPACE}:teams[{i}].serverless"
+        name = team.serverless.policy_name
+        if name in policy_names:
+            problems.add(f"{path}.policyName", f"{name!r} is also the policy of teams[{policy_names[name]}]; policy names are unique in an account")
+        policy_names.setdefault(name, i)
+        for j, experiment in enumerate(team.serverless.experiments):
+            if experiment in experiments:
+                owner = experiments[experiment]
+                where = "this team" if owner == i else f"teams[{owner}]"
+                problems.add(f"{path}.experiments[{j}]", f"{experiment!r} is already listed by {where}; an experiment has one budget policy")
+            experiments.setdefault(experiment, i)
 
 
 def _team(index: int, raw: Any, problems: _Problems, seen: set[str]) -> TeamConfig:

@@ -6,7 +6,7 @@ optional hard stop (a REJECT policy at 100 %) answers HTTP 429 until the window 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import pulumi
@@ -84,8 +84,8 @@ class GatewayBudget(pulumi.ComponentResource):
         }
         self.hard_stop = policy("hard-stop", args.limit_usd, "REJECT") if args.hard_stop else None
 
-        self.alert_policy_ids = pulumi.Output.all(
-            **{percent_label(p): r.budget_policy_id for p, r in self.alerts.items()}
+        self.alert_policy_ids = pulumi.Output.from_input(
+            {percent_label(p): r.budget_policy_id for p, r in self.alerts.items()}
         )
         self.hard_stop_policy_id = self.hard_stop.budget_policy_id if self.hard_stop else None
         self.webhook_id = self.webhook.webhook_id if self.webhook else None

@@ -42,7 +42,13 @@ def test_local_stack_preview_up_refresh_destroy(tmp_path, databricks_emulator, m
         stack_name="local",
         work_dir=str(work_dir),
         opts=auto.LocalWorkspaceOptions(
-            env_vars={"PULUMI_BACKEND_URL": backend.as_uri(), "PULUMI_CONFIG_PASSPHRASE": "ml-budgets-test"},
+            env_vars={
+                "PULUMI_BACKEND_URL": backend.as_uri(),
+                "PULUMI_CONFIG_PASSPHRASE": "ml-budgets-test",
+                # The local stack's webhook receiver is on 127.0.0.1 (see Pulumi.local.yaml).
+                "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+                "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            },
             secrets_provider="passphrase",
         ),
     )

@@ -51,9 +51,9 @@ def test_local_stack_parses():
 def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
     config = stack_file("prod")
     teams, budgets = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"]
-    assert "webhook.url" in problems_of(teams, budgets)  # set with `pulumi config set --secret --path`
-    for entry in [t["gateway"] for t in teams if "gateway" in t] + budgets:
-        entry["webhook"]["url"] = "https://hooks.slack.com/services/T/B/x"
+    # The one webhook URL is set with `pulumi config set --secret --path`, as the file says.
+    assert "ml-budgets:gatewayBudgets[0].webhook.url: is required" in problems_of(teams, budgets)
+    budgets[0]["webhook"]["url"] = "https://events.pagerduty.com/integration/x/enqueue"
     parsed = parse(teams, budgets)
     assert [t.name for t in parsed.teams] == ["search", "recsys", "support-bot"]
     assert parsed.teams[2].gateway.window == {"unit": "DAYS", "value": 7}
@@ -81,6 +81,14 @@ def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
         ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is already taken"),
         ([{"name": "a"}], "ml-budgets:teams[0]: declares neither `serverless` nor `gateway`"),
         ("search", "ml-budgets:teams: must be a list of teams"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "ftp://hooks.example.com/x"}}}], "ml-budgets:teams[0].gateway.webhook.url:"),
+        ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "https://h.example.com/x", "events": ["budget.spent"]}}}],
+         "ml-budgets:teams[0].gateway.webhook.events:"),
+        ([{"name": "a", "serverless": {"policyName": "shared"}}, {"name": "b", "serverless": {"policyName": "shared"}}],
+         "ml-budgets:teams[1].serverless.policyName: 'shared' is also the policy of teams[0]"),
+        ([{"name": "a", "serverless": {"experiments": ["7", "7"]}}], "ml-budgets:teams[0].serverless.experiments[1]: '7' is already listed by this team"),
+        ([{"name": "a", "serverless": {"experiments": ["7"]}}, {"name": "b", "serverless": {"experiments": ["7"]}}],
+         "ml-budgets:teams[1].serverless.experiments[0]: '7' is already listed by teams[0]"),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
@@ -125,7 +133,7 @@ def test_program_declares_components_with_children_named_after_them():
         ("ServerlessBudgetPolicy", "search-serverless-policy"), ("BudgetPolicyGrants", "search-serverless-grants"),
         ("ExperimentPolicyTag", "search-serverless-experiment-0"), ("ExperimentPolicyTag", "search-serverless-token-budget-0"),
         ("GatewayBudgetPolicy", "search-gateway-alert-50pct"), ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
-        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("BudgetAlertWebhook", "search-gateway-webhook"),
+        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("BudgetAlertWebhook", "global-cap-webhook"),
         ("ServerlessBudgetPolicy", "recsys-serverless-policy"), ("GatewayBudget", "global-cap"),
         ("GatewayBudgetPolicy", "global-cap-alert-90pct"),
     } <= names
@@ -134,9 +142,10 @@ def test_program_declares_components_with_children_named_after_them():
     assert alert_50.inputs["amount_usd"] == 250 and alert_50.inputs["action"] == "ALERT"
     token_tag = next(r for r in mocks.registrations if r.name == "search-serverless-token-budget-0")
     assert token_tag.inputs["key"] == TOKEN_BUDGET_TAG and token_tag.inputs["policy_id"] == "2000000"
-    webhook = next(r for r in mocks.registrations if r.name == "search-gateway-webhook")
+    webhook = next(r for r in mocks.registrations if r.name == "global-cap-webhook")
     assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
-    assert webhook.inputs["url"]["value"].startswith("https://hooks.slack.com")
+    assert webhook.inputs["url"]["value"] == "http://127.0.0.1:8485/budget-alerts"
+    assert not any(r.type.endswith("BudgetAlertWebhook") and r.name.startswith("search") for r in mocks.registrations)
 
 
 def test_token_budget_tag_matches_the_evaluator():

@@ -186,3 +186,26 @@ def _gateway_policies(mlflow_server):
     from mlflow.tracking._tracking_service.utils import _get_store
 
     return list(_get_store(mlflow_server.tracking_uri).list_budget_policies())
+
+
+def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_factory, provider_server_factory, tmp_path):
+    """Pulumi.local.yaml as users get it; only the emulator's port and the sqlite file differ."""
+    import yaml
+
+    from tests.fixtures.provider_server import PROJECT_ROOT
+
+    config = yaml.safe_load((PROJECT_ROOT / "Pulumi.local.yaml").read_text())["config"]
+    emulator = databricks_emulator_factory(account_id=config["databricks:accountId"])
+    config["databricks:host"] = emulator.url
+    config["mlflow:trackingUri"] = f"sqlite:///{tmp_path / 'mlflow-local.db'}"
+    provider_config = {k: v for k, v in config.items() if not k.startswith("ml-budgets:")}
+    engine = LocalEngine(provider_server_factory(config=provider_config, env=provider_env()))
+
+    created = engine.up(config)
+    assert created.count("create") == 11, created.summary()
+    assert created.exports["teams"]["search"]["policy_id"]
+    assert created.exports["gateway_budgets"]["global-cap"]["webhook_id"]
+    assert engine.up(config).summary() == {"same": 11}
+    assert engine.refresh().summary() == {"refresh-same": 11}
+    engine.destroy()
+    assert list(emulator.account_client().budget_policy.list()) == []
