@@ -7,15 +7,13 @@ A recording proxy sits in front of the real ``mlflow server`` so the tests see w
 from __future__ import annotations
 
 import base64
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dill
 import pytest
-import requests
 
 from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy
 from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
+from tests.fixtures.http_proxy import RecordingProxy
 from tests.fixtures.mlflow_server import Deployment, declare, provider_env
 from tests.fixtures.provider_server import ProviderError, ProviderServer
 
@@ -65,48 +63,6 @@ def test_serialized_providers_are_references_without_state():
 
 
 # --- on the wire -------------------------------------------------------------------------------
-
-
-class RecordingProxy:
-    """Forwards every request to ``target`` and records its Authorization header."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.authorizations: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handler(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                proxy.authorizations.append(self.headers.get("Authorization", ""))
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
-                answer = requests.request(self.command, proxy.target + self.path, data=body,
-                                          headers=headers, timeout=30)
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _forward
-
-            def log_message(self, format, *args) -> None:
-                pass
-
-        return Handler
 
 
 @pytest.fixture
