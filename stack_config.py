@@ -25,7 +25,6 @@ from providers._base import Failures
 
 NAMESPACE = "ml-budgets"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-WINDOW_PRESETS = ("daily", "weekly", "monthly")
 
 
 class StackConfigError(pulumi.RunError):

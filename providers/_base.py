@@ -146,7 +146,3 @@ def config_value(config: Any, *keys: str) -> Optional[str]:
         if value not in (None, ""):
             return str(value)
     return None
-
-
-def sorted_unique(values: Iterable[Any]) -> list[Any]:
-    return sorted(set(values))

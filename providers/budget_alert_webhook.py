@@ -252,7 +252,17 @@ class BudgetAlertWebhookProvider(MlflowProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]):
         inputs, failures = check_inputs(news)
         self.record_tracking_uri(inputs, failures)
+        self._check_secret_can_be_stored(inputs, failures)
         return failures.result(inputs)
+
+    def _check_secret_can_be_stored(self, inputs: dict[str, Any], failures: Failures) -> None:
+        secret = inputs.get("secret")
+        if inputs.get("tracking_uri") is None or is_unknown(secret):
+            return
+        try:
+            require_encryption_key(self.configured_server(), secret)
+        except MlflowProviderError as error:
+            failures.add("secret", str(error).removeprefix("secret: "))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(olds, news, in_place=IN_PLACE, replace=("tracking_uri",))

@@ -9,7 +9,7 @@ import pytest
 
 from providers import BudgetAlertWebhook
 from providers.budget_alert_webhook import KNOWN_EVENTS, secret_hash, secret_matches
-from tests.fixtures.mlflow_server import declare, gateway_env, provider_env
+from tests.fixtures.mlflow_server import declare, gateway_env, provider_env, type_token
 from tests.fixtures.provider_server import ProviderError
 from tests.fixtures.pulumi_program import run_program
 
@@ -164,15 +164,15 @@ def test_refusal_by_mlflow_does_not_echo_the_url(sqlite_tracking_uri, provider_s
     assert "xoxb" not in error.value.details
 
 
-def test_sqlite_secret_needs_the_servers_encryption_key(sqlite_tracking_uri, provider_server_factory,
-                                                       deploy, monkeypatch):
+def test_sqlite_secret_needs_the_servers_encryption_key(sqlite_tracking_uri, provider_server_factory, monkeypatch):
     monkeypatch.delenv("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", raising=False)
     env = {k: v for k, v in provider_env().items() if k != "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"}
     provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=env)
-    hook = deploy(provider, BudgetAlertWebhook)
-    with pytest.raises(ProviderError) as error:
-        hook.up(webhook_name="signed", url=TOKEN_URL, secret="s3cret")
-    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in error.value.message
+    # Caught by check, i.e. at `pulumi preview`, before anything is written.
+    urn = provider.urn(type_token(BudgetAlertWebhook), "signed")
+    checked = provider.check(urn, declare(BudgetAlertWebhook, webhook_name="signed", url=TOKEN_URL, secret="s3cret"))
+    assert checked.failed_properties() == {"secret"}
+    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in checked.failures[0][1]
 
 
 # --- what the program and the state see --------------------------------------------------------

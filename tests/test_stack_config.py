@@ -156,12 +156,12 @@ def test_token_budget_tag_matches_the_evaluator():
 
 def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
     script = textwrap.dedent(
-        f"""
+        """
         import json, runpy, sys
         from tests.fixtures.pulumi_program import run_program
         import yaml
         config = yaml.safe_load(open("Pulumi.local.yaml"))["config"]
-        config = {{k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}}
+        config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
         run_program(lambda: runpy.run_path("__main__.py", run_name="__main__"), config=config)
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mlflow", "databricks"))))
         """
