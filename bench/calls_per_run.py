@@ -37,6 +37,12 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # MLflow answers these POSTs without changing anything.
 MLFLOW_READ_SUFFIXES = ("/get", "/search", "/list", "/get-by-name")
 HOST_METADATA = "/.well-known/databricks-config"
+# Every route the five providers call; anything else came from another process (see `foreign`).
+PROVIDER_ROUTES = re.compile(
+    r"/api/2\.1/accounts/[^/]+/budget-policies(/[^/]+)?$|/access-control/rule-sets$|^/\.well-known/databricks-config$"
+    r"|/gateway/budgets/(create|get|update|delete)$|/mlflow/webhooks(/[^/]+)?$"
+    r"|/mlflow/experiments/(get|get-by-name|set-experiment-tag|delete-experiment-tag)$|/gateway/endpoints/get$"
+)
 
 _IDS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "{id}"),
@@ -128,6 +134,11 @@ class RunFigures:
             if r.server == server and r.is_write == writes and r.is_client_setup == setup
         )  # fmt: skip
 
+    @property
+    def foreign(self) -> list[Request]:
+        """Requests no provider makes: another process talking to our servers."""
+        return [r for r in self.requests if not PROVIDER_ROUTES.search(r.path)]
+
     def routes(self) -> collections.Counter:
         return collections.Counter(f"{r.server}: {r.route}" for r in self.requests)
 
@@ -208,6 +219,16 @@ def runs_table(runs: list[RunFigures], resources: int) -> str:
     return table(headers, rows, title=f"Requests per run, {resources} resources (counted by the servers)")
 
 
+def foreign_warning(runs: list[RunFigures]) -> str:
+    foreign = collections.Counter(f"{f.name}: {r.route}" for f in runs for r in f.foreign)
+    if not foreign:
+        return "No request from outside this benchmark reached the servers."
+    return (
+        "WARNING: requests no provider makes reached the servers (another process on a colliding port?); "
+        "figures may be skewed, run again: " + "; ".join(f"{route} x{n}" for route, n in foreign.items())
+    )
+
+
 def routes_table(runs: list[RunFigures]) -> str:
     rows = [[f.name, route, count] for f in runs for route, count in sorted(f.routes().items())]
     return table(["run", "route", "requests"], rows, title="Requests by route")
@@ -233,7 +254,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "Client set-up GETs = the databricks-sdk fetching host metadata when a provider process builds its client "
         "(counted apart, not in reads)."
     )
-    blocks = [header, runs_table(runs, resources), routes_table(runs), f"Runtime: {time.perf_counter() - started:.0f} s"]
+    blocks = [header, runs_table(runs, resources), foreign_warning(runs), routes_table(runs), f"Runtime: {time.perf_counter() - started:.0f} s"]
     emit("calls_per_run", "\n\n".join(blocks))
     return 0
 

@@ -61,7 +61,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
     """A plain-text table, numbers right-aligned; also valid Markdown."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
-    numeric = [all(_is_number(row[i]) for row in rows) if rows else False for i in range(len(headers))]
+    numeric = [
+        any(_is_number(row[i]) for row in rows) and all(_is_number(row[i]) or row[i] in PLACEHOLDERS for row in rows)
+        for i in range(len(headers))
+    ]
 
     def line(values: Sequence[str]) -> str:
         padded = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
@@ -71,6 +74,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
     out = [title, ""] if title else []
     out += [line([str(h) for h in headers]), separator, *(line(r) for r in cells)]
     return "\n".join(out)
+
+
+PLACEHOLDERS = ("", "–", None)
 
 
 def _is_number(value: Any) -> bool:
@@ -157,9 +163,20 @@ def mlflow_server() -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as directory:
         server = MlflowServer(Path(directory)).start()
         try:
+            _require_own_server(server)
             yield server
         finally:
             server.stop()
+
+
+def _require_own_server(server) -> None:
+    """Fail if the port answers for another suite's server (free-port races between processes)."""
+    import requests
+
+    response = requests.get(f"{server.url}/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"}, timeout=10)
+    location = response.json().get("experiment", {}).get("artifact_location", "")
+    if str(server.directory) not in location:
+        raise RuntimeError(f"{server.url} is another process's mlflow server (artifacts at {location!r}); run again")
 
 
 def use_provider_env() -> dict[str, str]:
