@@ -157,9 +157,10 @@ def _normalize_optional(inputs, failures, name, kind, default, reason) -> None:
 
 # --- the secret's fingerprint ------------------------------------------------------------------
 
-# The fingerprint is itself a Pulumi secret (encrypted in state); the key stretching is a second
-# layer, kept cheap because every preview recomputes it for every webhook with a secret.
-_HASH_ITERATIONS = 20_000
+# The fingerprint is itself a Pulumi secret (encrypted in state), and the secret it fingerprints
+# is a signing key (random, high entropy): light key stretching suffices, and stays cheap for a
+# preview that recomputes it for every webhook (0.3 ms at 1,000 rounds; 7 ms at 20,000).
+_HASH_ITERATIONS = 1_000
 
 
 def secret_hash(secret: Optional[str], salt: Optional[bytes] = None) -> Optional[str]:

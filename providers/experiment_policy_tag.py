@@ -17,6 +17,7 @@ from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, diff_result, is_unknown
 from providers._mlflow import (
+    error_code,
     MlflowProvider,
     MlflowProviderError,
     TrackingServer,
@@ -30,6 +31,7 @@ MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 20_000
 # MLflow's tag names: alphanumerics, '_', '-', '.', ' ', ':' and '/', and no path tricks.
 TAG_KEY = re.compile(r"[/\w.\- :]+")
+
 
 IN_PLACE = ("policy_id",)
 REPLACE = ("experiment", "key", "tracking_uri")
@@ -136,6 +138,24 @@ def set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: 
         raise_mlflow_error(f"Setting tag {key} on experiment {experiment_id}", server, error)
 
 
+def is_inactive_experiment(error: BaseException) -> bool:
+    """MLflow's answer to a write on a deleted experiment (INVALID_PARAMETER_VALUE, by message)."""
+    return error_code(error) == "INVALID_PARAMETER_VALUE" and "must be in the 'active' state" in str(error)
+
+
+def try_set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: str) -> bool:
+    """Set the tag; False if the experiment does not exist or is deleted."""
+    from mlflow.entities import ExperimentTag
+
+    try:
+        store.set_experiment_tag(experiment_id, ExperimentTag(key, value))
+    except Exception as error:  # noqa: BLE001
+        if is_not_found(error) or is_inactive_experiment(error):
+            return False
+        raise_mlflow_error(f"Setting tag {key} on experiment {experiment_id}", server, error)
+    return True
+
+
 def tag_id(experiment_id: str, key: str) -> str:
     return f"{experiment_id}/{key}"
 
@@ -174,10 +194,14 @@ class ExperimentPolicyTagProvider(MlflowProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         server = self.configured_server()
         store = tracking_store(server)
-        experiment = require_active_experiment(store, server, props["experiment"])
-        set_tag(store, server, experiment.experiment_id, props["key"], props["policy_id"])
-        outs = outputs_of(props, experiment.experiment_id, props["policy_id"], server)
-        return CreateResult(tag_id(experiment.experiment_id, props["key"]), outs)
+        experiment = props["experiment"]
+        # An id needs no lookup: MLflow refuses a tag on a missing or deleted experiment, and only
+        # then do we look it up, to say which of the two it is.
+        if not (experiment.isdigit() and try_set_tag(store, server, experiment, props["key"], props["policy_id"])):
+            experiment = require_active_experiment(store, server, experiment).experiment_id
+            set_tag(store, server, experiment, props["key"], props["policy_id"])
+        outs = outputs_of(props, experiment, props["policy_id"], server)
+        return CreateResult(tag_id(experiment, props["key"]), outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         server = self.server_for(props.get("tracking_uri"))
@@ -196,12 +220,11 @@ class ExperimentPolicyTagProvider(MlflowProvider):
         server = self.server_for(olds.get("tracking_uri"))
         store = tracking_store(server)
         experiment_id = olds.get("experiment_id") or parse_tag_id(id_)[0]
-        if get_active_experiment(store, server, experiment_id) is None:
+        if not try_set_tag(store, server, experiment_id, news["key"], news["policy_id"]):
             raise MlflowProviderError(
                 f"experiment: {experiment_id} on {server.public_uri} no longer exists or is "
                 "deleted; run `pulumi refresh`"
             )
-        set_tag(store, server, experiment_id, news["key"], news["policy_id"])
         return UpdateResult(outputs_of(news, experiment_id, news["policy_id"], server))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -209,12 +232,11 @@ class ExperimentPolicyTagProvider(MlflowProvider):
         store = tracking_store(server)
         experiment_id = props.get("experiment_id") or parse_tag_id(id_)[0]
         key = props.get("key") or parse_tag_id(id_)[1]
-        if get_active_experiment(store, server, experiment_id) is None:
-            return  # a deleted experiment takes its tags with it
         try:
             store.delete_experiment_tag(experiment_id, key)
         except Exception as error:  # noqa: BLE001
-            if not is_not_found(error):
+            # Gone already: the tag, the experiment, or a deleted experiment (which takes its tags).
+            if not (is_not_found(error) or is_inactive_experiment(error)):
                 raise_mlflow_error(f"Removing tag {key} from experiment {experiment_id}", server, error)
 
 
