@@ -109,10 +109,11 @@ def machine_context() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
     return (
         f"Python {platform.python_version()} on {platform.system()} {platform.release()}, "
         f"{os.cpu_count()} CPUs ({cpu}); pulumi {version('pulumi')}, "
-        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}; load average {load} at start"
+        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}; commit {commit or '?'}; load average {load} at start"
     )
 
 
