@@ -62,7 +62,11 @@ def _check_principals(field: str, principals: Any, failures: Failures) -> Option
     invalid = [p for p in principals if not is_unknown(p) and not is_valid_principal(p)]
     for principal in invalid:
         failures.add(field, f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
-    return None if invalid else sorted(set(principals))
+    if invalid:
+        return None
+    if any(is_unknown(p) for p in principals):
+        return list(principals)  # preview: some principals are outputs not known yet
+    return sorted(set(principals))
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
