@@ -88,6 +88,8 @@ def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
         failures.add("binding_workspace_ids", "must be a list of workspace ids, e.g. [1234567890123456]")
         return None
+    if any(is_unknown(value) for value in ids):
+        return list(ids)  # preview: some ids are outputs not known yet
     normalized = set()
     for value in ids:
         workspace_id = _workspace_id(value)
