@@ -192,3 +192,13 @@ def test_check_reports_principals_of_the_wrong_type(server, policy_id):
     assert "5.0 is not a principal" in outcome.failures[0][1]  # numbers cross the wire as doubles
     trailing = server.check(server.urn(TYPE, "ws"), declared(policy_id=policy_id, managers=["groups/ops "]))
     assert trailing.failed_properties() == {"managers"}
+
+
+def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
+    from pulumi.runtime import rpc
+
+    databricks_emulator.reset_requests()
+    inputs = declared(policy_id="0" * 36, users=["groups/search"], managers=["users/lead@example.com"])
+    inputs.update(policy_id=rpc.UNKNOWN, users=["groups/search", rpc.UNKNOWN])
+    assert server.check(server.urn(TYPE, "preview"), inputs).failures == []
+    assert databricks_emulator.requests == []

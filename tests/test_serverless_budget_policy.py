@@ -216,3 +216,16 @@ def test_a_create_that_never_succeeds_fails_clearly_and_leaves_nothing(databrick
     assert databricks_emulator.count("POST", "/budget-policies") >= 2
     databricks_emulator.faults.clear()
     assert list(databricks_emulator.account_client().budget_policy.list()) == []
+
+
+def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
+    """`pulumi preview` sends values computed from other resources as unknowns."""
+    from pulumi.runtime import rpc
+
+    databricks_emulator.reset_requests()
+    inputs = declared(policy_name="preview")
+    inputs.update(custom_tags={"team": rpc.UNKNOWN}, binding_workspace_ids=[1001, rpc.UNKNOWN])
+    assert server.check(server.urn(TYPE, "preview"), inputs).failures == []
+    inputs.update(policy_name=rpc.UNKNOWN)
+    assert server.check(server.urn(TYPE, "preview"), inputs).failures == []
+    assert databricks_emulator.requests == []
