@@ -766,7 +766,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     blocks.append(local_rpc_table(backends))
     blocks += [p for b in backends for p in b.profiles]
     blocks.append(summary(backends) + f"\nRuntime: {time.perf_counter() - started:.0f} s")
-    emit("provider_overhead", "\n\n".join(blocks))
+    # A filtered run must not overwrite the full report.
+    emit("provider_overhead" + ("-filtered" if args.kinds else ""), "\n\n".join(blocks))
     return 0
 
 
