@@ -235,7 +235,7 @@ def plot(samples: dict[str, dict[int, Sample]], threshold: Optional[int], path: 
         axis.set_xlabel("resources declared" + (" (log scale)" if log_x else ""))
         axis.set_ylabel(ylabel)
         axis.grid(True, alpha=0.3)
-        axis.legend(loc="lower right" if log_x else "upper left", fontsize=8)
+        axis.legend(loc="center right" if log_x else "upper left", fontsize=8)
     figure.suptitle("Declaring N dynamic resources under mocks (pulumi 3.272), fresh process per point")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
