@@ -99,7 +99,6 @@ def _cell(value: Any) -> str:
 
 
 def machine_context() -> str:
-    import pulumi  # noqa: F401  (version below)
     from importlib.metadata import version
 
     cpu = platform.processor() or platform.machine()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from bench.common import RESULTS_DIR, emit, machine_context, median, ratio, run_python, table
+from bench.common import RESULTS_DIR, emit, machine_context, ratio, run_python, table
 
 TARGET_RATIO = 1.5
 

@@ -94,7 +94,11 @@ class NoCounter:
 
 
 class GrpcVariant:
-    """The provider behind the SDK's provider server; requests are prebuilt outside the clock."""
+    """The provider behind the SDK's provider server; requests are prebuilt outside the clock.
+
+    Each operation returns the call to time; the call returns (response, decode) so that decoding
+    the response, which the engine does in Go, happens after the clock stops.
+    """
 
     def __init__(self, server, type_token: str) -> None:
         from pulumi.runtime.proto import provider_pb2
