@@ -32,6 +32,25 @@ _CONFIG_KEYS = {
 _INTEGER_SETTINGS = {"retry_timeout_seconds", "http_timeout_seconds"}
 
 
+_clients_by_settings: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(settings: dict[str, Any]):
+    """One client per settings in this process, shared by every Databricks provider in it
+    (building one fetches the host's metadata)."""
+    from databricks.sdk import AccountClient
+    from databricks.sdk.core import Config
+
+    key = tuple(sorted(settings.items()))
+    with _clients_lock:
+        client = _clients_by_settings.get(key)
+        if client is None:
+            client = AccountClient(config=Config(**settings))
+            _clients_by_settings[key] = client
+        return client
+
+
 class DatabricksAccount:
     """Builds ``AccountClient``s from configured settings, lazily and once per account.
 
@@ -80,13 +99,10 @@ class DatabricksAccount:
         return client
 
     def _build(self, account_id: Optional[str]):
-        from databricks.sdk import AccountClient
-        from databricks.sdk.core import Config
-
         settings = dict(self._settings)
         if account_id is not None:
             settings["account_id"] = account_id
-        client = AccountClient(config=Config(**settings))
+        client = _shared_client(settings)
         if not client.config.account_id:
             raise ValueError(
                 "No Databricks account id: set it with "
