@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pickle
 import threading
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
@@ -24,22 +24,35 @@ from pulumi.runtime import rpc
 
 PROVIDER_KEY = "__provider"
 
-_serialized_providers: dict[type, str] = {}
-_serialize_lock = threading.Lock()
+class BuiltOnce:
+    """Values built once per key and kept for the process; thread-safe (the provider server runs
+    up to 4 calls at once, and a build may be slow: a pickle, a SQL store's migrations)."""
+
+    def __init__(self) -> None:
+        self._values: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, build: Callable[[], Any]) -> Any:
+        value = self._values.get(key)
+        if value is None:
+            with self._lock:
+                value = self._values.get(key)
+                if value is None:
+                    value = build()
+                    self._values[key] = value
+        return value
+
+    def peek(self, key: Any) -> Any:
+        """The value if it was built already, else None (never builds)."""
+        return self._values.get(key)
+
+
+_serialized_providers = BuiltOnce()
 
 
 def serialized_provider(provider: ResourceProvider) -> str:
     """The ``__provider`` string for a stateless provider, computed once per class."""
-    provider_class = type(provider)
-    cached = _serialized_providers.get(provider_class)
-    if cached is not None:
-        return cached
-    with _serialize_lock:
-        cached = _serialized_providers.get(provider_class)
-        if cached is None:
-            cached = _serialize_restoring_pickler(provider)
-            _serialized_providers[provider_class] = cached
-        return cached
+    return _serialized_providers.get(type(provider), lambda: _serialize_restoring_pickler(provider))
 
 
 def _serialize_restoring_pickler(provider: ResourceProvider) -> str:

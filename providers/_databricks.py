@@ -11,13 +11,12 @@ server process by ``configure()`` and kept in memory only: never pickled, never 
 from __future__ import annotations
 
 import os
-import threading
 from contextlib import contextmanager
 from typing import Any, Optional
 
 from pulumi.dynamic import DiffResult, ResourceProvider
 
-from providers._base import config_value
+from providers._base import BuiltOnce, config_value
 
 _CONFIG_KEYS = {
     "host": "databricks:host",
@@ -32,23 +31,20 @@ _CONFIG_KEYS = {
 _INTEGER_SETTINGS = {"retry_timeout_seconds", "http_timeout_seconds"}
 
 
-_clients_by_settings: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
+# One client per settings in this process, shared by every Databricks provider in it
+# (building one fetches the host's metadata).
+_clients = BuiltOnce()
 
 
-def _shared_client(settings: dict[str, Any]):
-    """One client per settings in this process, shared by every Databricks provider in it
-    (building one fetches the host's metadata)."""
+def _new_client(settings: dict[str, Any]):
     from databricks.sdk import AccountClient
     from databricks.sdk.core import Config
 
-    key = tuple(sorted(settings.items()))
-    with _clients_lock:
-        client = _clients_by_settings.get(key)
-        if client is None:
-            client = AccountClient(config=Config(**settings))
-            _clients_by_settings[key] = client
-        return client
+    return AccountClient(config=Config(**settings))
+
+
+def _key(settings: dict[str, Any]) -> tuple:
+    return tuple(sorted(settings.items()))
 
 
 class DatabricksAccount:
@@ -61,8 +57,6 @@ class DatabricksAccount:
 
     def __init__(self) -> None:
         self._settings: dict[str, Any] = {}
-        self._clients: dict[Optional[str], Any] = {}
-        self._lock = threading.Lock()
 
     def configure(self, config: Any) -> None:
         settings: dict[str, Any] = {}
@@ -76,33 +70,21 @@ class DatabricksAccount:
                 value = int(value)
             settings[setting] = value
         self._settings = settings
-        self._clients = {}
 
     @property
     def account_id(self) -> Optional[str]:
         """The configured account, known without any API call where possible."""
-        configured = self._clients.get(None)
+        configured = _clients.peek(_key(self._settings))
         if configured is not None:
             return configured.config.account_id
         return self._settings.get("account_id") or os.environ.get("DATABRICKS_ACCOUNT_ID")
 
     def client(self, account_id: Optional[str] = None):
         """The client of ``account_id`` (a resource's recorded account), else the configured one."""
-        key = None if account_id in (None, "", self.account_id) else account_id
-        client = self._clients.get(key)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(key)
-                if client is None:
-                    client = self._build(key)
-                    self._clients[key] = client
-        return client
-
-    def _build(self, account_id: Optional[str]):
         settings = dict(self._settings)
-        if account_id is not None:
+        if account_id not in (None, "", self.account_id):
             settings["account_id"] = account_id
-        client = _shared_client(settings)
+        client = _clients.get(_key(settings), lambda: _new_client(settings))
         if not client.config.account_id:
             raise ValueError(
                 "No Databricks account id: set it with "

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NoReturn, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
 
-from providers._base import Failures, config_value
+from providers._base import BuiltOnce, Failures, config_value
 
 TRACKING_URI_CONFIG = "mlflow:trackingUri"
 TRACKING_TOKEN_CONFIG = "mlflow:trackingToken"
@@ -116,8 +115,7 @@ class MlflowProvider(ResourceProvider):
 
 # --- stores ------------------------------------------------------------------------------------
 
-_stores: dict[tuple, Any] = {}
-_stores_lock = threading.Lock()
+_stores = BuiltOnce()
 
 
 def tracking_store(server: TrackingServer):
@@ -135,19 +133,13 @@ def registry_store(server: TrackingServer):
 
 
 def _cached_store(kind: str, server: TrackingServer, build):
-    key = (kind, server.uri, server.token)
-    store = _stores.get(key)
-    if store is not None:
-        return store
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            try:
-                store = build(server)
-            except Exception as error:  # noqa: BLE001 (any failure: bad URI, driver, migration)
-                raise_mlflow_error(f"Opening the MLflow {kind} store", server, error)
-            _stores[key] = store
-        return store
+    def open_store():
+        try:
+            return build(server)
+        except Exception as error:  # noqa: BLE001 (any failure: bad URI, driver, migration)
+            raise_mlflow_error(f"Opening the MLflow {kind} store", server, error)
+
+    return _stores.get((kind, server.uri, server.token), open_store)
 
 
 def _build_tracking_store(server: TrackingServer):
