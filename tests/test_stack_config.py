@@ -15,15 +15,11 @@ from pulumi.runtime import rpc
 from components.serverless_budget import TOKEN_BUDGET_TAG
 from stack_config import StackConfigError, parse_stack_config
 from tests.fixtures.provider_server import PROJECT_ROOT
-from tests.fixtures.pulumi_program import RecordingMocks, run_program
+from tests.fixtures.pulumi_program import RecordingMocks, config_values, run_program
 
 
 def stack_file(name: str) -> dict:
     return yaml.safe_load((PROJECT_ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
-
-
-def program_config(config: dict) -> dict[str, str]:
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
 
 def parse(teams=None, gateway_budgets=None):
@@ -118,14 +114,14 @@ def test_every_problem_is_reported_at_once():
 
 def test_bad_config_declares_nothing():
     mocks = RecordingMocks()
-    config = program_config({"ml-budgets:teams": [{"name": "ok", "serverless": {}}, {"name": "bad", "gateway": {"limitUsd": 0}}]})
+    config = config_values({"ml-budgets:teams": [{"name": "ok", "serverless": {}}, {"name": "bad", "gateway": {"limitUsd": 0}}]})
     with pytest.raises(StackConfigError):
         run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), mocks, config=config)
     assert mocks.registrations == []
 
 
 def test_program_declares_components_with_children_named_after_them():
-    config = program_config(stack_file("local"))
+    config = config_values(stack_file("local"))
     mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), config=config)
     names = {(r.type.rsplit(":", 1)[-1], r.name) for r in mocks.registrations}
     assert {
@@ -158,10 +154,9 @@ def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
     script = textwrap.dedent(
         """
         import json, runpy, sys
-        from tests.fixtures.pulumi_program import run_program
+        from tests.fixtures.pulumi_program import config_values, run_program
         import yaml
-        config = yaml.safe_load(open("Pulumi.local.yaml"))["config"]
-        config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+        config = config_values(yaml.safe_load(open("Pulumi.local.yaml"))["config"])
         run_program(lambda: runpy.run_path("__main__.py", run_name="__main__"), config=config)
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mlflow", "databricks"))))
         """
