@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.provider_server",
     "tests.fixtures.databricks_emulator",
     "tests.fixtures.mlflow_server",
+    "tests.fixtures.policy_pack",
 ]
