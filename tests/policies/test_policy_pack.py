@@ -246,3 +246,13 @@ def test_the_prod_example_passes_with_its_policy_config_and_fails_without(pack):
     assert pack.analyze(stack) == []
     pack.configure({})
     assert sorted(v.policy for v in pack.analyze(stack)) == ["gateway-cap-ceilings", "gateway-hard-stop"]
+
+
+def test_every_stack_the_workflows_preview_has_a_policy_config_that_fits_the_schema(pack):
+    for workflow in ("preview.yml", "up.yml"):
+        jobs = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / workflow).read_text())["jobs"]
+        for job in jobs.values():
+            steps = [s for s in job["steps"] if "pulumi/actions" in s.get("uses", "")]
+            for stack in job.get("strategy", {}).get("matrix", {}).get("stack", []) if steps else []:
+                assert steps[0]["with"]["policyPacks"] == "policies"
+                pack.configure(json.loads((PACK_DIR / f"config.{stack}.json").read_text()))
