@@ -86,6 +86,11 @@ class GatewayLimit:
     window: tuple[str, int]
     hard_stop: bool
 
+    @property
+    def group(self) -> tuple[str, str]:
+        """The limits that belong together: one MLflow scope and target, or one account budget."""
+        return (self.scope, self.resource.urn if self.scope == "ACCOUNT" else self.target or "")
+
     def describe(self) -> str:
         return f"{usd(self.amount)} {window_text(self.window)}"
 
@@ -153,14 +158,14 @@ def validate_hard_stops(args: StackValidationArgs, report: ReportViolation) -> N
     alert_only = set(settings.get("alertOnlyTargets", []))
     include_account_budgets = settings.get("accountBudgets", True)
 
-    groups: dict[tuple[str, Optional[str]], list[GatewayLimit]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[GatewayLimit]] = defaultdict(list)
     for limit in gateway_limits(args.resources):
         if limit.scope == "ACCOUNT" and not include_account_budgets:
             continue
-        groups[(limit.scope, limit.target)].append(limit)
+        groups[limit.group].append(limit)
 
-    for (scope, target), limits in groups.items():
-        subject = limits[0].subject
+    for (scope, _), limits in groups.items():
+        subject, target = limits[0].subject, limits[0].target
         stops = [l for l in limits if l.hard_stop]
         needs_stop = (scope == "ACCOUNT" or scope in scopes) and target not in alert_only
         if not stops and needs_stop:
@@ -278,17 +283,16 @@ def validate_cost_tags(args: ResourceValidationArgs, report: ReportViolation) ->
 def validate_notifies(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != ACCOUNT_BUDGET:
         return
-    name = args.props.get("display_name") or args.name
     alerts = list(args.props.get("alerts") or [])
     per_user = args.props.get("per_user_alert")
-    addresses = {a for alert in alerts + ([per_user] if per_user else []) for a in (alert.get("notify") or [])}
-    if not addresses:
-        report(f"account budget {name!r} notifies no one: add an address to notify on at least one alert.")
-        return
-    for alert in alerts:
-        if not alert.get("notify") and not alert.get("block_usage"):
-            report(f"account budget {name!r}: the alert at {usd(float(alert.get('threshold_usd') or 0))} neither "
-                   f"notifies anyone nor blocks usage, so it does nothing: add an address to its notify list.")
+    if per_user:
+        alerts.append(per_user)
+    if not any(address for alert in alerts for address in alert.get("notify") or []):
+        name = args.props.get("display_name") or args.name
+        blocks = any(alert.get("block_usage") for alert in alerts)
+        consequence = "usage is blocked with nobody told" if blocks else "its alerts reach nobody"
+        report(f"account budget {name!r} notifies no one, so {consequence}: add an address to the notify "
+               f"list of at least one alert.")
 
 
 # ---- the policies ---------------------------------------------------------------------------
