@@ -176,7 +176,7 @@ def validate_hard_stops(args: StackValidationArgs, report: ReportViolation) -> N
             report(f"{subject} has alert tiers ({tiers}) but no hard stop, so spend is never cut off: "
                    f"{fix}, or, if it must never be cut off, {exemption} in this policy's config.",
                    limits[0].resource.urn)
-        for stop_window in {l.window for l in stops}:
+        for stop_window in sorted({l.window for l in stops}):
             cap = min(l.amount for l in stops if l.window == stop_window)
             for alert in limits:
                 if not alert.hard_stop and alert.window == stop_window and alert.amount > cap:
