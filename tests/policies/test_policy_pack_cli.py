@@ -26,8 +26,8 @@ TEAMS = [
     {
         "name": "search",
         "serverless": {"customTags": {"cost-center": "4711"}, "users": ["groups/search-engineers"]},
-        "gateway": {"limitUsd": 500, "scope": "ENDPOINT", "target": "search-chat", "alertThresholds": [],
-                    "hardStop": True},
+        "gateway": {"limitUsd": 500, "scope": "ENDPOINT", "target": "search-chat", "alertThresholds": [80],
+                    "hardStop": True, "webhook": {"url": "https://hooks.slack.com/services/T0/B0/search"}},
     }
 ]
 
