@@ -8,14 +8,15 @@ Everything lives under the project namespace ``ml-budgets``:
 
 Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
 .limitUsd``) and what would be valid, before any resource is declared.  Field values are checked
-with the same functions the providers' ``check()`` uses, so config and preview never disagree.
+by the providers' own field validators (the ones their ``check()`` runs), collected in the
+providers' ``Failures``, so config and preview never disagree.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import pulumi
 
@@ -44,24 +45,18 @@ class StackConfig:
     gateway_budgets: dict[str, GatewayBudgetArgs] = field(default_factory=dict)
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.lines.append(f"{path}: {message}")
-
-    def raise_if_any(self) -> None:
-        if self.lines:
-            raise StackConfigError(
-                "invalid stack config (see the README's stack config reference):\n  - " + "\n  - ".join(self.lines)
-            )
+def _raise_if_any(problems: Failures) -> None:
+    if problems:
+        lines = [f"{failure.property}: {failure.reason}" for failure in problems.items]
+        raise StackConfigError(
+            "invalid stack config (see the README's stack config reference):\n  - " + "\n  - ".join(lines)
+        )
 
 
 class _Reader:
     """Typed access to one config object, recording problems under its path."""
 
-    def __init__(self, value: Any, path: str, problems: _Problems, known: tuple[str, ...]) -> None:
+    def __init__(self, value: Any, path: str, problems: Failures, known: tuple[str, ...]) -> None:
         self.path = path
         self.problems = problems
         self.value = value if isinstance(value, Mapping) else {}
@@ -94,19 +89,6 @@ def _kind_name(kind: type | tuple) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _apply_provider_check(
-    check_inputs: Callable[[Mapping[str, Any]], tuple[dict, Failures]],
-    props: dict[str, Any],
-    paths: Mapping[str, str],
-    problems: _Problems,
-) -> dict[str, Any]:
-    """Run a provider's own input check on the props built from config; report at config paths."""
-    normalized, failures = check_inputs(props)
-    for failure in failures.items:
-        problems.add(paths.get(failure.property, failure.property), failure.reason)
-    return normalized
-
-
 # ---- teams --------------------------------------------------------------------------------
 
 SERVERLESS_FIELDS = (
@@ -117,77 +99,61 @@ GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "h
 WEBHOOK_FIELDS = ("url", "secret", "events", "description", "active")
 
 
-def _serverless(team: str, value: Any, path: str, problems: _Problems) -> ServerlessBudgetArgs:
-    from providers import budget_policy_grants, serverless_budget_policy
+def _serverless(team: str, value: Any, path: str, problems: Failures) -> ServerlessBudgetArgs:
+    from providers import budget_policy_grants as grants
+    from providers import experiment_policy_tag as tag
+    from providers import serverless_budget_policy as policy
 
     reader = _Reader(value, path, problems, SERVERLESS_FIELDS)
     custom_tags = reader.get("customTags", dict, {}, what='an object of tag key to value, e.g. {"cost-center": "1234"}')
-    policy = _apply_provider_check(
-        serverless_budget_policy.check_inputs,
-        {
-            "policy_name": reader.get("policyName", str, team),
-            "custom_tags": {"team": team, **custom_tags},
-            "binding_workspace_ids": reader.get("workspaceIds", list, []),
-        },
-        {"policy_name": reader.at("policyName"), "custom_tags": reader.at("customTags"),
-         "binding_workspace_ids": reader.at("workspaceIds")},
-        problems,
-    )
-    grants = _apply_provider_check(
-        budget_policy_grants.check_inputs,
-        {
-            "policy_id": "0" * 36,  # stands in for the policy created alongside
-            "users": reader.get("users", list, []),
-            "managers": reader.get("managers", list, []),
-            "authoritative": reader.get("authoritativeGrants", bool, False),
-        },
-        {"users": reader.at("users"), "managers": reader.at("managers"), "authoritative": reader.at("authoritativeGrants")},
-        problems,
-    )
+    policy_name = policy.validate_policy_name(reader.get("policyName", str, team), problems, reader.at("policyName"))
+    custom_tags = policy.validate_custom_tags({"team": team, **custom_tags}, problems, reader.at("customTags"))
+    workspace_ids = policy.validate_workspace_ids(reader.get("workspaceIds", list, []), problems, reader.at("workspaceIds"))
+    users = grants.validate_principals(reader.get("users", list, []), problems, reader.at("users"))
+    managers = grants.validate_principals(reader.get("managers", list, []), problems, reader.at("managers"))
+    authoritative = reader.get("authoritativeGrants", bool, False)
     experiments = reader.get("experiments", list, [], what="a list of experiment ids or names")
-    for i, experiment in enumerate(experiments):
-        if not isinstance(experiment, str) or not experiment.strip():
-            problems.add(f"{reader.at('experiments')}[{i}]", f"must be an experiment id or name, got {experiment!r}")
+    experiments = [
+        tag.validate_experiment(experiment, problems, f"{reader.at('experiments')}[{i}]")
+        for i, experiment in enumerate(experiments)
+    ]
     token_budget = reader.get("evalTokenBudget", int, None, what="a whole number of tokens > 0")
     if token_budget is not None and token_budget <= 0:
         problems.add(reader.at("evalTokenBudget"), f"must be a whole number of tokens > 0, got {token_budget}")
     if token_budget is not None and not experiments:
         problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
     return ServerlessBudgetArgs(
-        policy_name=policy.get("policy_name"),
-        custom_tags=policy.get("custom_tags") or {},
-        workspace_ids=policy.get("binding_workspace_ids") or [],
-        users=grants.get("users") or [],
-        managers=grants.get("managers") or [],
-        authoritative_grants=bool(grants.get("authoritative")),
-        experiments=[e for e in experiments if isinstance(e, str)],
+        policy_name=policy_name,
+        custom_tags=custom_tags or {},
+        workspace_ids=workspace_ids or [],
+        users=users or [],
+        managers=managers or [],
+        authoritative_grants=authoritative,
+        experiments=[e for e in experiments if isinstance(e, str) and e],
         eval_token_budget=token_budget,
     )
 
 
-def _webhook(value: Any, path: str, problems: _Problems) -> WebhookArgs:
-    from providers import budget_alert_webhook
+def _webhook(value: Any, path: str, problems: Failures) -> WebhookArgs:
+    from providers import budget_alert_webhook as hook
 
     reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
-    webhook = WebhookArgs(
-        url=reader.get("url", str, None, required=True, what="the receiver's https URL, e.g. a Slack incoming webhook"),
-        secret=reader.get("secret", str, None),
-        events=reader.get("events", list, None),
+    url = reader.get("url", str, None, required=True, what="the receiver's https URL, e.g. a Slack incoming webhook")
+    if url is not None:
+        hook.validate_url(url, problems, reader.at("url"))
+    events = reader.get("events", list, None)
+    if events is not None:
+        events = hook.validate_events(events, problems, reader.at("events"))
+    return WebhookArgs(
+        url=url,
+        secret=hook.validate_secret(reader.get("secret", str, None), problems, reader.at("secret")),
+        events=events,
         description=reader.get("description", str, None),
         active=reader.get("active", bool, True),
     )
-    if webhook.url is not None:
-        _apply_provider_check(
-            budget_alert_webhook.check_inputs,
-            {"webhook_name": "ml-budgets", "url": webhook.url, "secret": webhook.secret, "events": webhook.events,
-             "description": webhook.description, "active": webhook.active},
-            {field: reader.at(field) for field in WEBHOOK_FIELDS},
-            problems,
-        )
-    return webhook
 
 
-def _gateway(value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
+def _gateway(value: Any, path: str, problems: Failures) -> GatewayBudgetArgs:
     from providers import gateway_budget_policy
 
     reader = _Reader(value, path, problems, GATEWAY_FIELDS)
@@ -203,31 +169,23 @@ def _gateway(value: Any, path: str, problems: _Problems) -> GatewayBudgetArgs:
     webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems) if "webhook" in reader.value else None
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
-    policy = _apply_provider_check(
-        gateway_budget_policy.check_inputs,
-        {
-            "amount_usd": limit if limit is not None else 1.0,
-            "window": window,
-            "action": "REJECT",
-            "scope": reader.get("scope", str, "GLOBAL"),
-            "target": reader.get("target", str, None),
-        },
-        {"amount_usd": reader.at("limitUsd"), "window": reader.at("window"),
-         "scope": reader.at("scope"), "target": reader.at("target")},
-        problems,
-    )
+    if limit is not None:
+        gateway_budget_policy.validate_amount(limit, problems, reader.at("limitUsd"))
+    window = gateway_budget_policy.validate_window(window, problems, reader.at("window"))
+    scope = gateway_budget_policy.validate_scope(reader.get("scope", str, "GLOBAL"), problems, reader.at("scope"))
+    target = gateway_budget_policy.validate_target(reader.get("target", str, None), problems, reader.at("target"), scope)
     return GatewayBudgetArgs(
         limit_usd=limit or 0.0,
-        window=policy.get("window", window),
-        scope=policy.get("scope", "GLOBAL"),
-        target=policy.get("target"),
+        window=window,
+        scope=scope,
+        target=target,
         alert_thresholds=[float(p) for p in thresholds if isinstance(p, (int, float)) and not isinstance(p, bool)],
         hard_stop=hard_stop,
         webhook=webhook,
     )
 
 
-def _name(value: Any, path: str, problems: _Problems, seen: set[str]) -> Optional[str]:
+def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> Optional[str]:
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         problems.add(path, f"must be 1-40 lowercase letters, digits or '-', starting with a letter or digit; got {value!r}")
         return None
@@ -239,7 +197,7 @@ def _name(value: Any, path: str, problems: _Problems, seen: set[str]) -> Optiona
 
 def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
     """Validate raw config values (as ``pulumi.Config.get_object`` returns them)."""
-    problems = _Problems()
+    problems = Failures()
     config = StackConfig()
     if not isinstance(teams or [], list):
         problems.add(f"{NAMESPACE}:teams", "must be a list of teams")
@@ -261,11 +219,11 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
         config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems)
     _check_alerts_have_a_webhook(config, problems)
     _check_teams_do_not_share(config, problems)
-    problems.raise_if_any()
+    _raise_if_any(problems)
     return config
 
 
-def _check_alerts_have_a_webhook(config: StackConfig, problems: _Problems) -> None:
+def _check_alerts_have_a_webhook(config: StackConfig, problems: Failures) -> None:
     # MLflow sends every budget alert to every subscribed webhook, so one webhook anywhere in the
     # stack receives them all; alerts with none at all would fire into the void.
     gateways = [(f"{NAMESPACE}:teams[{i}].gateway", t.gateway) for i, t in enumerate(config.teams) if t.gateway]
@@ -278,7 +236,7 @@ def _check_alerts_have_a_webhook(config: StackConfig, problems: _Problems) -> No
                          "in this stack declares a webhook to receive them")
 
 
-def _check_teams_do_not_share(config: StackConfig, problems: _Problems) -> None:
+def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
     """Two resources must not manage one object: a policy name or an experiment's tags."""
     policy_names: dict[str, int] = {}
     experiments: dict[str, int] = {}
@@ -298,7 +256,7 @@ def _check_teams_do_not_share(config: StackConfig, problems: _Problems) -> None:
             experiments.setdefault(experiment, i)
 
 
-def _team(index: int, raw: Any, problems: _Problems, seen: set[str]) -> TeamConfig:
+def _team(index: int, raw: Any, problems: Failures, seen: set[str]) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
     reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
     name = _name(reader.value.get("name"), reader.at("name"), problems, seen)

@@ -7,13 +7,12 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 
+from contracts import TOKEN_BUDGET_TAG
 from components.naming import slug
 from providers.budget_policy_grants import BudgetPolicyGrants
 from providers.experiment_policy_tag import ExperimentPolicyTag
 from providers.serverless_budget_policy import ServerlessBudgetPolicy
 
-# Read by evaluation.TokenBudgetEvaluator.from_experiment (kept in sync by a test).
-TOKEN_BUDGET_TAG = "ml-budgets.token_budget.max_tokens"
 
 
 @dataclass

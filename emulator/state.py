@@ -36,6 +36,9 @@ from emulator import errors
 
 STATE_FORMAT = "databricks-account-emulator/1"
 
+# Databricks' limits, copied here on purpose rather than imported from providers/: the emulator
+# plays Databricks, so it must not agree with our providers by construction.  tests/test_contracts.py
+# runs both sides' validators over the same values.
 POLICY_NAME_MAX = 127
 RESERVED_NAME_PREFIX = "databricks:default-policy"
 MAX_CUSTOM_TAGS = 20
@@ -57,7 +60,6 @@ _GRANT_RULE_FIELDS = frozenset({"role", "principals"})
 
 # Path parameter constraint published for GET/DELETE .../budget-policies/{policy_id}.
 _POLICY_ID_PATH_RE = re.compile(r"^[\w.-]{1,40}$", re.ASCII)
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RULE_SET_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)/ruleSets/default$")
 _RESOURCE_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)$")
 # Rule sets Databricks has but this emulator does not model (answered 501, never silently).

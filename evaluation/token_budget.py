@@ -48,6 +48,14 @@ from mlflow.genai.scorers import scorer
 from mlflow.tracing.constant import SpanAttributeKey
 from mlflow.tracking import MlflowClient
 
+from contracts import (  # re-exported: evaluation's public names
+    COST_PER_1K_TOKENS_TAG,
+    ON_EXCEED_MODES,
+    ON_EXCEED_TAG,
+    RAISE,
+    TOKEN_BUDGET_TAG,
+    WARN,
+)
 from evaluation.counters import TokenCounter, resolve_token_counter
 from evaluation.usage import (
     FROM_COUNTER,
@@ -67,13 +75,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TOKEN_BUDGET_TAG = "ml-budgets.token_budget.max_tokens"
-ON_EXCEED_TAG = "ml-budgets.token_budget.on_exceed"
-COST_PER_1K_TOKENS_TAG = "ml-budgets.token_budget.cost_per_1k_tokens"
-
-RAISE = "raise"
-WARN = "warn"
-ON_EXCEED_MODES = (RAISE, WARN)
 
 RUNNING = "running"
 COMPLETED = "completed"

@@ -5,7 +5,12 @@
   every ``serialize_provider`` call and never restores them, so a program with ~485 dynamic
   resources dies with ``RecursionError``; serializing once (and restoring the pickler) removes
   both that limit and the per-resource dill cost.
-* ``Failures``: collects ``CheckFailure``s so ``check()`` reports every bad input at once.
+* ``Failures``: collects ``CheckFailure``s so ``check()`` reports every bad input at once; field
+  validators (``validate_<field>(value, failures, prop) -> normalized value``) report into it, and
+  the stack config reuses the same validators with its own property paths.
+* ``ProviderError`` / ``api_error``: the one shape of every API failure,
+  ``Unable to <verb> <thing> '<name or id>': <API message>. <what to do>``.
+* ``gone()``: what ``read()`` returns for a resource that no longer exists.
 * ``is_unknown``: during ``pulumi preview`` inputs computed from other resources are unknown.
 * ``diff_result``: a ``DiffResult`` from the fields that change in place and those that replace.
 """
@@ -17,12 +22,13 @@ import threading
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 PROVIDER_KEY = "__provider"
+MAX_ERROR_LENGTH = 300
 
 class BuiltOnce:
     """Values built once per key and kept for the process; thread-safe (the provider server runs
@@ -117,11 +123,61 @@ class Failures:
     def add(self, prop: str, reason: str) -> None:
         self.items.append(CheckFailure(prop, reason))
 
+    def validate(self, inputs: dict[str, Any], name: str, validator: "Validator") -> None:
+        """Run a field validator on ``inputs[name]`` (unless unknown) and keep its normalized value."""
+        value = inputs.get(name)
+        if not is_unknown(value):
+            inputs[name] = validator(value, self, name)
+
     def result(self, inputs: dict[str, Any]) -> CheckResult:
         return CheckResult(inputs, self.items)
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+# A field validator: reports what is wrong with ``value`` under ``prop`` and returns it normalized.
+Validator = Callable[[Any, Failures, str], Any]
+
+
+def check_fields(news: Mapping[str, Any], validators: Mapping[str, Validator]) -> tuple[dict[str, Any], Failures]:
+    """Run each field's validator (``check()``): the normalized inputs and every failure found."""
+    failures = Failures()
+    inputs = dict(news)
+    for name, validator in validators.items():
+        failures.validate(inputs, name, validator)
+    return inputs, failures
+
+
+def gone() -> ReadResult:
+    """``read()``'s answer for a resource deleted outside Pulumi: refresh drops it from state."""
+    return ReadResult("", {})
+
+
+class ProviderError(Exception):
+    """A short, actionable error: the Pulumi engine shows only the last line of a traceback."""
+
+
+def api_error(
+    verb: str,
+    thing: str,
+    name: Any,
+    reason: str,
+    hint: str,
+    where: Optional[str] = None,
+    error_class: type[ProviderError] = ProviderError,
+) -> ProviderError:
+    """``Unable to <verb> <thing> '<name>'[ <where>]: <reason>. <hint>`` on one short line."""
+    place = f" {where}" if where else ""
+    reason = one_line(reason).rstrip(". ") or "no answer"
+    return error_class(f"Unable to {verb} {thing} '{name}'{place}: {reason}. {hint}".rstrip())
+
+
+def one_line(text: Any) -> str:
+    line = " ".join(str(text).split())
+    if len(line) > MAX_ERROR_LENGTH:
+        line = line[: MAX_ERROR_LENGTH - 1] + "…"
+    return line
 
 
 def diff_result(

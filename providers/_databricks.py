@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from pulumi.dynamic import DiffResult, ResourceProvider
 
-from providers._base import BuiltOnce, config_value
+from providers._base import BuiltOnce, ProviderError, api_error, config_value
 
 _CONFIG_KEYS = {
     "host": "databricks:host",
@@ -100,18 +100,57 @@ class DatabricksAccount:
         self.__init__()
 
 
+class DatabricksProviderError(ProviderError):
+    """A Databricks provider's error (the shape of every provider error: see ``providers._base``)."""
+
+
+# What to do, by the SDK's error class (databricks.sdk.errors), most specific first.
+_HINTS = (
+    ("PermissionDenied", "Give the identity in the databricks:* stack config the account admin role "
+                         "(or billing admin), or configure an identity that has it."),
+    ("Unauthenticated", "Check the credentials: databricks:token, or databricks:clientId and "
+                        "databricks:clientSecret, or the DATABRICKS_* environment variables."),
+    ("NotFound", "It was deleted outside Pulumi: run `pulumi refresh`, then `pulumi up` to recreate it."),
+    ("ResourceAlreadyExists", "Choose another name, or adopt the existing object with `import_`."),
+    ("ResourceConflict", "Someone changed it at the same time: run `pulumi up` again."),
+    ("BadRequest", "Fix the input Databricks refused and run `pulumi up` again."),
+)
+_DEFAULT_HINT = "Run `pulumi up` again; if it keeps failing, check the Databricks account's status."
+
+
 @contextmanager
-def explained_api_errors(action: str):
-    """Turn the SDK's bare ``TimeoutError`` (its retries ran out) into a message saying what to do."""
+def databricks_errors(verb: str, thing: str, name: Any, expected: tuple[type[BaseException], ...] = ()):
+    """Give every Databricks failure the providers' one error shape; ``expected`` pass through.
+
+    The SDK answers a call whose retries ran out with a bare ``TimeoutError``; every other API
+    failure is a ``DatabricksError`` (403 PERMISSION_DENIED included) whose class says what to do.
+    """
+    from databricks.sdk.errors import DatabricksError
+
     try:
         yield
+    except expected:
+        raise
     except TimeoutError as error:
         last = error.__cause__
         reason = f"{type(last).__name__}: {last}" if last else "no successful answer"
-        raise RuntimeError(
-            f"{action}: Databricks kept failing ({reason}); gave up after {str(error).removeprefix('Timed out after ')}. "
-            "Retry `pulumi up` later, or allow longer retries with `pulumi config set databricks:retryTimeoutSeconds <s>`."
+        waited = str(error).removeprefix("Timed out after ")
+        raise api_error(
+            verb, thing, name, f"Databricks kept failing ({reason}); gave up after {waited}",
+            "Retry `pulumi up` later, or allow longer retries with "
+            "`pulumi config set databricks:retryTimeoutSeconds <s>`.",
+            error_class=DatabricksProviderError,
         ) from None
+    except DatabricksError as error:
+        code = f"{error.error_code}: " if getattr(error, "error_code", None) else ""
+        raise api_error(
+            verb, thing, name, f"{code}{error}", _hint_for(error), error_class=DatabricksProviderError
+        ) from None
+
+
+def _hint_for(error: BaseException) -> str:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return next((hint for name, hint in _HINTS if name in names), _DEFAULT_HINT)
 
 
 class DatabricksProvider(ResourceProvider):

@@ -21,18 +21,17 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
 
-from providers._base import BuiltOnce, Failures, config_value
+from providers._base import BuiltOnce, Failures, ProviderError, api_error, config_value
 
 TRACKING_URI_CONFIG = "mlflow:trackingUri"
 TRACKING_TOKEN_CONFIG = "mlflow:trackingToken"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
-_MAX_ERROR_LENGTH = 300
 
 
-class MlflowProviderError(Exception):
-    """A short, actionable error: the Pulumi engine shows only the last line of a traceback."""
+class MlflowProviderError(ProviderError):
+    """An MLflow provider's error (the shape of every provider error: see ``providers._base``)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,8 @@ def _cached_store(kind: str, server: TrackingServer, build):
         try:
             return build(server)
         except Exception as error:  # noqa: BLE001 (any failure: bad URI, driver, migration)
-            raise_mlflow_error(f"Opening the MLflow {kind} store", server, error)
+            raise_mlflow_error("open", f"MLflow {kind} store", server.public_uri, server, error,
+                               hint="Check the tracking URI and that the MLflow server or database is reachable.")
 
     return _stores.get((kind, server.uri, server.token), open_store)
 
@@ -187,26 +187,35 @@ def is_not_found(error: BaseException) -> bool:
     return error_code(error) == NOT_FOUND
 
 
+_HINTS = {
+    NOT_FOUND: "It was deleted outside Pulumi: run `pulumi refresh`, then `pulumi up` to recreate it.",
+    "PERMISSION_DENIED": "Use MLflow credentials allowed to do this (mlflow:trackingToken or MLflow's auth env vars).",
+    "UNAUTHENTICATED": "Set MLflow credentials: mlflow:trackingToken or MLflow's auth env vars.",
+}
+_DEFAULT_HINT = "Check the MLflow server and run `pulumi up` again."
+
+
 def raise_mlflow_error(
-    action: str,
+    verb: str,
+    thing: str,
+    name: Any,
     server: TrackingServer,
     error: BaseException,
     hint: str = "",
     redact: Iterable[Optional[str]] = (),
 ) -> NoReturn:
-    """Raise ``MlflowProviderError`` with one short line; secrets in ``redact`` are masked.
+    """Raise ``Unable to <verb> <thing> '<name>' on <server>: <MLflow's message>. <hint>``.
 
-    ``from None`` keeps MLflow's own exception (which may quote URLs or request bodies) out of
-    the traceback the engine receives.
+    Secrets in ``redact`` and the server's credentials are masked; ``from None`` keeps MLflow's
+    own exception (which may quote URLs or request bodies) out of the traceback the engine gets.
     """
-    reason = _one_line(getattr(error, "message", None) or str(error) or type(error).__name__)
+    reason = getattr(error, "message", None) or str(error) or type(error).__name__
     for secret in (*redact, *_credentials_of(server)):
         if secret:
             reason = reason.replace(secret, "***")
-    message = f"{action} on {server.public_uri} failed: {reason}"
-    if hint:
-        message += f" {hint}"
-    raise MlflowProviderError(message) from None
+    hint = hint or _HINTS.get(error_code(error) or "", _DEFAULT_HINT)
+    where = f"on {server.public_uri}"
+    raise api_error(verb, thing, name, reason, hint, where, error_class=MlflowProviderError) from None
 
 
 def _credentials_of(server: TrackingServer) -> list[str]:
@@ -215,10 +224,3 @@ def _credentials_of(server: TrackingServer) -> list[str]:
     if server.uri != server.public_uri:
         found.append(server.uri)
     return [value for value in found if value]
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(str(text).split())
-    if len(line) > _MAX_ERROR_LENGTH:
-        line = line[: _MAX_ERROR_LENGTH - 1] + "…"
-    return line

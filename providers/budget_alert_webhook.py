@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
 from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
@@ -32,6 +32,9 @@ from providers._mlflow import (
     raise_mlflow_error,
     registry_store,
 )
+
+# --- constants -----------------------------------------------------------------------------------
+
 
 DEFAULT_EVENTS = ("budget_policy.exceeded",)
 # mlflow.entities.webhook.WebhookEventStr of mlflow 3.17 (a test keeps the two in step).
@@ -58,22 +61,32 @@ MAX_SECRET_LENGTH = 512
 ENCRYPTION_KEY_ENV = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
 
 IN_PLACE = ("webhook_name", "url", "events", "description", "active")
-OUTPUT_KEYS = (*IN_PLACE, "secret_hash", "webhook_id", "tracking_uri")
+# The fingerprint is itself a Pulumi secret (encrypted in state), and the secret it fingerprints
+# is a signing key (random, high entropy): light key stretching suffices, and stays cheap for a
+# preview that recomputes it for every webhook (0.3 ms at 1,000 rounds; 7 ms at 20,000).
+_HASH_ITERATIONS = 1_000
 
 
-# --- check -------------------------------------------------------------------------------------
+# --- field validators ----------------------------------------------------------------------------
 
 
-def name_failure(name: Any) -> Optional[str]:
-    if isinstance(name, str) and WEBHOOK_NAME.fullmatch(name):
-        return None
-    return (
-        "must be 1-63 characters: letters, digits, '.', '_' or '-', "
-        f"starting and ending with a letter or digit (got {name!r})"
-    )
+def validate_webhook_name(name: Any, failures: Failures, prop: str = "webhook_name") -> Any:
+    if not (isinstance(name, str) and WEBHOOK_NAME.fullmatch(name)):
+        failures.add(
+            prop,
+            "must be 1-63 characters: letters, digits, '.', '_' or '-', "
+            f"starting and ending with a letter or digit (got {name!r})",
+        )
+    return name
 
 
-def url_failure(url: Any) -> Optional[str]:
+def validate_url(url: Any, failures: Failures, prop: str = "url") -> Any:
+    if reason := _url_problem(url):
+        failures.add(prop, reason)
+    return url
+
+
+def _url_problem(url: Any) -> Optional[str]:
     """Why MLflow would refuse ``url``; never quotes the URL (it may carry a token)."""
     if not isinstance(url, str) or not url.strip():
         return "must be an http(s) URL"
@@ -112,55 +125,60 @@ def _looks_like_ip(hostname: str) -> bool:
     return ":" in hostname or hostname.replace(".", "").isdigit()
 
 
-def normalize_events(events: Any) -> tuple[Any, Optional[str]]:
+def validate_events(events: Any, failures: Failures, prop: str = "events") -> Any:
     if events is None:
-        return list(DEFAULT_EVENTS), None
+        return list(DEFAULT_EVENTS)
     if isinstance(events, str) or not isinstance(events, Sequence) or not events:
-        return events, "must be a non-empty list of events such as 'budget_policy.exceeded'"
+        failures.add(prop, "must be a non-empty list of events such as 'budget_policy.exceeded'")
+        return events
     unknown = [e for e in events if e not in KNOWN_EVENTS]
     if unknown:
-        return events, f"unknown events {unknown}; valid: {', '.join(KNOWN_EVENTS)}"
-    return sorted(set(events)), None
+        failures.add(prop, f"unknown events {unknown}; valid: {', '.join(KNOWN_EVENTS)}")
+        return events
+    return sorted(set(events))
+
+
+def validate_description(value: Any, failures: Failures, prop: str = "description") -> Any:
+    return _optional(value, str, "", "must be a string", failures, prop)
+
+
+def validate_active(value: Any, failures: Failures, prop: str = "active") -> Any:
+    return _optional(value, bool, True, "must be true or false", failures, prop)
+
+
+def validate_secret(value: Any, failures: Failures, prop: str = "secret") -> Any:
+    secret = _optional(value, str, None, "must be a string", failures, prop)
+    if not isinstance(secret, str):
+        return secret
+    if len(secret) > MAX_SECRET_LENGTH:
+        failures.add(prop, f"must be at most {MAX_SECRET_LENGTH} characters")
+    return secret or None
+
+
+def _optional(value: Any, kind: type, default: Any, reason: str, failures: Failures, prop: str) -> Any:
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        failures.add(prop, f"{reason} (got {type(value).__name__})")
+    return value
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    failures = Failures()
-    inputs = dict(news)
-    for name, failure_of in (("webhook_name", name_failure), ("url", url_failure)):
-        value = inputs.get(name)
-        if not is_unknown(value) and (reason := failure_of(value)):
-            failures.add(name, reason)
-    if not is_unknown(inputs.get("events")):
-        inputs["events"], reason = normalize_events(inputs.get("events"))
-        if reason:
-            failures.add("events", reason)
-    _normalize_optional(inputs, failures, "description", str, "", "must be a string")
-    _normalize_optional(inputs, failures, "active", bool, True, "must be true or false")
-    _normalize_optional(inputs, failures, "secret", str, None, "must be a string")
-    secret = inputs.get("secret")
-    if isinstance(secret, str):
-        inputs["secret"] = secret or None
-        if len(secret) > MAX_SECRET_LENGTH:
-            failures.add("secret", f"must be at most {MAX_SECRET_LENGTH} characters")
-    return inputs, failures
+    return check_fields(
+        news,
+        {
+            "webhook_name": validate_webhook_name,
+            "url": validate_url,
+            "events": validate_events,
+            "description": validate_description,
+            "active": validate_active,
+            "secret": validate_secret,
+        },
+    )
 
 
-def _normalize_optional(inputs, failures, name, kind, default, reason) -> None:
-    value = inputs.get(name)
-    if is_unknown(value):
-        return
-    if value is None:
-        inputs[name] = default
-    elif not isinstance(value, kind):
-        failures.add(name, f"{reason} (got {type(value).__name__})")
+# --- wire conversion: the secret's fingerprint ---------------------------------------------------
 
-
-# --- the secret's fingerprint ------------------------------------------------------------------
-
-# The fingerprint is itself a Pulumi secret (encrypted in state), and the secret it fingerprints
-# is a signing key (random, high entropy): light key stretching suffices, and stays cheap for a
-# preview that recomputes it for every webhook (0.3 ms at 1,000 rounds; 7 ms at 20,000).
-_HASH_ITERATIONS = 1_000
 
 
 def secret_hash(secret: Optional[str], salt: Optional[bytes] = None) -> Optional[str]:
@@ -189,7 +207,7 @@ def secret_changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
     return is_unknown(new_secret) or not secret_matches(new_secret, olds.get("secret_hash"))
 
 
-# --- MLflow calls ------------------------------------------------------------------------------
+# --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
 def webhook_events(events: Sequence[str]):
@@ -204,17 +222,25 @@ def webhook_status(active: bool):
     return WebhookStatus.ACTIVE if active else WebhookStatus.DISABLED
 
 
-def require_encryption_key(server: TrackingServer, secret: Optional[str]) -> None:
-    """A SQL store encrypts webhook secrets in this process with the key from the env.
+def missing_encryption_key(server: TrackingServer, secret: Optional[str]) -> Optional[str]:
+    """What to do when a SQL store would encrypt the webhook secret with no key, else None.
 
-    Without the key MLflow silently uses a throwaway one: the MLflow server could never decrypt
-    the secret to sign deliveries, and the next read here would fail.
+    A SQL store encrypts webhook secrets in this process with the key from the env.  Without the
+    key MLflow silently uses a throwaway one: the MLflow server could never decrypt the secret to
+    sign deliveries, and the next read here would fail.
     """
     if secret and not server.is_http and not os.environ.get(ENCRYPTION_KEY_ENV):
-        raise MlflowProviderError(
-            f"secret: set {ENCRYPTION_KEY_ENV} to the Fernet key of the MLflow server that "
-            f"serves {server.public_uri}, so that the stored secret can be decrypted"
+        return (
+            f"Set {ENCRYPTION_KEY_ENV} to the Fernet key of the MLflow server that "
+            f"serves {server.public_uri}, so that the stored secret can be decrypted."
         )
+    return None
+
+
+def require_encryption_key(server: TrackingServer, webhook: str, secret: Optional[str]) -> None:
+    if hint := missing_encryption_key(server, secret):
+        raise api_error("store", "secret of webhook", webhook, f"{ENCRYPTION_KEY_ENV} is not set", hint,
+                        f"on {server.public_uri}", MlflowProviderError)
 
 
 def get_webhook(store, server: TrackingServer, webhook_id: str):
@@ -223,13 +249,12 @@ def get_webhook(store, server: TrackingServer, webhook_id: str):
     except Exception as error:  # noqa: BLE001
         if is_not_found(error):
             return None
-        hint = _decrypt_hint(error)
-        raise_mlflow_error(f"Reading webhook {webhook_id}", server, error, hint)
+        raise_mlflow_error("read", "webhook", webhook_id, server, error, _decrypt_hint(error))
 
 
 def _decrypt_hint(error: BaseException) -> str:
     if type(error).__name__ == "InvalidToken":
-        return f"(its secret cannot be decrypted: set {ENCRYPTION_KEY_ENV} to the server's key)"
+        return f"Its secret cannot be decrypted: set {ENCRYPTION_KEY_ENV} to the server's key."
     return ""
 
 
@@ -246,7 +271,7 @@ def outputs_of(webhook, hash_: Optional[str], server: TrackingServer) -> dict[st
     }
 
 
-# --- provider ----------------------------------------------------------------------------------
+# --- provider ------------------------------------------------------------------------------------
 
 
 class BudgetAlertWebhookProvider(MlflowProvider):
@@ -260,10 +285,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         secret = inputs.get("secret")
         if inputs.get("tracking_uri") is None or is_unknown(secret):
             return
-        try:
-            require_encryption_key(self.configured_server(), secret)
-        except MlflowProviderError as error:
-            failures.add("secret", str(error).removeprefix("secret: "))
+        if hint := missing_encryption_key(self.configured_server(), secret):
+            failures.add("secret", hint)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(olds, news, in_place=IN_PLACE, replace=("tracking_uri",))
@@ -274,7 +297,7 @@ class BudgetAlertWebhookProvider(MlflowProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         server = self.configured_server()
         secret = props.get("secret")
-        require_encryption_key(server, secret)
+        require_encryption_key(server, props["webhook_name"], secret)
         store = registry_store(server)
         try:
             webhook = store.create_webhook(
@@ -287,14 +310,14 @@ class BudgetAlertWebhookProvider(MlflowProvider):
             )
         except Exception as error:  # noqa: BLE001
             redact = (*url_parts(props["url"]), secret)
-            raise_mlflow_error("Creating the webhook", server, error, redact=redact)
+            raise_mlflow_error("create", "webhook", props["webhook_name"], server, error, redact=redact)
         return CreateResult(webhook.webhook_id, outputs_of(webhook, secret_hash(secret), server))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         server = self.server_for(props.get("tracking_uri"))
         webhook = get_webhook(registry_store(server), server, id_)
         if webhook is None:
-            return ReadResult("", {})
+            return gone()
         outs = outputs_of(webhook, props.get("secret_hash"), server)
         inputs = {name: outs[name] for name in (*IN_PLACE, "tracking_uri")}
         return ReadResult(webhook.webhook_id, outs, inputs=inputs)
@@ -304,7 +327,7 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         new_secret = news.get("secret")
         changed_secret = secret_changed(olds, news)
         if changed_secret:
-            require_encryption_key(server, new_secret)
+            require_encryption_key(server, news["webhook_name"], new_secret)
         try:
             webhook = registry_store(server).update_webhook(
                 id_,
@@ -317,9 +340,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
                 status=webhook_status(news.get("active", True)),
             )
         except Exception as error:  # noqa: BLE001
-            hint = "Run `pulumi refresh` to recreate it." if is_not_found(error) else ""
             redact = (*url_parts(news["url"]), new_secret)
-            raise_mlflow_error(f"Updating webhook {id_}", server, error, hint, redact=redact)
+            raise_mlflow_error("update", "webhook", id_, server, error, redact=redact)
         hash_ = secret_hash(new_secret) if changed_secret else olds.get("secret_hash")
         return UpdateResult(outputs_of(webhook, hash_, server))
 
@@ -328,11 +350,11 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         try:
             registry_store(server).delete_webhook(id_)
         except Exception as error:  # noqa: BLE001
-            if not is_not_found(error):
-                raise_mlflow_error(f"Deleting webhook {id_}", server, error)
+            if not is_not_found(error):  # not found: gone already
+                raise_mlflow_error("delete", "webhook", id_, server, error)
 
 
-# --- resource ----------------------------------------------------------------------------------
+# --- resource ------------------------------------------------------------------------------------
 
 
 class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertWebhook"):

@@ -20,8 +20,11 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, is_unknown
-from providers._databricks import DatabricksProvider, explained_api_errors
+from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
+from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors
+
+# --- constants -----------------------------------------------------------------------------------
+
 
 USER_ROLE = "roles/budgetPolicy.user"
 MANAGER_ROLE = "roles/budgetPolicy.manager"
@@ -50,18 +53,24 @@ def is_valid_principal(principal: Any) -> bool:
     return isinstance(principal, str) and any(p.fullmatch(principal) for p in _PRINCIPAL_PATTERNS)
 
 
-# ---- validation (check) -------------------------------------------------------------------
+# --- field validators ----------------------------------------------------------------------------
 
 
-def _check_principals(field: str, principals: Any, failures: Failures) -> Optional[list[str]]:
+def validate_policy_id(policy_id: Any, failures: Failures, prop: str = "policy_id") -> Any:
+    if not (isinstance(policy_id, str) and POLICY_ID_PATTERN.fullmatch(policy_id)):
+        failures.add(prop, f"{policy_id!r} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)")
+    return policy_id
+
+
+def validate_principals(principals: Any, failures: Failures, prop: str) -> Optional[list[str]]:
     if principals is None:
         return []
     if isinstance(principals, str) or not isinstance(principals, Sequence):
-        failures.add(field, f"must be a list of principals, e.g. [{PRINCIPAL_EXAMPLES}]")
+        failures.add(prop, f"must be a list of principals, e.g. [{PRINCIPAL_EXAMPLES}]")
         return None
     invalid = [p for p in principals if not is_unknown(p) and not is_valid_principal(p)]
     for principal in invalid:
-        failures.add(field, f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
+        failures.add(prop, f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
     if invalid:
         return None
     if any(is_unknown(p) for p in principals):
@@ -69,26 +78,24 @@ def _check_principals(field: str, principals: Any, failures: Failures) -> Option
     return sorted(set(principals))
 
 
-def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    """Validate and normalize inputs without any API call (``check()``, and stack config)."""
-    failures = Failures()
-    inputs = dict(news)
-    policy_id = news.get("policy_id")
-    if not is_unknown(policy_id) and not (isinstance(policy_id, str) and POLICY_ID_PATTERN.fullmatch(policy_id)):
-        failures.add("policy_id", f"{policy_id!r} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)")
-    for field in ROLE_OF_FIELD:
-        if not is_unknown(news.get(field)):
-            inputs[field] = _check_principals(field, news.get(field), failures)
-    authoritative = news.get("authoritative", False)
+def validate_authoritative(authoritative: Any, failures: Failures, prop: str = "authoritative") -> Any:
     if authoritative is None:
-        authoritative = False
-    if not is_unknown(authoritative) and not isinstance(authoritative, bool):
-        failures.add("authoritative", f"must be true or false, not {authoritative!r}")
-    inputs["authoritative"] = authoritative
-    return inputs, failures
+        return False
+    if not isinstance(authoritative, bool):
+        failures.add(prop, f"must be true or false, not {authoritative!r}")
+    return authoritative
 
 
-# ---- grants as sets -----------------------------------------------------------------------
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    """Validate and normalize inputs without any API call (``check()``)."""
+    return check_fields(
+        news,
+        {"policy_id": validate_policy_id, **dict.fromkeys(ROLE_OF_FIELD, validate_principals),
+         "authoritative": validate_authoritative},
+    )
+
+
+# --- wire conversion: grants as sets -------------------------------------------------------------
 
 
 def declared_grants(props: Mapping[str, Any]) -> Grants:
@@ -125,7 +132,27 @@ def _grant_rules(grants: Grants):
     return [GrantRule(role=role, principals=sorted(grants[role])) for role in sorted(grants) if grants[role]]
 
 
-# ---- provider -----------------------------------------------------------------------------
+def owned_grants(outputs: Mapping[str, Any]) -> Grants:
+    """The grants a resource owns, from its outputs (``declared_*``; older state: ``users``/``managers``)."""
+    return {
+        role: set(outputs.get(f"declared_{field}", outputs.get(field)) or [])
+        for field, role in ROLE_OF_FIELD.items()
+    }
+
+
+def _outputs(props: Mapping[str, Any], account_id: str, seen: Grants, owned: Optional[Grants] = None) -> dict[str, Any]:
+    owned = owned if owned is not None else declared_grants(props)
+    return {
+        "policy_id": props["policy_id"],
+        **_fields_from(seen),
+        **{f"declared_{field}": sorted(owned.get(role, set())) for field, role in ROLE_OF_FIELD.items()},
+        "authoritative": bool(props.get("authoritative")),
+        "account_id": account_id,
+        "rule_set_name": rule_set_name(account_id, props["policy_id"]),
+    }
+
+
+# --- provider ------------------------------------------------------------------------------------
 
 
 class PolicyNotFound(Exception):
@@ -162,16 +189,16 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         try:
             self._read_modify_write(props.get("account_id"), props["policy_id"], change)
         except PolicyNotFound:
-            pass
+            pass  # gone already
 
     def read(self, id_, props) -> ReadResult:
         policy_id = props.get("policy_id") or id_
         client = self.account.client(props.get("account_id"))
         try:
-            with explained_api_errors(f"reading the grants of budget policy {policy_id}"):
+            with databricks_errors("read", "grants of budget policy", policy_id):
                 actual = grants_of(self._get_rule_set(client, policy_id))
         except PolicyNotFound:
-            return ReadResult(None, {})
+            return gone()
         state = {**props, "policy_id": policy_id, "authoritative": bool(props.get("authoritative"))}
         owned = owned_grants(state)
         seen = actual if state["authoritative"] else {role: owned[role] & actual.get(role, set()) for role in owned}
@@ -192,15 +219,16 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         try:
             return self._read_modify_write(account_id, props["policy_id"], change)
         except PolicyNotFound:
-            raise ValueError(
-                f"policy_id {props['policy_id']!r}: no such budget policy in account {self.account.account_id}; "
-                "check the id (or create the policy first)"
+            raise api_error(
+                "write", "grants of budget policy", props["policy_id"],
+                f"no such budget policy in account {self.account.account_id}",
+                "Check policy_id (or create the policy first).", error_class=DatabricksProviderError,
             ) from None
 
     def _read_modify_write(self, account_id: Optional[str], policy_id: str, change: Callable[[Grants], Grants]) -> str:
         """Apply ``change`` to the rule set; returns the account it lives in."""
         client = self.account.client(account_id)
-        with explained_api_errors(f"writing the grants of budget policy {policy_id}"):
+        with databricks_errors("write", "grants of budget policy", policy_id):
             self._read_modify_write_attempts(client, policy_id, change)
         return client.config.account_id
 
@@ -223,9 +251,10 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
                 return
             except ResourceConflict:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
-        raise RuntimeError(
-            f"the rule set of budget policy {policy_id} changed under us {MAX_WRITE_ATTEMPTS} times in a row; "
-            "nothing was overwritten: run `pulumi up` again"
+        raise api_error(
+            "write", "grants of budget policy", policy_id,
+            f"its rule set changed under us {MAX_WRITE_ATTEMPTS} times in a row; nothing was overwritten",
+            "Run `pulumi up` again.", error_class=DatabricksProviderError,
         )
 
     @staticmethod
@@ -238,24 +267,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
             raise PolicyNotFound(policy_id) from None
 
 
-def owned_grants(outputs: Mapping[str, Any]) -> Grants:
-    """The grants a resource owns, from its outputs (``declared_*``; older state: ``users``/``managers``)."""
-    return {
-        role: set(outputs.get(f"declared_{field}", outputs.get(field)) or [])
-        for field, role in ROLE_OF_FIELD.items()
-    }
-
-
-def _outputs(props: Mapping[str, Any], account_id: str, seen: Grants, owned: Optional[Grants] = None) -> dict[str, Any]:
-    owned = owned if owned is not None else declared_grants(props)
-    return {
-        "policy_id": props["policy_id"],
-        **_fields_from(seen),
-        **{f"declared_{field}": sorted(owned.get(role, set())) for field, role in ROLE_OF_FIELD.items()},
-        "authoritative": bool(props.get("authoritative")),
-        "account_id": account_id,
-        "rule_set_name": rule_set_name(account_id, props["policy_id"]),
-    }
+# --- resource ------------------------------------------------------------------------------------
 
 
 class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicyGrants"):

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from contracts import BUDGET_POLICY_TAG
+from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone
 from providers._mlflow import (
     error_code,
     MlflowProvider,
@@ -26,7 +27,10 @@ from providers._mlflow import (
     tracking_store,
 )
 
-DEFAULT_KEY = "mlflow.workload_creation_policy_id"
+# --- constants -----------------------------------------------------------------------------------
+
+
+DEFAULT_KEY = BUDGET_POLICY_TAG
 MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 20_000
 # MLflow's tag names: alphanumerics, '_', '-', '.', ' ', ':' and '/', and no path tricks.
@@ -37,10 +41,18 @@ IN_PLACE = ("policy_id",)
 REPLACE = ("experiment", "key", "tracking_uri")
 
 
-# --- check -------------------------------------------------------------------------------------
+# --- field validators ----------------------------------------------------------------------------
 
 
-def key_failure(key: Any) -> Optional[str]:
+def validate_key(key: Any, failures: Failures, prop: str = "key") -> Any:
+    if key is None:
+        return DEFAULT_KEY
+    if reason := _key_problem(key):
+        failures.add(prop, reason)
+    return key
+
+
+def _key_problem(key: Any) -> Optional[str]:
     if not isinstance(key, str) or not key:
         return "must be a non-empty string"
     if len(key) > MAX_KEY_LENGTH:
@@ -53,40 +65,27 @@ def key_failure(key: Any) -> Optional[str]:
     return None
 
 
-def policy_id_failure(policy_id: Any) -> Optional[str]:
-    if not isinstance(policy_id, str) or not policy_id.strip():
-        return "must be a non-empty budget policy id"
-    if len(policy_id) > MAX_VALUE_LENGTH:
-        return f"must be at most {MAX_VALUE_LENGTH} characters"
-    return None
+def validate_policy_id(policy_id: Any, failures: Failures, prop: str = "policy_id") -> Any:
+    policy_id = policy_id.strip() if isinstance(policy_id, str) else policy_id
+    if not isinstance(policy_id, str) or not policy_id:
+        failures.add(prop, "must be a non-empty budget policy id")
+    elif len(policy_id) > MAX_VALUE_LENGTH:
+        failures.add(prop, f"must be at most {MAX_VALUE_LENGTH} characters")
+    return policy_id
 
 
-def experiment_failure(experiment: Any) -> Optional[str]:
-    if not isinstance(experiment, str) or not experiment.strip():
-        return "must be an experiment id or name, e.g. '/Users/me@corp.com/evals'"
-    return None
+def validate_experiment(experiment: Any, failures: Failures, prop: str = "experiment") -> Any:
+    experiment = experiment.strip() if isinstance(experiment, str) else experiment
+    if not isinstance(experiment, str) or not experiment:
+        failures.add(prop, "must be an experiment id or name, e.g. '/Users/me@corp.com/evals'")
+    return experiment
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    failures = Failures()
-    inputs = dict(news)
-    if inputs.get("key") is None:
-        inputs["key"] = DEFAULT_KEY
-    for name in ("experiment", "policy_id"):
-        if isinstance(inputs.get(name), str):
-            inputs[name] = inputs[name].strip()
-    for name, failure_of in (
-        ("experiment", experiment_failure),
-        ("policy_id", policy_id_failure),
-        ("key", key_failure),
-    ):
-        value = inputs.get(name)
-        if not is_unknown(value) and (reason := failure_of(value)):
-            failures.add(name, reason)
-    return inputs, failures
+    return check_fields(news, {"experiment": validate_experiment, "policy_id": validate_policy_id, "key": validate_key})
 
 
-# --- MLflow calls ------------------------------------------------------------------------------
+# --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
 def find_experiment(store, experiment: str):
@@ -104,17 +103,14 @@ def require_active_experiment(store, server: TrackingServer, experiment: str):
     try:
         found = find_experiment(store, experiment)
     except Exception as error:  # noqa: BLE001
-        raise_mlflow_error(f"Looking up experiment {experiment!r}", server, error)
+        raise_mlflow_error("look up", "experiment", experiment, server, error)
+    where = f"on {server.public_uri}"
     if found is None:
-        raise MlflowProviderError(
-            f"experiment: no experiment with id or name {experiment!r} on {server.public_uri}; "
-            "create it first or fix the name"
-        )
+        raise api_error("find", "experiment", experiment, f"no experiment with id or name {experiment!r}",
+                        "Create it first or fix the name.", where, MlflowProviderError)
     if found.lifecycle_stage != "active":
-        raise MlflowProviderError(
-            f"experiment: {experiment!r} on {server.public_uri} is deleted; restore it or "
-            "choose another experiment"
-        )
+        raise api_error("use", "experiment", experiment, "it is deleted",
+                        "Restore it or choose another experiment.", where, MlflowProviderError)
     return found
 
 
@@ -125,7 +121,7 @@ def get_active_experiment(store, server: TrackingServer, experiment_id: str):
     except Exception as error:  # noqa: BLE001
         if is_not_found(error):
             return None
-        raise_mlflow_error(f"Reading experiment {experiment_id}", server, error)
+        raise_mlflow_error("read", "experiment", experiment_id, server, error)
     return experiment if experiment.lifecycle_stage == "active" else None
 
 
@@ -135,7 +131,7 @@ def set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: 
     try:
         store.set_experiment_tag(experiment_id, ExperimentTag(key, value))
     except Exception as error:  # noqa: BLE001
-        raise_mlflow_error(f"Setting tag {key} on experiment {experiment_id}", server, error)
+        raise_mlflow_error("set", "experiment tag", tag_id(experiment_id, key), server, error)
 
 
 def is_inactive_experiment(error: BaseException) -> bool:
@@ -152,7 +148,7 @@ def try_set_tag(store, server: TrackingServer, experiment_id: str, key: str, val
     except Exception as error:  # noqa: BLE001
         if is_not_found(error) or is_inactive_experiment(error):
             return False
-        raise_mlflow_error(f"Setting tag {key} on experiment {experiment_id}", server, error)
+        raise_mlflow_error("set", "experiment tag", tag_id(experiment_id, key), server, error)
     return True
 
 
@@ -175,7 +171,7 @@ def outputs_of(declared: Mapping[str, Any], experiment_id: str, policy_id: str, 
     }
 
 
-# --- provider ----------------------------------------------------------------------------------
+# --- provider ------------------------------------------------------------------------------------
 
 
 class ExperimentPolicyTagProvider(MlflowProvider):
@@ -211,7 +207,7 @@ class ExperimentPolicyTagProvider(MlflowProvider):
         experiment = get_active_experiment(tracking_store(server), server, experiment_id)
         value = experiment.tags.get(key) if experiment is not None else None
         if value is None:
-            return ReadResult("", {})
+            return gone()
         outs = outputs_of(dict(props, key=key), experiment_id, value, server)
         inputs = {name: outs[name] for name in ("experiment", "policy_id", "key", "tracking_uri")}
         return ReadResult(tag_id(experiment_id, key), outs, inputs=inputs)
@@ -221,10 +217,8 @@ class ExperimentPolicyTagProvider(MlflowProvider):
         store = tracking_store(server)
         experiment_id = olds.get("experiment_id") or parse_tag_id(id_)[0]
         if not try_set_tag(store, server, experiment_id, news["key"], news["policy_id"]):
-            raise MlflowProviderError(
-                f"experiment: {experiment_id} on {server.public_uri} no longer exists or is "
-                "deleted; run `pulumi refresh`"
-            )
+            raise api_error("set", "experiment tag", id_, "its experiment no longer exists or is deleted",
+                            "Run `pulumi refresh`.", f"on {server.public_uri}", MlflowProviderError)
         return UpdateResult(outputs_of(news, experiment_id, news["policy_id"], server))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -237,10 +231,10 @@ class ExperimentPolicyTagProvider(MlflowProvider):
         except Exception as error:  # noqa: BLE001
             # Gone already: the tag, the experiment, or a deleted experiment (which takes its tags).
             if not (is_not_found(error) or is_inactive_experiment(error)):
-                raise_mlflow_error(f"Removing tag {key} from experiment {experiment_id}", server, error)
+                raise_mlflow_error("delete", "experiment tag", tag_id(experiment_id, key), server, error)
 
 
-# --- resource ----------------------------------------------------------------------------------
+# --- resource ------------------------------------------------------------------------------------
 
 
 class ExperimentPolicyTag(DynamicResource, module="mlbudgets", name="ExperimentPolicyTag"):

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Union
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, is_unknown
+from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
 from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
@@ -25,6 +25,9 @@ from providers._mlflow import (
     raise_mlflow_error,
     tracking_store,
 )
+
+# --- constants -----------------------------------------------------------------------------------
+
 
 WINDOW_PRESETS = {
     "daily": {"unit": "DAYS", "value": 1},
@@ -45,18 +48,27 @@ WINDOW_HELP = (
 )
 
 
-# --- check: validation and normalization (no API call) -----------------------------------------
+# --- field validators ----------------------------------------------------------------------------
 
 
-def normalize_amount(value: Any) -> tuple[Any, Optional[str]]:
+def validate_amount(value: Any, failures: Failures, prop: str = "amount_usd") -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value, "must be a number of US dollars greater than 0"
+        failures.add(prop, "must be a number of US dollars greater than 0")
+        return value
     if not math.isfinite(value) or value <= 0:
-        return value, f"must be greater than 0 (got {value})"
-    return float(value), None
+        failures.add(prop, f"must be greater than 0 (got {value})")
+        return value
+    return float(value)
 
 
-def normalize_window(value: Any) -> tuple[Any, Optional[str]]:
+def validate_window(value: Any, failures: Failures, prop: str = "window") -> Any:
+    normalized, reason = _normalized_window(value)
+    if reason:
+        failures.add(prop, reason)
+    return normalized
+
+
+def _normalized_window(value: Any) -> tuple[Any, Optional[str]]:
     if isinstance(value, str):
         preset = WINDOW_PRESETS.get(value.strip().lower())
         if preset is None:
@@ -86,50 +98,46 @@ def _is_whole_number(value: Any) -> bool:
     return isinstance(value, int) or (math.isfinite(value) and value == int(value))
 
 
-def normalize_choice(value: Any, choices: tuple[str, ...], default=None) -> tuple[Any, Optional[str]]:
-    if value is None and default is not None:
-        return default, None
+def validate_action(value: Any, failures: Failures, prop: str = "action") -> Any:
+    return _choice(value, ACTIONS, failures, prop)
+
+
+def validate_scope(value: Any, failures: Failures, prop: str = "scope") -> Any:
+    return _choice("GLOBAL" if value is None else value, SCOPES, failures, prop)
+
+
+def _choice(value: Any, choices: tuple[str, ...], failures: Failures, prop: str) -> Any:
     if isinstance(value, str) and value.strip().upper() in choices:
-        return value.strip().upper(), None
-    return value, f"must be one of {', '.join(choices)} (got {value!r})"
+        return value.strip().upper()
+    failures.add(prop, f"must be one of {', '.join(choices)} (got {value!r})")
+    return value
 
 
-def target_failure(scope: str, target: Any) -> Optional[str]:
+def validate_target(target: Any, failures: Failures, prop: str = "target", scope: Any = "GLOBAL") -> Any:
+    """``target`` for ``scope`` (already validated): required by ENDPOINT and USER, refused otherwise."""
+    if isinstance(target, str):
+        target = target.strip() or None
+    if scope not in SCOPES or is_unknown(target):
+        return target
     if scope in TARGETED_SCOPES:
-        if not isinstance(target, str) or not target.strip():
+        if not isinstance(target, str):
             what = "an endpoint name or id" if scope == "ENDPOINT" else "a username"
-            return f"scope {scope} needs target = {what}"
+            failures.add(prop, f"scope {scope} needs target = {what}")
     elif target is not None:
-        return f"scope {scope} takes no target (got {target!r}); use ENDPOINT or USER to target"
-    return None
+        failures.add(prop, f"scope {scope} takes no target (got {target!r}); use ENDPOINT or USER to target")
+    return target
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    failures = Failures()
-    inputs = dict(news)
-    for name, normalize in (
-        ("amount_usd", normalize_amount),
-        ("window", normalize_window),
-        ("action", lambda v: normalize_choice(v, ACTIONS)),
-        ("scope", lambda v: normalize_choice(v, SCOPES, default="GLOBAL")),
-    ):
-        if is_unknown(inputs.get(name)):
-            continue
-        inputs[name], reason = normalize(inputs.get(name))
-        if reason:
-            failures.add(name, reason)
-    target = inputs.get("target")
-    if isinstance(target, str):
-        inputs["target"] = target.strip() or None
-    scope = inputs.get("scope")
-    if scope in SCOPES and not is_unknown(inputs.get("target")):
-        reason = target_failure(scope, inputs.get("target"))
-        if reason:
-            failures.add("target", reason)
+    inputs, failures = check_fields(
+        news,
+        {"amount_usd": validate_amount, "window": validate_window, "action": validate_action, "scope": validate_scope},
+    )
+    inputs["target"] = validate_target(inputs.get("target"), failures, scope=inputs.get("scope"))
     return inputs, failures
 
 
-# --- MLflow calls ------------------------------------------------------------------------------
+# --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
 def budget_arguments(inputs: Mapping[str, Any], target_value: Optional[str]) -> dict[str, Any]:
@@ -175,11 +183,11 @@ def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any
     try:
         endpoint_id = find_endpoint_id(store, target)
     except Exception as error:  # noqa: BLE001
-        raise_mlflow_error("Looking up the gateway endpoint", server, error)
+        raise_mlflow_error("look up", "gateway endpoint", target, server, error)
     if endpoint_id is None:
-        raise MlflowProviderError(
-            f"target: no AI Gateway endpoint named or with id {target!r} on "
-            f"{server.public_uri}; create the endpoint first or fix target"
+        raise api_error(
+            "find", "gateway endpoint", target, f"no AI Gateway endpoint named or with id {target!r}",
+            "Create the endpoint first or fix target.", f"on {server.public_uri}", MlflowProviderError,
         )
     return endpoint_id
 
@@ -191,7 +199,7 @@ def get_policy(store, server: TrackingServer, policy_id: str):
     except Exception as error:  # noqa: BLE001
         if is_not_found(error):
             return None
-        raise_mlflow_error(f"Reading budget policy {policy_id}", server, error)
+        raise_mlflow_error("read", "budget policy", policy_id, server, error)
 
 
 def outputs_of(policy, declared: Mapping[str, Any], server: TrackingServer) -> dict[str, Any]:
@@ -236,7 +244,28 @@ def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
     return policy.target_value if declared != policy.target_value else None
 
 
-# --- provider ----------------------------------------------------------------------------------
+def _comparable(name: str, value: Any) -> Any:
+    if name == "amount_usd" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(float(value), 6)
+    if name == "window" and isinstance(value, Mapping):
+        length = value.get("value")
+        return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
+    return value
+
+
+def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: outs[name] for name in (*INPUTS, "tracking_uri")}
+
+
+def describe(inputs: Mapping[str, Any]) -> str:
+    """A budget policy has no name: say what it is (``REJECT 50 USD per 1 MONTHS, GLOBAL``)."""
+    window = inputs.get("window") or {}
+    target = f" {inputs['target']}" if inputs.get("target") else ""
+    return (f"{inputs.get('action')} {inputs.get('amount_usd'):g} USD per {window.get('value'):g} "
+            f"{window.get('unit')}, {inputs.get('scope')}{target}")
+
+
+# --- provider ------------------------------------------------------------------------------------
 
 
 class GatewayBudgetPolicyProvider(MlflowProvider):
@@ -255,7 +284,7 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         try:
             policy = store.create_budget_policy(**arguments)
         except Exception as error:  # noqa: BLE001
-            raise_mlflow_error("Creating the budget policy", server, error)
+            raise_mlflow_error("create", "budget policy", describe(props), server, error)
         return CreateResult(policy.budget_policy_id, outputs_of(policy, props, server))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -263,7 +292,7 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         store = tracking_store(server)
         policy = get_policy(store, server, id_)
         if policy is None:
-            return ReadResult("", {})
+            return gone()
         declared = dict(props, target=target_as_declared(store, policy, props))
         outs = outputs_of(policy, declared, server)
         return ReadResult(policy.budget_policy_id, outs, inputs=_inputs_of(outs))
@@ -275,8 +304,7 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         try:
             policy = store.update_budget_policy(id_, **arguments)
         except Exception as error:  # noqa: BLE001
-            hint = "Run `pulumi refresh` to recreate it." if is_not_found(error) else ""
-            raise_mlflow_error(f"Updating budget policy {id_}", server, error, hint)
+            raise_mlflow_error("update", "budget policy", id_, server, error)
         return UpdateResult(outputs_of(policy, news, server))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -284,24 +312,11 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         try:
             tracking_store(server).delete_budget_policy(id_)
         except Exception as error:  # noqa: BLE001
-            if not is_not_found(error):
-                raise_mlflow_error(f"Deleting budget policy {id_}", server, error)
+            if not is_not_found(error):  # not found: gone already
+                raise_mlflow_error("delete", "budget policy", id_, server, error)
 
 
-def _comparable(name: str, value: Any) -> Any:
-    if name == "amount_usd" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return round(float(value), 6)
-    if name == "window" and isinstance(value, Mapping):
-        length = value.get("value")
-        return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
-    return value
-
-
-def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: outs[name] for name in (*INPUTS, "tracking_uri")}
-
-
-# --- resource ----------------------------------------------------------------------------------
+# --- resource ------------------------------------------------------------------------------------
 
 
 class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudgetPolicy"):

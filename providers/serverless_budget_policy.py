@@ -12,8 +12,11 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, is_unknown
-from providers._databricks import DatabricksProvider, explained_api_errors
+from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
+from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors
+
+# --- constants -----------------------------------------------------------------------------------
+
 
 MAX_NAME_LENGTH = 127
 MAX_TAGS = 20
@@ -26,45 +29,46 @@ MAX_EXACT_WORKSPACE_ID = 2**53  # numbers cross the Pulumi wire as doubles
 IN_PLACE_FIELDS = ("policy_name", "custom_tags", "binding_workspace_ids")
 
 
-# ---- validation (check) -------------------------------------------------------------------
+# --- field validators ----------------------------------------------------------------------------
 
 
-def _check_policy_name(name: Any, failures: Failures) -> None:
+def validate_policy_name(name: Any, failures: Failures, prop: str = "policy_name") -> Any:
     if not isinstance(name, str) or not name:
-        failures.add("policy_name", "is required: a name of 1 to 127 characters")
-        return
+        failures.add(prop, "is required: a name of 1 to 127 characters")
+        return name
     if len(name) > MAX_NAME_LENGTH:
-        failures.add("policy_name", f"is {len(name)} characters long; at most {MAX_NAME_LENGTH} allowed")
+        failures.add(prop, f"is {len(name)} characters long; at most {MAX_NAME_LENGTH} allowed")
     try:
         name.encode("latin-1")
     except UnicodeEncodeError:
-        failures.add("policy_name", f"{name!r} has characters outside Latin-1; use Latin-1 only")
+        failures.add(prop, f"{name!r} has characters outside Latin-1; use Latin-1 only")
     if name.startswith(RESERVED_NAME_PREFIX):
-        failures.add("policy_name", f"must not start with {RESERVED_NAME_PREFIX!r} (reserved by Databricks)")
+        failures.add(prop, f"must not start with {RESERVED_NAME_PREFIX!r} (reserved by Databricks)")
+    return name
 
 
-def _check_custom_tags(tags: Any, failures: Failures) -> Optional[dict[str, str]]:
+def validate_custom_tags(tags: Any, failures: Failures, prop: str = "custom_tags") -> Optional[dict[str, str]]:
     if tags is None:
         return {}
     if not isinstance(tags, Mapping):
-        failures.add("custom_tags", 'must be a mapping of tag key to value, e.g. {"team": "search"}')
+        failures.add(prop, 'must be a mapping of tag key to value, e.g. {"team": "search"}')
         return None
     if len(tags) > MAX_TAGS:
-        failures.add("custom_tags", f"has {len(tags)} tags; at most {MAX_TAGS} allowed")
+        failures.add(prop, f"has {len(tags)} tags; at most {MAX_TAGS} allowed")
     normalized: dict[str, str] = {}
     for key, value in tags.items():
         if is_unknown(value):
             normalized[key] = value
             continue
         if not key or len(key) > MAX_TAG_KEY_LENGTH:
-            failures.add("custom_tags", f"tag key {key!r} must be 1 to {MAX_TAG_KEY_LENGTH} characters")
+            failures.add(prop, f"tag key {key!r} must be 1 to {MAX_TAG_KEY_LENGTH} characters")
         if key in RESERVED_TAG_KEYS:
-            failures.add("custom_tags", f"tag key {key!r} is reserved; reserved keys: {', '.join(RESERVED_TAG_KEYS)}")
+            failures.add(prop, f"tag key {key!r} is reserved; reserved keys: {', '.join(RESERVED_TAG_KEYS)}")
         if not isinstance(value, str):
-            failures.add("custom_tags", f"tag {key!r} has value {value!r}; tag values must be strings")
+            failures.add(prop, f"tag {key!r} has value {value!r}; tag values must be strings")
             continue
         if len(value) > MAX_TAG_VALUE_LENGTH:
-            failures.add("custom_tags", f"tag {key!r} value is {len(value)} characters; at most {MAX_TAG_VALUE_LENGTH}")
+            failures.add(prop, f"tag {key!r} value is {len(value)} characters; at most {MAX_TAG_VALUE_LENGTH}")
         normalized[key] = value
     return dict(sorted(normalized.items()))
 
@@ -82,11 +86,11 @@ def _workspace_id(value: Any) -> Optional[int]:
     return None
 
 
-def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
+def validate_workspace_ids(ids: Any, failures: Failures, prop: str = "binding_workspace_ids") -> Optional[list[int]]:
     if ids is None:
         return []
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-        failures.add("binding_workspace_ids", "must be a list of workspace ids, e.g. [1234567890123456]")
+        failures.add(prop, "must be a list of workspace ids, e.g. [1234567890123456]")
         return None
     if any(is_unknown(value) for value in ids):
         return list(ids)  # preview: some ids are outputs not known yet
@@ -94,10 +98,10 @@ def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
     for value in ids:
         workspace_id = _workspace_id(value)
         if workspace_id is None or workspace_id <= 0:
-            failures.add("binding_workspace_ids", f"{value!r} is not a workspace id (a positive integer)")
+            failures.add(prop, f"{value!r} is not a workspace id (a positive integer)")
         elif workspace_id > MAX_EXACT_WORKSPACE_ID:
             failures.add(
-                "binding_workspace_ids",
+                prop,
                 f"{value!r} is larger than 2^53: Pulumi carries numbers as doubles and would change it",
             )
         else:
@@ -107,18 +111,14 @@ def _check_workspace_ids(ids: Any, failures: Failures) -> Optional[list[int]]:
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     """Validate and normalize inputs without any API call (``check()``, and stack config)."""
-    failures = Failures()
-    inputs = dict(news)
-    if not is_unknown(news.get("policy_name")):
-        _check_policy_name(news.get("policy_name"), failures)
-    if not is_unknown(news.get("custom_tags")):
-        inputs["custom_tags"] = _check_custom_tags(news.get("custom_tags"), failures)
-    if not is_unknown(news.get("binding_workspace_ids")):
-        inputs["binding_workspace_ids"] = _check_workspace_ids(news.get("binding_workspace_ids"), failures)
-    return inputs, failures
+    return check_fields(
+        news,
+        {"policy_name": validate_policy_name, "custom_tags": validate_custom_tags,
+         "binding_workspace_ids": validate_workspace_ids},
+    )
 
 
-# ---- wire conversion ----------------------------------------------------------------------
+# --- wire conversion -----------------------------------------------------------------------------
 
 
 def _to_budget_policy(props: Mapping[str, Any], policy_id: Optional[str] = None):
@@ -145,7 +145,13 @@ def _outputs(policy, account_id: str) -> dict[str, Any]:
     return {"policy_id": policy.policy_id, "account_id": account_id, **_policy_inputs(policy)}
 
 
-# ---- provider -----------------------------------------------------------------------------
+def _name_filter(name: str):
+    from databricks.sdk.service.billing import Filter
+
+    return Filter(policy_name=name)
+
+
+# --- provider ------------------------------------------------------------------------------------
 
 
 class ServerlessBudgetPolicyProvider(DatabricksProvider):
@@ -165,10 +171,10 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
         # connection errors, and Databricks returns the policy made by the first attempt.
         request_id = str(uuid.uuid4())
         try:
-            with explained_api_errors(f"creating budget policy {props['policy_name']!r}"):
+            with databricks_errors("create", "budget policy", props["policy_name"], expected=(ResourceAlreadyExists,)):
                 policy = client.budget_policy.create(policy=_to_budget_policy(props), request_id=request_id)
-        except ResourceAlreadyExists:
-            raise ValueError(self._name_taken_message(client, props["policy_name"])) from None
+        except ResourceAlreadyExists as error:
+            raise self._name_taken(client, props["policy_name"], error) from None
         return CreateResult(policy.policy_id, _outputs(policy, client.config.account_id))
 
     def read(self, id_, props) -> ReadResult:
@@ -176,55 +182,43 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
 
         client = self.account.client(props.get("account_id"))
         try:
-            with explained_api_errors(f"reading budget policy {id_}"):
+            with databricks_errors("read", "budget policy", id_, expected=(NotFound,)):
                 policy = client.budget_policy.get(id_)
         except NotFound:
-            return ReadResult(None, {})
+            return gone()
         return ReadResult(policy.policy_id, _outputs(policy, client.config.account_id), _policy_inputs(policy))
 
     def update(self, id_, olds, news) -> UpdateResult:
-        from databricks.sdk.errors import NotFound, ResourceAlreadyExists
-
         client = self.account.client(olds.get("account_id"))
-        try:
-            with explained_api_errors(f"updating budget policy {id_}"):
-                policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
-        except NotFound:
-            raise ValueError(
-                f"budget policy {id_} no longer exists (deleted outside Pulumi); "
-                "run `pulumi refresh` and then `pulumi up` to recreate it"
-            ) from None
-        except ResourceAlreadyExists:
-            raise ValueError(
-                f"policy_name {news['policy_name']!r} is already used by another budget policy; choose another name"
-            ) from None
+        with databricks_errors("update", "budget policy", id_):
+            policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
         return UpdateResult(_outputs(policy, client.config.account_id))
 
     def delete(self, id_, props) -> None:
         from databricks.sdk.errors import NotFound
 
         try:
-            with explained_api_errors(f"deleting budget policy {id_}"):
+            with databricks_errors("delete", "budget policy", id_, expected=(NotFound,)):
                 self.account.client(props.get("account_id")).budget_policy.delete(id_)
         except NotFound:
-            pass
+            pass  # gone already
 
     @staticmethod
-    def _name_taken_message(client, name: str) -> str:
-        existing = next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
+    def _name_taken(client, name: str, error: BaseException) -> DatabricksProviderError:
+        with databricks_errors("list", "budget policies named", name):
+            existing = next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
         adopt = (
-            f" To manage it with Pulumi, adopt it: declare the resource with "
-            f"`opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")`, run `pulumi up`, then remove the option."
+            f"To manage it with Pulumi, adopt it: declare the resource with "
+            f"`opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")`, run `pulumi up`, then remove the option. "
             if existing
             else ""
         )
-        return f"policy_name {name!r} is already taken by another budget policy in this account.{adopt} Or choose another name."
+        reason = f"the name is already taken by another budget policy in this account ({error})"
+        return api_error("create", "budget policy", name, reason, f"{adopt}Or choose another policy_name.",
+                         error_class=DatabricksProviderError)
 
 
-def _name_filter(name: str):
-    from databricks.sdk.service.billing import Filter
-
-    return Filter(policy_name=name)
+# --- resource ------------------------------------------------------------------------------------
 
 
 class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="ServerlessBudgetPolicy"):

@@ -148,7 +148,7 @@ def test_retries_are_bounded_when_the_rule_set_never_settles(server, databricks_
     databricks_emulator.before_next("PUT", "/access-control/rule-sets", always_another_writer)
     with pytest.raises(ProviderError) as error:
         server.apply(server.urn(TYPE, "storm"), declared(policy_id=policy_id, users=["groups/search"]))
-    assert "run `pulumi up` again" in error.value.message
+    assert "nothing was overwritten. Run `pulumi up` again." in error.value.message
     assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 8
     assert "groups/search" not in rule_set(databricks_emulator, policy_id).get(USER, set())
 

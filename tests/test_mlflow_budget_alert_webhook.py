@@ -160,7 +160,7 @@ def test_refusal_by_mlflow_does_not_echo_the_url(sqlite_tracking_uri, provider_s
     hook = deploy(provider, BudgetAlertWebhook)
     with pytest.raises(ProviderError) as error:
         hook.up(webhook_name="refused", url="https://xoxb-leaky-token.invalid/services/T0/B0/xoxb-path")
-    assert "Creating the webhook on sqlite:///" in error.value.message
+    assert "Unable to create webhook 'refused' on sqlite:///" in error.value.message
     assert "xoxb" not in error.value.details
 
 

@@ -42,10 +42,11 @@ def test_errors_mask_credentials_and_stay_on_one_line():
     server = TrackingServer(uri=f"http://alice:{PASSWORD}@mlflow.corp", token=TOKEN)
     error = RuntimeError(f"401 for http://alice:{PASSWORD}@mlflow.corp\nbearer {TOKEN}")
     with pytest.raises(MlflowProviderError) as raised:
-        raise_mlflow_error("Reading budget policy bp-1", server, error)
+        raise_mlflow_error("read", "budget policy", "bp-1", server, error)
     message = str(raised.value)
     assert PASSWORD not in message and TOKEN not in message and "\n" not in message
-    assert message.startswith("Reading budget policy bp-1 on http://mlflow.corp failed:")
+    assert message.startswith("Unable to read budget policy 'bp-1' on http://mlflow.corp: 401 for http://alice:***@mlflow.corp bearer ***.")
+    assert message.endswith(". Check the MLflow server and run `pulumi up` again.")
 
 
 def test_serialized_providers_are_references_without_state():

@@ -95,7 +95,7 @@ def test_missing_experiment_is_a_clear_error(mlflow_backend, deploy):
     with pytest.raises(ProviderError) as error:
         tag.up(experiment="/Users/me@corp.com/does-not-exist", policy_id=POLICY_A)
     assert "no experiment with id or name '/Users/me@corp.com/does-not-exist'" in error.value.message
-    assert "create it first" in error.value.message
+    assert "Create it first or fix the name." in error.value.message
 
 
 def test_read_reports_drift_then_disappearance(mlflow_backend, deploy, experiment):

@@ -184,7 +184,7 @@ def test_unknown_endpoint_is_a_clear_error(mlflow_backend, deploy):
     with pytest.raises(ProviderError) as error:
         policy.up(amount_usd=5, window="daily", action="REJECT", scope="ENDPOINT", target="no-such-endpoint")
     assert "no AI Gateway endpoint named or with id 'no-such-endpoint'" in error.value.message
-    assert "create the endpoint first or fix target" in error.value.message
+    assert "Create the endpoint first or fix target." in error.value.message
 
 
 def test_scope_change_updates_in_place_and_clears_the_target(mlflow_backend, deploy):
@@ -232,7 +232,7 @@ def test_user_scope(mlflow_backend, deploy):
     with pytest.raises(ProviderError) as error:
         policy.up(**args)
     assert "require server authentication" in error.value.message
-    assert "Creating the budget policy on http://127.0.0.1:" in error.value.message
+    assert "Unable to create budget policy 'ALERT 100000 USD per 1 DAYS, USER alice' on http://127.0.0.1:" in error.value.message
 
 
 def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_server_factory,

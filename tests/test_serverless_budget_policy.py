@@ -229,3 +229,17 @@ def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
     inputs.update(policy_name=rpc.UNKNOWN)
     assert server.check(server.urn(TYPE, "preview"), inputs).failures == []
     assert databricks_emulator.requests == []
+
+
+def test_a_refused_call_says_what_failed_and_what_to_do(databricks_emulator, server):
+    # 403 is not retried: before it was wrapped it reached users as the SDK's bare message.
+    databricks_emulator.faults.inject(
+        "error", "POST", "/budget-policies", status=403, error_code="PERMISSION_DENIED",
+        message="You are not allowed to call this API, consider getting billing.admin role",
+    )
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "denied"), declared(policy_name="denied"))
+    message = error.value.message
+    assert "Unable to create budget policy 'denied': PERMISSION_DENIED: You are not allowed" in message
+    assert "account admin role" in message and "\n" not in message.strip()
+    assert list(databricks_emulator.account_client().budget_policy.list()) == []
