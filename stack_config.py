@@ -2,8 +2,9 @@
 
 Everything lives under the project namespace ``ml-budgets``:
 
-* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks)
-  and an optional ``gateway`` budget (MLflow AI Gateway);
+* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks),
+  an optional ``gateway`` budget (MLflow AI Gateway) and an optional ``evaluation`` token budget
+  (tags read by ``evaluation.TokenBudgetEvaluator.from_experiment``);
 * ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say).
 
 Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
@@ -14,13 +15,16 @@ providers' ``Failures``, so config and preview never disagree.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 import pulumi
 
+from components.evaluation_budget import EvaluationBudgetArgs
 from components.gateway_budget import GatewayBudgetArgs, WebhookArgs
+from contracts import ON_EXCEED_MODES, RAISE
 from components.serverless_budget import ServerlessBudgetArgs
 from providers._base import Failures
 
@@ -37,6 +41,7 @@ class TeamConfig:
     name: str
     serverless: Optional[ServerlessBudgetArgs] = None
     gateway: Optional[GatewayBudgetArgs] = None
+    evaluation: Optional[EvaluationBudgetArgs] = None
 
 
 @dataclass
@@ -93,13 +98,16 @@ def _kind_name(kind: type | tuple) -> str:
 
 SERVERLESS_FIELDS = (
     "policyName", "customTags", "workspaceIds", "users", "managers",
-    "authoritativeGrants", "experiments", "evalTokenBudget",
+    "authoritativeGrants", "experiments",
+    "evalTokenBudget",  # deprecated: evaluation.maxTokens
 )
+EVALUATION_FIELDS = ("experiments", "maxTokens", "onExceed", "pricePer1kTokens")
 GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook")
 WEBHOOK_FIELDS = ("url", "secret", "events", "description", "active")
 
 
-def _serverless(team: str, value: Any, path: str, problems: Failures) -> ServerlessBudgetArgs:
+def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, Optional[int]]:
+    """The serverless budget, and the token ceiling of the deprecated ``evalTokenBudget`` if set."""
     from providers import budget_policy_grants as grants
     from providers import experiment_policy_tag as tag
     from providers import serverless_budget_policy as policy
@@ -117,9 +125,7 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> Serverl
         tag.validate_experiment(experiment, problems, f"{reader.at('experiments')}[{i}]")
         for i, experiment in enumerate(experiments)
     ]
-    token_budget = reader.get("evalTokenBudget", int, None, what="a whole number of tokens > 0")
-    if token_budget is not None and token_budget <= 0:
-        problems.add(reader.at("evalTokenBudget"), f"must be a whole number of tokens > 0, got {token_budget}")
+    token_budget = _max_tokens(reader, "evalTokenBudget", problems)
     if token_budget is not None and not experiments:
         problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
     return ServerlessBudgetArgs(
@@ -130,7 +136,43 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> Serverl
         managers=managers or [],
         authoritative_grants=authoritative,
         experiments=[e for e in experiments if isinstance(e, str) and e],
-        eval_token_budget=token_budget,
+    ), token_budget
+
+
+def _max_tokens(reader: "_Reader", key: str, problems: Failures, required: bool = False) -> Optional[int]:
+    what = "a whole number of tokens > 0"
+    tokens = reader.get(key, int, None, required=required, what=what)
+    if tokens is not None and tokens <= 0:
+        problems.add(reader.at(key), f"must be {what}, got {tokens}")
+        return None
+    return tokens
+
+
+def _evaluation(value: Any, path: str, problems: Failures, team_experiments: list[str]) -> EvaluationBudgetArgs:
+    from providers import experiment_tag as tag
+
+    reader = _Reader(value, path, problems, EVALUATION_FIELDS)
+    experiments = reader.get("experiments", list, None, what="a list of experiment ids or names")
+    if experiments is None:
+        experiments = list(team_experiments)
+        if not experiments:
+            problems.add(reader.at("experiments"), "is required (the team's serverless budget lists no experiments): "
+                         "the token budget is set as tags on them")
+    experiments = [
+        tag.validate_experiment(experiment, problems, f"{reader.at('experiments')}[{i}]")
+        for i, experiment in enumerate(experiments)
+    ]
+    on_exceed = reader.get("onExceed", str, RAISE, what=" or ".join(repr(m) for m in ON_EXCEED_MODES))
+    if on_exceed not in ON_EXCEED_MODES:
+        problems.add(reader.at("onExceed"), f"must be {' or '.join(repr(m) for m in ON_EXCEED_MODES)}, got {on_exceed!r}")
+    price = reader.get("pricePer1kTokens", float, None, what="US dollars per 1,000 tokens, zero or more")
+    if price is not None and not (math.isfinite(price) and price >= 0):
+        problems.add(reader.at("pricePer1kTokens"), f"must be US dollars per 1,000 tokens, zero or more, got {price!r}")
+    return EvaluationBudgetArgs(
+        experiments=[e for e in experiments if isinstance(e, str) and e],
+        max_tokens=_max_tokens(reader, "maxTokens", problems, required=True) or 0,
+        on_exceed=on_exceed,
+        price_per_1k_tokens=price,
     )
 
 
@@ -254,19 +296,42 @@ def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
                 where = "this team" if owner == i else f"teams[{owner}]"
                 problems.add(f"{path}.experiments[{j}]", f"{experiment!r} is already listed by {where}; an experiment has one budget policy")
             experiments.setdefault(experiment, i)
+    _check_one_evaluation_budget_per_experiment(config, problems)
+
+
+def _check_one_evaluation_budget_per_experiment(config: StackConfig, problems: Failures) -> None:
+    owners: dict[str, int] = {}
+    for i, team in enumerate(config.teams):
+        for j, experiment in enumerate(team.evaluation.experiments if team.evaluation else []):
+            if experiment in owners:
+                where = "this team" if owners[experiment] == i else f"teams[{owners[experiment]}]"
+                problems.add(f"{NAMESPACE}:teams[{i}].evaluation.experiments[{j}]",
+                             f"{experiment!r} already has a token budget from {where}; an experiment has one")
+            owners.setdefault(experiment, i)
 
 
 def _team(index: int, raw: Any, problems: Failures, seen: set[str]) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
-    reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
+    reader = _Reader(raw, path, problems, ("name", "serverless", "gateway", "evaluation"))
     name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
-    if "serverless" not in reader.value and "gateway" not in reader.value:
-        problems.add(path, "declares neither `serverless` nor `gateway`")
+    if not any(reader.value.get(part) is not None for part in ("serverless", "gateway", "evaluation")):
+        problems.add(path, "declares none of `serverless`, `gateway`, `evaluation`")
     team = TeamConfig(name=name or f"team-{index}")
+    legacy_tokens = None
     if reader.value.get("serverless") is not None:
-        team.serverless = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
+        team.serverless, legacy_tokens = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
     if reader.value.get("gateway") is not None:
         team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems)
+    experiments = list(team.serverless.experiments) if team.serverless else []
+    if reader.value.get("evaluation") is not None:
+        team.evaluation = _evaluation(reader.value["evaluation"], reader.at("evaluation"), problems, experiments)
+    if legacy_tokens is not None:
+        old, new = f"{reader.at('serverless')}.evalTokenBudget", f"{reader.at('evaluation')}.maxTokens"
+        if team.evaluation is not None:
+            problems.add(old, f"is replaced by {new}: remove it")
+        else:
+            pulumi.log.warn(f"{old} is deprecated and will be removed: set {new} instead (same value)")
+            team.evaluation = EvaluationBudgetArgs(experiments=experiments, max_tokens=legacy_tokens)
     return team
 
 

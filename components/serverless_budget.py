@@ -7,7 +7,6 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 
-from contracts import TOKEN_BUDGET_TAG
 from components.naming import slug
 from providers.budget_policy_grants import BudgetPolicyGrants
 from providers.experiment_policy_tag import ExperimentPolicyTag
@@ -25,8 +24,6 @@ class ServerlessBudgetArgs:
     authoritative_grants: bool = False
     experiments: Sequence[str] = ()
     """MLflow experiments (ids or names) whose scorers and evaluations this policy pays for."""
-    eval_token_budget: Optional[int] = None
-    """Token ceiling for mlflow.genai.evaluate() runs in those experiments (see evaluation/)."""
 
 
 class ServerlessBudget(pulumi.ComponentResource):
@@ -59,14 +56,6 @@ class ServerlessBudget(pulumi.ComponentResource):
                                 policy_id=self.policy.policy_id, opts=child)
             for experiment in args.experiments
         ]
-        self.token_budget_tags = []
-        if args.eval_token_budget is not None:
-            self.token_budget_tags = [
-                # ExperimentPolicyTag sets any tag: here `policy_id` carries the token ceiling.
-                ExperimentPolicyTag(f"{name}-token-budget-{slug(experiment)}", experiment=experiment,
-                                    key=TOKEN_BUDGET_TAG, policy_id=str(args.eval_token_budget), opts=child)
-                for experiment in args.experiments
-            ]
 
         self.policy_id = self.policy.policy_id
         self.policy_name = self.policy.policy_name

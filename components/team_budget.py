@@ -1,4 +1,5 @@
-"""``TeamBudget``: one team's serverless budget and gateway budget, the unit most stacks declare."""
+"""``TeamBudget``: one team's serverless budget, gateway budget and evaluation budget, the unit
+most stacks declare."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Optional
 
 import pulumi
 
+from components.evaluation_budget import EvaluationBudget, EvaluationBudgetArgs
 from components.gateway_budget import GatewayBudget, GatewayBudgetArgs
 from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
 
@@ -15,6 +17,7 @@ from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
 class TeamBudgetArgs:
     serverless: Optional[ServerlessBudgetArgs] = None
     gateway: Optional[GatewayBudgetArgs] = None
+    evaluation: Optional[EvaluationBudgetArgs] = None
 
 
 class TeamBudget(pulumi.ComponentResource):
@@ -26,6 +29,10 @@ class TeamBudget(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.serverless = ServerlessBudget(f"{team}-serverless", args.serverless, child) if args.serverless else None
         self.gateway = GatewayBudget(f"{team}-gateway", args.gateway, child) if args.gateway else None
+        self.evaluation = None
+        if args.evaluation:
+            # Its token-ceiling tags used to belong to the serverless budget: aliases keep them.
+            self.evaluation = EvaluationBudget(f"{team}-evaluation", args.evaluation, child, moved_from=self.serverless)
 
         self.policy_id = self.serverless.policy_id if self.serverless else None
         self.webhook_id = self.gateway.webhook_id if self.gateway else None

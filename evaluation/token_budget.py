@@ -630,8 +630,8 @@ def _max_tokens_from_tags(experiment: Experiment) -> int:
     if raw is None:
         raise ValueError(
             f"{_describe(experiment)} has no {TOKEN_BUDGET_TAG!r} tag, so it carries no "
-            f"token budget. Set the tag (the serverless budget component does, from stack "
-            f"config) or pass max_tokens to TokenBudgetEvaluator directly."
+            f"token budget. Set the tag (the EvaluationBudget component does, from stack "
+            f"config `evaluation`) or pass max_tokens to TokenBudgetEvaluator directly."
         )
     try:
         value = float(raw.strip())

@@ -11,6 +11,7 @@ _RESOURCE_MODULES = {
     "BudgetPolicyGrants": "providers.budget_policy_grants",
     "GatewayBudgetPolicy": "providers.gateway_budget_policy",
     "BudgetAlertWebhook": "providers.budget_alert_webhook",
+    "ExperimentTag": "providers.experiment_tag",
     "ExperimentPolicyTag": "providers.experiment_policy_tag",
 }
 

@@ -1,250 +1,62 @@
 """ExperimentPolicyTag: the experiment tag that picks the budget policy paying for its work.
 
 On Databricks, ``mlflow.workload_creation_policy_id`` on an experiment names the serverless
-budget policy billed for its scorers, synthetic evaluation data and agent evaluation.  The
-experiment is given by id or by name (``/Users/me@corp.com/evals``); the tag lives on the
-experiment the name resolved to when it was set.
+budget policy billed for its scorers, synthetic evaluation data and agent evaluation.  It is an
+``ExperimentTag`` (providers/experiment_tag.py) whose value is called ``policy_id`` and whose key
+defaults to that tag.  Existing stacks keep working: the type token and this module's provider
+class are the ones their state names.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from contracts import BUDGET_POLICY_TAG
-from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone
-from providers._mlflow import (
-    error_code,
-    MlflowProvider,
-    MlflowProviderError,
-    TrackingServer,
-    is_not_found,
-    raise_mlflow_error,
-    tracking_store,
-)
+from providers._base import Failures, Validator
+from providers.experiment_tag import ExperimentTag, ExperimentTagProvider, validate_experiment, validate_key
 
 # --- constants -----------------------------------------------------------------------------------
 
-
 DEFAULT_KEY = BUDGET_POLICY_TAG
-MAX_KEY_LENGTH = 250
-MAX_VALUE_LENGTH = 20_000
-# MLflow's tag names: alphanumerics, '_', '-', '.', ' ', ':' and '/', and no path tricks.
-TAG_KEY = re.compile(r"[/\w.\- :]+")
-
-
-IN_PLACE = ("policy_id",)
-REPLACE = ("experiment", "key", "tracking_uri")
+MAX_POLICY_ID_LENGTH = 20_000  # MLflow's limit on a tag value
 
 
 # --- field validators ----------------------------------------------------------------------------
-
-
-def validate_key(key: Any, failures: Failures, prop: str = "key") -> Any:
-    if key is None:
-        return DEFAULT_KEY
-    if reason := _key_problem(key):
-        failures.add(prop, reason)
-    return key
-
-
-def _key_problem(key: Any) -> Optional[str]:
-    if not isinstance(key, str) or not key:
-        return "must be a non-empty string"
-    if len(key) > MAX_KEY_LENGTH:
-        return f"must be at most {MAX_KEY_LENGTH} characters (got {len(key)})"
-    if not TAG_KEY.fullmatch(key):
-        return "may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'"
-    normalized = posixpath.normpath(key)
-    if normalized != key or normalized == "." or normalized.startswith(("..", "/")):
-        return f"must be a plain relative path (it would resolve to {normalized!r})"
-    return None
 
 
 def validate_policy_id(policy_id: Any, failures: Failures, prop: str = "policy_id") -> Any:
     policy_id = policy_id.strip() if isinstance(policy_id, str) else policy_id
     if not isinstance(policy_id, str) or not policy_id:
         failures.add(prop, "must be a non-empty budget policy id")
-    elif len(policy_id) > MAX_VALUE_LENGTH:
-        failures.add(prop, f"must be at most {MAX_VALUE_LENGTH} characters")
+    elif len(policy_id) > MAX_POLICY_ID_LENGTH:
+        failures.add(prop, f"must be at most {MAX_POLICY_ID_LENGTH} characters")
     return policy_id
 
 
-def validate_experiment(experiment: Any, failures: Failures, prop: str = "experiment") -> Any:
-    experiment = experiment.strip() if isinstance(experiment, str) else experiment
-    if not isinstance(experiment, str) or not experiment:
-        failures.add(prop, "must be an experiment id or name, e.g. '/Users/me@corp.com/evals'")
-    return experiment
-
-
-def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    return check_fields(news, {"experiment": validate_experiment, "policy_id": validate_policy_id, "key": validate_key})
-
-
-# --- wire conversion (MLflow calls) --------------------------------------------------------------
-
-
-def find_experiment(store, experiment: str):
-    """The experiment named by ``experiment`` (an id, else a name), or None."""
-    if experiment.isdigit():
-        try:
-            return store.get_experiment(experiment)
-        except Exception as error:  # noqa: BLE001
-            if not is_not_found(error):
-                raise
-    return store.get_experiment_by_name(experiment)
-
-
-def require_active_experiment(store, server: TrackingServer, experiment: str):
-    try:
-        found = find_experiment(store, experiment)
-    except Exception as error:  # noqa: BLE001
-        raise_mlflow_error("look up", "experiment", experiment, server, error)
-    where = f"on {server.public_uri}"
-    if found is None:
-        raise api_error("find", "experiment", experiment, f"no experiment with id or name {experiment!r}",
-                        "Create it first or fix the name.", where, MlflowProviderError)
-    if found.lifecycle_stage != "active":
-        raise api_error("use", "experiment", experiment, "it is deleted",
-                        "Restore it or choose another experiment.", where, MlflowProviderError)
-    return found
-
-
-def get_active_experiment(store, server: TrackingServer, experiment_id: str):
-    """The experiment if it exists and is not deleted, else None."""
-    try:
-        experiment = store.get_experiment(experiment_id)
-    except Exception as error:  # noqa: BLE001
-        if is_not_found(error):
-            return None
-        raise_mlflow_error("read", "experiment", experiment_id, server, error)
-    return experiment if experiment.lifecycle_stage == "active" else None
-
-
-def set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: str) -> None:
-    from mlflow.entities import ExperimentTag
-
-    try:
-        store.set_experiment_tag(experiment_id, ExperimentTag(key, value))
-    except Exception as error:  # noqa: BLE001
-        raise_mlflow_error("set", "experiment tag", tag_id(experiment_id, key), server, error)
-
-
-def is_inactive_experiment(error: BaseException) -> bool:
-    """MLflow's answer to a write on a deleted experiment (INVALID_PARAMETER_VALUE, by message)."""
-    return error_code(error) == "INVALID_PARAMETER_VALUE" and "must be in the 'active' state" in str(error)
-
-
-def try_set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: str) -> bool:
-    """Set the tag; False if the experiment does not exist or is deleted."""
-    from mlflow.entities import ExperimentTag
-
-    try:
-        store.set_experiment_tag(experiment_id, ExperimentTag(key, value))
-    except Exception as error:  # noqa: BLE001
-        if is_not_found(error) or is_inactive_experiment(error):
-            return False
-        raise_mlflow_error("set", "experiment tag", tag_id(experiment_id, key), server, error)
-    return True
-
-
-def tag_id(experiment_id: str, key: str) -> str:
-    return f"{experiment_id}/{key}"
-
-
-def parse_tag_id(id_: str) -> tuple[str, str]:
-    experiment_id, _, key = id_.partition("/")
-    return experiment_id, key
-
-
-def outputs_of(declared: Mapping[str, Any], experiment_id: str, policy_id: str, server) -> dict:
-    return {
-        "experiment": declared.get("experiment") or experiment_id,
-        "policy_id": policy_id,
-        "key": declared["key"],
-        "experiment_id": experiment_id,
-        "tracking_uri": server.public_uri,
-    }
+def validate_policy_key(key: Any, failures: Failures, prop: str = "key") -> Any:
+    return DEFAULT_KEY if key is None else validate_key(key, failures, prop)
 
 
 # --- provider ------------------------------------------------------------------------------------
 
 
-class ExperimentPolicyTagProvider(MlflowProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]):
-        inputs, failures = check_inputs(news)
-        self.record_tracking_uri(inputs, failures)
-        return failures.result(inputs)
+class ExperimentPolicyTagProvider(ExperimentTagProvider):
+    value_field = "policy_id"
 
-    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
-        result = diff_result(olds, news, in_place=IN_PLACE, replace=REPLACE)
-        # Old and new may be the same tag (an experiment renamed to its id, a server alias):
-        # removing the old one after setting the new one would remove the new one too.
-        result.delete_before_replace = bool(result.replaces)
-        return result
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        server = self.configured_server()
-        store = tracking_store(server)
-        experiment = props["experiment"]
-        # An id needs no lookup: MLflow refuses a tag on a missing or deleted experiment, and only
-        # then do we look it up, to say which of the two it is.
-        if not (experiment.isdigit() and try_set_tag(store, server, experiment, props["key"], props["policy_id"])):
-            experiment = require_active_experiment(store, server, experiment).experiment_id
-            set_tag(store, server, experiment, props["key"], props["policy_id"])
-        outs = outputs_of(props, experiment, props["policy_id"], server)
-        return CreateResult(tag_id(experiment, props["key"]), outs)
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        server = self.server_for(props.get("tracking_uri"))
-        experiment_id, key = parse_tag_id(id_)
-        experiment_id = props.get("experiment_id") or experiment_id
-        key = props.get("key") or key
-        experiment = get_active_experiment(tracking_store(server), server, experiment_id)
-        value = experiment.tags.get(key) if experiment is not None else None
-        if value is None:
-            return gone()
-        outs = outputs_of(dict(props, key=key), experiment_id, value, server)
-        inputs = {name: outs[name] for name in ("experiment", "policy_id", "key", "tracking_uri")}
-        return ReadResult(tag_id(experiment_id, key), outs, inputs=inputs)
-
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        server = self.server_for(olds.get("tracking_uri"))
-        store = tracking_store(server)
-        experiment_id = olds.get("experiment_id") or parse_tag_id(id_)[0]
-        if not try_set_tag(store, server, experiment_id, news["key"], news["policy_id"]):
-            raise api_error("set", "experiment tag", id_, "its experiment no longer exists or is deleted",
-                            "Run `pulumi refresh`.", f"on {server.public_uri}", MlflowProviderError)
-        return UpdateResult(outputs_of(news, experiment_id, news["policy_id"], server))
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        server = self.server_for(props.get("tracking_uri"))
-        store = tracking_store(server)
-        experiment_id = props.get("experiment_id") or parse_tag_id(id_)[0]
-        key = props.get("key") or parse_tag_id(id_)[1]
-        try:
-            store.delete_experiment_tag(experiment_id, key)
-        except Exception as error:  # noqa: BLE001
-            # Gone already: the tag, the experiment, or a deleted experiment (which takes its tags).
-            if not (is_not_found(error) or is_inactive_experiment(error)):
-                raise_mlflow_error("delete", "experiment tag", tag_id(experiment_id, key), server, error)
+    @staticmethod
+    def validators() -> dict[str, Validator]:
+        return {"experiment": validate_experiment, "policy_id": validate_policy_id, "key": validate_policy_key}
 
 
 # --- resource ------------------------------------------------------------------------------------
 
 
-class ExperimentPolicyTag(DynamicResource, module="mlbudgets", name="ExperimentPolicyTag"):
+class ExperimentPolicyTag(ExperimentTag, module="mlbudgets", name="ExperimentPolicyTag"):
     """Tag an MLflow experiment with the budget policy that pays for its serverless work."""
 
-    experiment: pulumi.Output[str]
     policy_id: pulumi.Output[str]
-    key: pulumi.Output[str]
-    experiment_id: pulumi.Output[str]
-    tracking_uri: pulumi.Output[str]
 
     def __init__(
         self,
@@ -255,11 +67,4 @@ class ExperimentPolicyTag(DynamicResource, module="mlbudgets", name="ExperimentP
         key: pulumi.Input[str] = DEFAULT_KEY,
         opts: Optional[pulumi.ResourceOptions] = None,
     ) -> None:
-        props = {
-            "experiment": experiment,
-            "policy_id": policy_id,
-            "key": key,
-            "experiment_id": None,
-            "tracking_uri": None,
-        }
-        super().__init__(ExperimentPolicyTagProvider(), resource_name, props, opts)
+        self._declare(ExperimentPolicyTagProvider(), resource_name, experiment, key, {"policy_id": policy_id}, opts)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
-from components.serverless_budget import TOKEN_BUDGET_TAG
+from contracts import COST_PER_1K_TOKENS_TAG, ON_EXCEED_TAG, TOKEN_BUDGET_TAG
 from stack_config import StackConfigError, parse_stack_config
 from tests.fixtures.provider_server import PROJECT_ROOT
 from tests.fixtures.pulumi_program import RecordingMocks, config_values, run_program
@@ -73,9 +73,20 @@ def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
         ([{"name": "a", "serverless": {"customTags": {"budget-policy-id": "x"}}}], "ml-budgets:teams[0].serverless.customTags: tag key 'budget-policy-id' is reserved"),
         ([{"name": "a", "serverless": {"workspaceIds": ["prod"]}}], "ml-budgets:teams[0].serverless.workspaceIds: 'prod' is not a workspace id"),
         ([{"name": "a", "serverless": {"evalTokenBudget": -1, "experiments": ["1"]}}], "ml-budgets:teams[0].serverless.evalTokenBudget: must be a whole number of tokens > 0"),
+        ([{"name": "a", "evaluation": {"maxTokens": 0, "experiments": ["1"]}}], "ml-budgets:teams[0].evaluation.maxTokens: must be a whole number of tokens > 0"),
+        ([{"name": "a", "evaluation": {"experiments": ["1"]}}], "ml-budgets:teams[0].evaluation.maxTokens: is required"),
+        ([{"name": "a", "evaluation": {"maxTokens": 5}}], "ml-budgets:teams[0].evaluation.experiments: is required"),
+        ([{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"], "onExceed": "explode"}}],
+         "ml-budgets:teams[0].evaluation.onExceed: must be 'raise' or 'warn'"),
+        ([{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"], "pricePer1kTokens": -1}}],
+         "ml-budgets:teams[0].evaluation.pricePer1kTokens: must be US dollars per 1,000 tokens, zero or more"),
+        ([{"name": "a", "serverless": {"evalTokenBudget": 5, "experiments": ["1"]}, "evaluation": {"maxTokens": 5}}],
+         "ml-budgets:teams[0].serverless.evalTokenBudget: is replaced by ml-budgets:teams[0].evaluation.maxTokens"),
+        ([{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"]}}, {"name": "b", "evaluation": {"maxTokens": 9, "experiments": ["1"]}}],
+         "ml-budgets:teams[1].evaluation.experiments[0]: '1' already has a token budget from teams[0]"),
         ([{"name": "a", "serverless": {"policyname": "x"}}], "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName"),
         ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is already taken"),
-        ([{"name": "a"}], "ml-budgets:teams[0]: declares neither `serverless` nor `gateway`"),
+        ([{"name": "a"}], "ml-budgets:teams[0]: declares none of `serverless`, `gateway`, `evaluation`"),
         ("search", "ml-budgets:teams: must be a list of teams"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "ftp://hooks.example.com/x"}}}], "ml-budgets:teams[0].gateway.webhook.url:"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "https://h.example.com/x", "events": ["budget.spent"]}}}],
@@ -127,7 +138,9 @@ def test_program_declares_components_with_children_named_after_them():
     assert {
         ("TeamBudget", "search"), ("ServerlessBudget", "search-serverless"), ("GatewayBudget", "search-gateway"),
         ("ServerlessBudgetPolicy", "search-serverless-policy"), ("BudgetPolicyGrants", "search-serverless-grants"),
-        ("ExperimentPolicyTag", "search-serverless-experiment-0"), ("ExperimentPolicyTag", "search-serverless-token-budget-0"),
+        ("ExperimentPolicyTag", "search-serverless-experiment-0"), ("EvaluationBudget", "search-evaluation"),
+        ("ExperimentTag", "search-evaluation-max-tokens-0"), ("ExperimentTag", "search-evaluation-on-exceed-0"),
+        ("ExperimentTag", "search-evaluation-cost-per-1k-tokens-0"),
         ("GatewayBudgetPolicy", "search-gateway-alert-50pct"), ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
         ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("BudgetAlertWebhook", "global-cap-webhook"),
         ("ServerlessBudgetPolicy", "recsys-serverless-policy"), ("GatewayBudget", "global-cap"),
@@ -136,12 +149,54 @@ def test_program_declares_components_with_children_named_after_them():
     assert ("GatewayBudgetPolicy", "global-cap-hard-stop") not in names
     alert_50 = next(r for r in mocks.registrations if r.name == "search-gateway-alert-50pct")
     assert alert_50.inputs["amount_usd"] == 250 and alert_50.inputs["action"] == "ALERT"
-    token_tag = next(r for r in mocks.registrations if r.name == "search-serverless-token-budget-0")
-    assert token_tag.inputs["key"] == TOKEN_BUDGET_TAG and token_tag.inputs["policy_id"] == "2000000"
+    written = {r.inputs["key"]: r.inputs["value"] for r in mocks.registrations if r.name.startswith("search-evaluation-")}
+    assert written == {TOKEN_BUDGET_TAG: "2000000", ON_EXCEED_TAG: "warn", COST_PER_1K_TOKENS_TAG: "0.6"}
     webhook = next(r for r in mocks.registrations if r.name == "global-cap-webhook")
     assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
     assert webhook.inputs["url"]["value"] == "http://127.0.0.1:8485/budget-alerts"
     assert not any(r.type.endswith("BudgetAlertWebhook") and r.name.startswith("search") for r in mocks.registrations)
+
+
+def test_the_old_eval_token_budget_key_still_works_with_a_deprecation_warning(monkeypatch):
+    warnings = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(message))
+    team = parse([{"name": "a", "serverless": {"experiments": ["7"], "evalTokenBudget": 1200}}]).teams[0]
+    assert (team.evaluation.experiments, team.evaluation.max_tokens, team.evaluation.on_exceed) == (["7"], 1200, "raise")
+    assert warnings == ["ml-budgets:teams[0].serverless.evalTokenBudget is deprecated and will be removed: "
+                        "set ml-budgets:teams[0].evaluation.maxTokens instead (same value)"]
+
+
+def test_an_evaluation_block_defaults_to_the_serverless_experiments_and_may_stand_alone():
+    team = parse([{"name": "a", "serverless": {"experiments": ["7", "8"]}, "evaluation": {"maxTokens": 10}}]).teams[0]
+    assert team.evaluation.experiments == ["7", "8"] and team.evaluation.price_per_1k_tokens is None
+    alone = parse([{"name": "b", "evaluation": {"maxTokens": 10, "experiments": ["9"], "pricePer1kTokens": 2}}]).teams[0]
+    assert alone.serverless is None and alone.evaluation.price_per_1k_tokens == 2.0
+
+
+def test_token_ceilings_set_by_the_old_key_keep_their_tags_through_an_alias(monkeypatch):
+    # Deployed before EvaluationBudget, the ceiling was an ExperimentPolicyTag of the serverless
+    # budget.  Without an alias, `pulumi up` would set the new tag and then delete the old one:
+    # the same experiment tag, so the ceiling would vanish.
+    from pulumi.runtime.mocks import MockMonitor
+
+    aliases = {}
+    register = MockMonitor.RegisterResource
+
+    def recording(self, request):
+        aliases[request.name] = list(request.aliases)
+        return register(self, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
+    monkeypatch.setattr("pulumi.log.warn", lambda *args, **kwargs: None)
+    teams = [{"name": "search", "serverless": {"experiments": ["0"], "evalTokenBudget": 100}}]
+    mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"),
+                        config=config_values({"ml-budgets:teams": teams}))
+    assert {r.name for r in mocks.registrations} >= {"search-evaluation-max-tokens-0", "search-evaluation-on-exceed-0"}
+    [alias] = aliases["search-evaluation-max-tokens-0"]
+    assert alias.spec.name == "search-serverless-token-budget-0"
+    assert alias.spec.type == "pulumi-python:dynamic/mlbudgets:ExperimentPolicyTag"
+    assert alias.spec.parentUrn.endswith("ml-budgets:index:TeamBudget$ml-budgets:index:ServerlessBudget::search-serverless")
+    assert aliases["search-evaluation-on-exceed-0"] == []
 
 
 def test_token_budget_tag_matches_the_evaluator():
