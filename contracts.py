@@ -6,7 +6,7 @@ Standard library only: ``evaluation/`` imports it without pulumi, the program wi
 
 The Databricks emulator keeps its own copies of Databricks' limits on purpose (it plays
 Databricks, so it must not agree with our providers by construction); a table test runs both
-sides' validators over the same values (tests/test_contracts.py).
+sides' validators over the same values (tests/providers/test_contracts.py).
 """
 
 # On Databricks, names the serverless budget policy billed for an experiment's scorers,

@@ -5,9 +5,17 @@ rule sets (``/api/2.0/preview/accounts/{id}/access-control/rule-sets``) with Dat
 validation, error codes and etag semantics, plus fault injection, a request log and a JSON state
 file.  See emulator/README.md.
 
-* :mod:`emulator.state`   the account model (pure Python, thread-safe, persistence)
-* :mod:`emulator.app`     the WSGI app (routes, errors, faults, hooks, request log)
-* :mod:`emulator.faults`  fault rules (429, 503, dropped connection, slow, any error)
+* :mod:`emulator.state`        the account: its state and operations (pure Python, thread-safe)
+* :mod:`emulator.validation`   what Databricks accepts (limits, names, principals)
+* :mod:`emulator.paging`       list paging (page tokens)
+* :mod:`emulator.persistence`  the state file: snapshot + journal
+* :mod:`emulator.app`          the WSGI app: the request pipeline and API handlers
+* :mod:`emulator.routes`       every route (API and control plane) in one table
+* :mod:`emulator.control`      the ``/_emulator/`` control plane
+* :mod:`emulator.request_log`  the request log
+* :mod:`emulator.wire`         request bodies and query parameters
+* :mod:`emulator.errors`       Databricks' error shapes
+* :mod:`emulator.faults`       fault rules (429, 503, dropped connection, slow, any error)
 * :mod:`emulator.server`  run it in a thread; real ``AccountClient`` for it
 * :mod:`emulator.process` run it as ``python -m emulator``; HTTP control client
 """

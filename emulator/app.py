@@ -1,19 +1,13 @@
 """The HTTP face of the emulator: a WSGI application speaking the Databricks account REST API.
 
-Routes (exactly the paths databricks-sdk 0.156 calls; anything else is a loud 404
-``ENDPOINT_NOT_FOUND`` naming the method and path, also written to stderr):
+It serves exactly the paths databricks-sdk 0.156 calls (emulator/routes.py); anything else is a
+loud 404 ``ENDPOINT_NOT_FOUND`` naming the method and path, also written to stderr.  The control
+plane for tests and benchmarks in other processes lives under ``/_emulator/``
+(emulator/control.py); it is neither logged nor subject to faults.
 
-* ``GET  /.well-known/databricks-config``  host metadata the SDK fetches when a ``Config`` is built
-* ``POST|GET /api/2.1/accounts/{account_id}/budget-policies``
-* ``GET|PATCH|DELETE /api/2.1/accounts/{account_id}/budget-policies/{policy_id}``
-* ``GET|PUT /api/2.0/preview/accounts/{account_id}/access-control/rule-sets``
-* ``GET  /api/2.0/preview/accounts/{account_id}/access-control/assignable-roles``
-
-Control endpoints for tests and benchmarks in other processes live under ``/_emulator/`` (see
-``CONTROL_ROUTES`` below and emulator/README.md); they are neither logged nor subject to faults.
-
-Every API request passes, in order: "before" faults -> ``before_next`` hooks -> the account
-(:mod:`emulator.state`) -> "after" faults, and is appended to the request log.
+This module keeps the request pipeline.  Every API request passes, in order: the request log
+(emulator/request_log.py) -> "before" faults -> ``before_next`` hooks -> the account
+(emulator/state.py) -> "after" faults.
 """
 
 from __future__ import annotations
@@ -21,7 +15,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import re
 import socket
 import sys
 import threading
@@ -32,43 +25,15 @@ from typing import Any, Callable, Optional
 from werkzeug.wrappers import Request, Response
 
 from emulator import errors
+from emulator.control import ControlPlane
 from emulator.errors import ApiError
 from emulator.faults import Fault, FaultInjector
+from emulator.request_log import RequestLog
+from emulator.routes import API_ROUTES, CONTROL_ROUTES, route
 from emulator.state import AccountState
+from emulator.wire import bool_arg, flat_args, int_arg, json_object, try_json
 
 logger = logging.getLogger("emulator")
-
-_ACCOUNT = r"(?P<account_id>[^/]+)"
-_ROUTES: list[tuple[re.Pattern, dict[str, str]]] = [
-    (re.compile(r"^/\.well-known/databricks-config$"), {"GET": "host_metadata"}),
-    (
-        re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budget-policies$"),
-        {"POST": "create_policy", "GET": "list_policies"},
-    ),
-    (
-        re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budget-policies/(?P<policy_id>[^/]+)$"),
-        {"GET": "get_policy", "PATCH": "update_policy", "DELETE": "delete_policy"},
-    ),
-    (
-        re.compile(rf"^/api/2\.0/preview/accounts/{_ACCOUNT}/access-control/rule-sets$"),
-        {"GET": "get_rule_set", "PUT": "update_rule_set"},
-    ),
-    (
-        re.compile(rf"^/api/2\.0/preview/accounts/{_ACCOUNT}/access-control/assignable-roles$"),
-        {"GET": "assignable_roles"},
-    ),
-]
-
-CONTROL_ROUTES: list[tuple[re.Pattern, dict[str, str]]] = [
-    (re.compile(r"^/_emulator/health$"), {"GET": "health"}),
-    (re.compile(r"^/_emulator/requests$"), {"GET": "get_requests", "DELETE": "clear_requests"}),
-    (re.compile(r"^/_emulator/faults$"), {"GET": "get_faults", "POST": "add_fault", "DELETE": "clear_faults"}),
-    (re.compile(r"^/_emulator/faults/(?P<fault_id>\d+)$"), {"DELETE": "remove_fault"}),
-    (re.compile(r"^/_emulator/reset$"), {"POST": "reset"}),
-    (re.compile(r"^/_emulator/state$"), {"GET": "get_state"}),
-    (re.compile(r"^/_emulator/policies/(?P<policy_id>[^/]+)/grants$"), {"POST": "add_grant"}),
-]
-
 
 class _ConnectionDropped(ConnectionAbortedError):
     """Raised out of the WSGI app after the socket was shut down: werkzeug treats a
@@ -95,11 +60,9 @@ class EmulatorApp:
     ) -> None:
         self.state = state
         self.faults = faults if faults is not None else FaultInjector()
-        self.max_log = max_log
+        self.log = RequestLog(max_log)
+        self.control = ControlPlane(self)
         self.echo_unknown_routes = echo_unknown_routes
-        self._log: list[dict[str, Any]] = []
-        self._log_lock = threading.Lock()
-        self._seq = 0
         self._hooks: list[_Hook] = []
         self._hooks_lock = threading.Lock()
         self.hook_errors: list[BaseException] = []
@@ -109,36 +72,15 @@ class EmulatorApp:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """A copy of the request log in arrival order: dicts with seq, time, method, path, query,
-        body (parsed JSON request body, if any), status (None while pending or when dropped),
-        error_code, fault (e.g. ``"429/before"``), outcome (``pending``, ``ok``, ``error``,
-        ``dropped``) and duration_ms."""
-        with self._log_lock:
-            return [dict(entry) for entry in self._log]
+        """A copy of the request log (see ``RequestLog.entries``)."""
+        return self.log.entries()
 
     def reset_requests(self) -> None:
-        with self._log_lock:
-            self._log.clear()
+        self.log.clear()
 
     def count(self, method: Optional[str] = None, path_contains: str = "", *, status: Optional[int] = None) -> int:
         """How many logged requests match (``method`` None or ``"*"`` = any method)."""
-        method = None if method in (None, "*") else method.upper()
-        with self._log_lock:
-            return sum(
-                1
-                for entry in self._log
-                if (method is None or entry["method"] == method)
-                and path_contains in entry["path"]
-                and (status is None or entry["status"] == status)
-            )
-
-    def _record(self, entry: dict[str, Any]) -> None:
-        with self._log_lock:
-            self._seq += 1
-            entry["seq"] = self._seq
-            self._log.append(entry)
-            if len(self._log) > self.max_log:
-                del self._log[: len(self._log) - self.max_log]
+        return self.log.count(method, path_contains, status=status)
 
     # ------------------------------------------------------------------ hooks
 
@@ -187,21 +129,9 @@ class EmulatorApp:
     def _api(self, request: Request, environ: dict[str, Any]) -> Response:
         started = time.perf_counter()
         method, path = request.method.upper(), request.path
-        entry: dict[str, Any] = {
-            "time": time.time(),
-            "method": method,
-            "path": path,
-            "query": _flat_args(request),
-            "body": None,
-            "status": None,
-            "error_code": None,
-            "fault": None,
-            "outcome": "pending",
-            "duration_ms": None,
-        }
-        self._record(entry)  # at arrival, so a request still being served is already counted
+        entry = self.log.arrived(method, path, flat_args(request))
         try:
-            entry["body"] = _try_json(request.get_data(cache=True))
+            entry["body"] = try_json(request.get_data(cache=True))
             response = self._apply_fault(self.faults.take(method, path, "before"), environ, entry)
             if response is None:
                 try:
@@ -213,23 +143,16 @@ class EmulatorApp:
                 if after is not None:
                     response = after
             error_code = _error_code_of(response) if response.status_code >= 400 else None
-            self._finish(entry, started, response.status_code, error_code, "error" if error_code else "ok")
+            self.log.finish(entry, started, response.status_code, error_code, "error" if error_code else "ok")
             return response
         except _ConnectionDropped:
-            self._finish(entry, started, None, None, "dropped")
+            self.log.finish(entry, started, None, None, "dropped")
             raise
         except Exception as exc:  # a bug in the emulator: answer 500 and say so
             logger.exception("emulator failure on %s %s", method, path)
             print(f"[databricks-emulator] internal error on {method} {path}: {exc!r}", file=sys.stderr, flush=True)
-            self._finish(entry, started, 500, "INTERNAL_ERROR", "error")
+            self.log.finish(entry, started, 500, "INTERNAL_ERROR", "error")
             return self._error(ApiError(500, "INTERNAL_ERROR", f"emulator bug: {exc!r}"))
-
-    def _finish(self, entry: dict[str, Any], started: float, status: Optional[int], error_code: Optional[str], outcome: str) -> None:
-        with self._log_lock:
-            entry["status"] = status
-            entry["error_code"] = error_code
-            entry["outcome"] = outcome
-            entry["duration_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
 
     def _apply_fault(self, fault: Optional[Fault], environ: dict[str, Any], entry: dict[str, Any]) -> Optional[Response]:
         if fault is None:
@@ -253,7 +176,7 @@ class EmulatorApp:
     # ------------------------------------------------------------------ API dispatch
 
     def _dispatch(self, request: Request, method: str, path: str) -> dict[str, Any]:
-        handler_name, params = _route(_ROUTES, method, path)
+        handler_name, params = route(API_ROUTES, method, path)
         if handler_name is None:
             self._unknown_route(method, path)
         if handler_name != "host_metadata":
@@ -283,7 +206,7 @@ class EmulatorApp:
         return {"oidc_endpoint": f"{base}/oidc/accounts/{{account_id}}", "account_id": self.state.account_id}
 
     def _h_create_policy(self, request: Request) -> dict[str, Any]:
-        body = _json_object(request)
+        body = json_object(request)
         unknown = sorted(set(body) - {"policy", "request_id"})
         if unknown:
             raise errors.invalid(f"Unknown field(s) in the request body: {', '.join(unknown)}.")
@@ -292,13 +215,13 @@ class EmulatorApp:
     def _h_list_policies(self, request: Request) -> dict[str, Any]:
         args = request.args
         return self.state.list_policies(
-            page_size=_int_arg(args, "page_size"),
+            page_size=int_arg(args, "page_size"),
             page_token=args.get("page_token") or None,
             filter_policy_name=args.get("filter_by.policy_name"),
-            filter_creator_user_id=_int_arg(args, "filter_by.creator_user_id"),
+            filter_creator_user_id=int_arg(args, "filter_by.creator_user_id"),
             filter_creator_user_name=args.get("filter_by.creator_user_name"),
             sort_field=args.get("sort_spec.field"),
-            sort_descending=_bool_arg(args, "sort_spec.descending"),
+            sort_descending=bool_arg(args, "sort_spec.descending"),
         )
 
     def _h_get_policy(self, request: Request, policy_id: str) -> dict[str, Any]:
@@ -307,7 +230,7 @@ class EmulatorApp:
     def _h_update_policy(self, request: Request, policy_id: str) -> dict[str, Any]:
         # The SDK sends policy.as_dict() as the whole body and the deprecated limit_config
         # (empty) as query parameters ``limit_config.*``, which carry nothing.
-        return self.state.update_policy(policy_id, _json_object(request))
+        return self.state.update_policy(policy_id, json_object(request))
 
     def _h_delete_policy(self, request: Request, policy_id: str) -> dict[str, Any]:
         self.state.delete_policy(policy_id)
@@ -317,7 +240,7 @@ class EmulatorApp:
         return self.state.get_rule_set(request.args.get("name"), request.args.get("etag"))
 
     def _h_update_rule_set(self, request: Request) -> dict[str, Any]:
-        body = _json_object(request)
+        body = json_object(request)
         unknown = sorted(set(body) - {"name", "rule_set"})
         if unknown:
             raise errors.invalid(f"Unknown field(s) in the request body: {', '.join(unknown)}.")
@@ -326,85 +249,29 @@ class EmulatorApp:
     def _h_assignable_roles(self, request: Request) -> dict[str, Any]:
         return self.state.assignable_roles(request.args.get("resource"))
 
-    # ------------------------------------------------------------------ control endpoints
-
-    def _control(self, request: Request) -> Response:
-        method, path = request.method.upper(), request.path
-        handler_name, params = _route(CONTROL_ROUTES, method, path)
-        try:
-            if handler_name is None:
-                self._unknown_route(method, path)
-            return self._json(getattr(self, "_c_" + handler_name)(request, **params))
-        except ApiError as exc:
-            return self._error(exc)
-        except (ValueError, TypeError, KeyError) as exc:
-            return self._error(errors.invalid(f"bad control request: {exc}"))
-
-    def _c_health(self, request: Request) -> dict[str, Any]:
-        return {"status": "ok", "account_id": self.state.account_id, "policies": len(self.state)}
-
-    def _c_get_requests(self, request: Request) -> dict[str, Any]:
-        return {"requests": self.requests}
-
-    def _c_clear_requests(self, request: Request) -> dict[str, Any]:
-        self.reset_requests()
-        return {}
-
-    def _c_get_faults(self, request: Request) -> dict[str, Any]:
-        return {"faults": [f.to_json() for f in self.faults.list()], "history": list(self.faults.history)}
-
-    def _c_add_fault(self, request: Request) -> dict[str, Any]:
-        spec = _json_object(request)
-        kind = spec.pop("kind")
-        return {"fault": self.faults.inject(kind, **spec).to_json()}
-
-    def _c_clear_faults(self, request: Request) -> dict[str, Any]:
-        self.faults.clear()
-        return {}
-
-    def _c_remove_fault(self, request: Request, fault_id: str) -> dict[str, Any]:
-        if not self.faults.remove(int(fault_id)):
-            raise errors.not_found(f"no fault {fault_id}")
-        return {}
-
-    def _c_reset(self, request: Request) -> dict[str, Any]:
-        what = _json_object(request) if request.get_data() else {}
-        if what.get("state", True):
-            self.state.reset()
-        if what.get("faults", True):
-            self.faults.clear()
-            self.clear_hooks()
-        if what.get("requests", True):
-            self.reset_requests()
-        return {}
-
-    def _c_get_state(self, request: Request) -> dict[str, Any]:
-        return self.state.snapshot()
-
-    def _c_add_grant(self, request: Request, policy_id: str) -> dict[str, Any]:
-        spec = _json_object(request)
-        return {"etag": self.state.add_grant(policy_id, spec["role"], spec["principal"])}
-
     # ------------------------------------------------------------------ responses
 
     @staticmethod
     def _json(body: dict[str, Any], status: int = 200, headers: Optional[dict[str, str]] = None) -> Response:
         return Response(json.dumps(body, separators=(",", ":")), status=status, headers=headers, mimetype="application/json")
 
+    def _control(self, request: Request) -> Response:
+        method, path = request.method.upper(), request.path
+        handler_name, params = route(CONTROL_ROUTES, method, path)
+        try:
+            if handler_name is None:
+                self._unknown_route(method, path)
+            return self._json(getattr(self.control, handler_name)(request, **params))
+        except ApiError as exc:
+            return self._error(exc)
+        except (ValueError, TypeError, KeyError) as exc:
+            return self._error(errors.invalid(f"bad control request: {exc}"))
+
     def _error(self, exc: ApiError) -> Response:
         return self._json(exc.body(), exc.status, exc.headers)
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _route(table: list[tuple[re.Pattern, dict[str, str]]], method: str, path: str) -> tuple[Optional[str], dict[str, str]]:
-    for pattern, methods in table:
-        match = pattern.match(path)
-        if match:
-            handler = methods.get(method)
-            return (handler, match.groupdict()) if handler else (None, {})
-    return None, {}
 
 
 def _drop_connection(environ: dict[str, Any]) -> None:
@@ -415,57 +282,6 @@ def _drop_connection(environ: dict[str, Any]) -> None:
         except OSError:
             pass
     raise _ConnectionDropped("connection dropped by an injected fault")
-
-
-def _json_object(request: Request) -> dict[str, Any]:
-    data = request.get_data(cache=True)
-    if not data:
-        return {}
-    try:
-        value = json.loads(data)
-    except ValueError:
-        raise errors.malformed("Invalid JSON given in the body of the request - failed to parse.") from None
-    if not isinstance(value, dict):
-        raise errors.malformed("Invalid JSON given in the body of the request - expected a map.")
-    return value
-
-
-def _try_json(data: bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return data.decode("utf-8", "replace")
-
-
-def _flat_args(request: Request) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in request.args:
-        values = request.args.getlist(key)
-        out[key] = values[0] if len(values) == 1 else values
-    return out
-
-
-def _int_arg(args: Any, name: str) -> Optional[int]:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise errors.invalid(f"{name} must be an integer, got {raw!r}.") from None
-
-
-def _bool_arg(args: Any, name: str) -> bool:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return False
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise errors.invalid(f"{name} must be true or false, got {raw!r}.")
 
 
 def _error_code_of(response: Response) -> Optional[str]:

@@ -1,31 +1,21 @@
-"""The emulated Databricks account: budget policies and their rule sets.
+"""The emulated Databricks account: budget policies and their rule sets (state and operations).
 
 Pure Python, no HTTP.  Every public method takes and returns the JSON shapes the REST API
 carries (the databricks-sdk's ``as_dict()`` / ``from_dict()`` forms) and raises
 :class:`emulator.errors.ApiError` with the status and ``error_code`` Databricks answers with.
 All methods are thread-safe (one re-entrant lock).
 
-Persistence (only with a ``path``): ``path`` holds a JSON snapshot, written atomically (temp
-file + ``os.replace``); every mutation is appended to ``path + ".journal"`` (one JSON line per
-changed object) before the call returns, so a restarted -- even SIGKILLed -- emulator finds every
-acknowledged change.  The journal is folded into a new snapshot when it grows past twice the
-number of policies (+1000 lines) and on load, so a write costs O(1), not O(size of the account).
-
-Validation follows the documented constraints of ``BudgetPolicy`` (databricks-sdk 0.156,
-docs.databricks.com/api/budget-policy) and of account access-control rule sets; see
-``emulator/README.md`` for the list and for the choices made where Databricks does not say.
+What it accepts: :mod:`emulator.validation`; list paging: :mod:`emulator.paging`; persistence
+(only with a ``path``): :mod:`emulator.persistence`, a snapshot and a journal, the journal folded
+into a new snapshot when it grows past twice the number of policies (+1000 lines) and on load.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import hashlib
-import json
 import os
-import re
 import secrets
-import tempfile
 import threading
 import time
 import uuid
@@ -33,45 +23,30 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from emulator import errors
+from emulator import paging
+from emulator.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_page_token, encode_page_token
+from emulator.persistence import StateFile
+from emulator.validation import (
+    BUDGET_POLICY_ROLES,
+    OTHER_RESOURCE_RE,
+    OTHER_RULE_SET_RE,
+    POLICY_ID_PATH_RE,
+    POLICY_NAME_MAX,
+    RESOURCE_NAME_RE,
+    ROLE_MANAGER,
+    ROLE_USER,
+    RULE_SET_FIELDS,
+    RULE_SET_NAME_RE,
+    check_principal,
+    check_request_id,
+    expect_object,
+    validate_grant_rules,
+    validate_policy_fields,
+)
+
+__all__ = ["AccountState", "BUDGET_POLICY_ROLES", "ROLE_MANAGER", "ROLE_USER", "rule_set_name", "new_etag"]
 
 STATE_FORMAT = "databricks-account-emulator/1"
-
-# Databricks' limits, copied here on purpose rather than imported from providers/: the emulator
-# plays Databricks, so it must not agree with our providers by construction.  tests/test_contracts.py
-# runs both sides' validators over the same values.
-POLICY_NAME_MAX = 127
-RESERVED_NAME_PREFIX = "databricks:default-policy"
-MAX_CUSTOM_TAGS = 20
-TAG_KEY_MAX = 512
-TAG_VALUE_MAX = 256
-RESERVED_TAG_KEYS = frozenset({"budget-policy-name", "budget-policy-id", "budget-policy-resolution-result"})
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-INT64_MAX = 2**63 - 1
-
-ROLE_USER = "roles/budgetPolicy.user"
-ROLE_MANAGER = "roles/budgetPolicy.manager"
-BUDGET_POLICY_ROLES = (ROLE_MANAGER, ROLE_USER)
-
-_POLICY_FIELDS = frozenset({"policy_id", "policy_name", "custom_tags", "binding_workspace_ids"})
-_TAG_FIELDS = frozenset({"key", "value"})
-_RULE_SET_FIELDS = frozenset({"name", "etag", "grant_rules"})
-_GRANT_RULE_FIELDS = frozenset({"role", "principals"})
-
-# Path parameter constraint published for GET/DELETE .../budget-policies/{policy_id}.
-_POLICY_ID_PATH_RE = re.compile(r"^[\w.-]{1,40}$", re.ASCII)
-_RULE_SET_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)/ruleSets/default$")
-_RESOURCE_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)$")
-# Rule sets Databricks has but this emulator does not model (answered 501, never silently).
-_OTHER_RULE_SET_RE = re.compile(
-    r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?/ruleSets/default$"
-)
-_OTHER_RESOURCE_RE = re.compile(r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?$")
-_PRINCIPAL_RES = (
-    re.compile(r"^users/[^\s@]+@[^\s@/]+$"),
-    re.compile(r"^groups/\S(.*\S)?$", re.DOTALL),
-    re.compile(r"^servicePrincipals/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
-)
 
 
 def rule_set_name(account_id: str, policy_id: str) -> str:
@@ -166,21 +141,18 @@ class AccountState:
     ) -> None:
         self._lock = threading.RLock()
         self.path = os.fspath(path) if path else None
-        self.fsync = fsync
+        self._file = StateFile(self.path, fsync=fsync) if self.path else None
         self.creator_user_name = creator_user_name
         self.creator_user_id = creator_user_id
         if creator_manager is not None:
-            _check_principal(creator_manager)
+            check_principal(creator_manager)
         self.creator_manager = creator_manager
         self._policies: dict[str, _Policy] = {}
         self._names: dict[str, str] = {}  # active policy name -> policy_id
         self._rule_sets: dict[str, _RuleSet] = {}  # policy_id -> rule set
         self._request_ids: dict[str, dict[str, Any]] = {}  # request_id -> {policy_id, fingerprint, response}
         self._version = 0
-        self.writes = 0  # persistence writes (journal appends and snapshots)
-        self._journal_fd: Optional[int] = None
-        self._journal_lines = 0
-        loaded_account = self._load() if self.path and os.path.exists(self.path) else None
+        loaded_account = self._load() if self._file and self._file.exists() else None
         if account_id and loaded_account and account_id != loaded_account:
             raise ValueError(
                 f"state file {self.path} belongs to account {loaded_account}, not {account_id}; "
@@ -204,16 +176,16 @@ class AccountState:
     def create_policy(self, policy: Optional[dict[str, Any]], request_id: Optional[str] = None) -> dict[str, Any]:
         """``POST /api/2.1/accounts/{account_id}/budget-policies`` with ``{policy, request_id}``."""
         if request_id is not None and request_id != "":
-            _check_request_id(request_id)
+            check_request_id(request_id)
         else:
             request_id = None
-        policy = _expect_object(policy if policy is not None else {}, "policy")
+        policy = expect_object(policy if policy is not None else {}, "policy")
         if policy.get("policy_id") not in (None, ""):
             raise errors.invalid(
                 "policy.policy_id must be empty when creating a budget policy: it is generated by Databricks."
             )
-        name, tags, workspaces = _validate_policy_fields(policy, "policy.")
-        fingerprint = _fingerprint({"policy_name": name, "custom_tags": tags, "binding_workspace_ids": workspaces})
+        name, tags, workspaces = validate_policy_fields(policy, "policy.")
+        fingerprint = paging.fingerprint({"policy_name": name, "custom_tags": tags, "binding_workspace_ids": workspaces})
         with self._lock:
             if request_id is not None and request_id in self._request_ids:
                 seen = self._request_ids[request_id]
@@ -267,7 +239,7 @@ class AccountState:
         The SDK sends ``policy.as_dict()``, which leaves out empty lists, so an absent
         ``custom_tags`` / ``binding_workspace_ids`` means "none" and clears them.
         """
-        policy = _expect_object(policy if policy is not None else {}, "policy")
+        policy = expect_object(policy if policy is not None else {}, "policy")
         body_id = policy.get("policy_id")
         if body_id not in (None, "") and body_id != policy_id:
             raise errors.invalid(
@@ -275,7 +247,7 @@ class AccountState:
             )
         with self._lock:
             current = self._policy(policy_id)
-            name, tags, workspaces = _validate_policy_fields(policy, "policy.")
+            name, tags, workspaces = validate_policy_fields(policy, "policy.")
             self._check_name_free(name, policy_id)
             if current.policy_name != name:
                 del self._names[current.policy_name]
@@ -322,7 +294,7 @@ class AccountState:
             raise errors.invalid(f"sort_spec.field {sort_field!r} is not supported; the only field is POLICY_NAME.")
         if filter_policy_name is not None and len(filter_policy_name) > POLICY_NAME_MAX:
             raise errors.invalid(f"filter_by.policy_name must be at most {POLICY_NAME_MAX} characters.")
-        query_key = _fingerprint(
+        query_key = paging.fingerprint(
             {
                 "n": filter_policy_name,
                 "u": filter_creator_user_id,
@@ -332,7 +304,7 @@ class AccountState:
         )
         after: Optional[tuple[str, str]] = None
         if page_token:
-            after = _decode_page_token(page_token, query_key)
+            after = decode_page_token(page_token, query_key)
         with self._lock:
             items = list(self._policies.values())
         if filter_policy_name:
@@ -354,7 +326,7 @@ class AccountState:
             response["policies"] = [p.wire() for p in page]
         if len(items) > page_size:
             last = page[-1]
-            response["next_page_token"] = _encode_page_token((last.policy_name, last.policy_id), query_key)
+            response["next_page_token"] = encode_page_token((last.policy_name, last.policy_id), query_key)
         return response
 
     # ------------------------------------------------------------------ rule sets
@@ -379,8 +351,8 @@ class AccountState:
             raise errors.invalid("name is required.")
         if rule_set is None:
             raise errors.invalid("rule_set is required.")
-        rule_set = _expect_object(rule_set, "rule_set")
-        unknown = sorted(set(rule_set) - _RULE_SET_FIELDS)
+        rule_set = expect_object(rule_set, "rule_set")
+        unknown = sorted(set(rule_set) - RULE_SET_FIELDS)
         if unknown:
             raise errors.invalid(f"Unknown field(s) in rule_set: {', '.join(unknown)}.")
         if rule_set.get("name") not in (None, name):
@@ -395,7 +367,7 @@ class AccountState:
             )
         with self._lock:
             policy_id = self._rule_set_policy(name)
-            grant_rules = _validate_grant_rules(rule_set.get("grant_rules"), name)
+            grant_rules = validate_grant_rules(rule_set.get("grant_rules"), name)
             current = self._rule_sets[policy_id]
             if etag != current.etag:
                 raise errors.conflict("Conflict with another RuleSet operation")
@@ -407,9 +379,9 @@ class AccountState:
         """``GET .../access-control/assignable-roles?resource=accounts/{a}/budgetPolicies/{id}``."""
         if not resource:
             raise errors.invalid("resource is required.")
-        match = _RESOURCE_NAME_RE.match(resource)
+        match = RESOURCE_NAME_RE.match(resource)
         if not match:
-            if _OTHER_RESOURCE_RE.match(resource):
+            if OTHER_RESOURCE_RE.match(resource):
                 raise errors.not_implemented(
                     f"The Databricks account emulator only models budget policy resources, not {resource!r}."
                 )
@@ -454,7 +426,7 @@ class AccountState:
         """Another writer replaces the rule set (validated, new etag).  Returns the new etag."""
         with self._lock:
             self._rule_sets_of(policy_id)
-            rules = _validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id))
+            rules = validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id))
             self._rule_sets[policy_id] = self._new_rule_set(rules)
             self._journal(("rule_set", policy_id))
             return self._rule_sets[policy_id].etag
@@ -486,9 +458,8 @@ class AccountState:
     def close(self) -> None:
         """Close the journal file (the state stays on disk)."""
         with self._lock:
-            if self._journal_fd is not None:
-                os.close(self._journal_fd)
-                self._journal_fd = None
+            if self._file:
+                self._file.close()
 
     def _clear(self) -> None:
         self._policies.clear()
@@ -511,7 +482,7 @@ class AccountState:
     # ------------------------------------------------------------------ internals
 
     def _policy(self, policy_id: str) -> _Policy:
-        if not isinstance(policy_id, str) or not _POLICY_ID_PATH_RE.match(policy_id):
+        if not isinstance(policy_id, str) or not POLICY_ID_PATH_RE.match(policy_id):
             raise errors.invalid(
                 f"Invalid policy_id {policy_id!r}: expected 1 to 40 characters from [A-Za-z0-9_.-]."
             )
@@ -538,9 +509,9 @@ class AccountState:
     def _rule_set_policy(self, name: Optional[str]) -> str:
         if not name:
             raise errors.invalid("name is required: accounts/<account_id>/budgetPolicies/<policy_id>/ruleSets/default.")
-        match = _RULE_SET_NAME_RE.match(name)
+        match = RULE_SET_NAME_RE.match(name)
         if not match:
-            if _OTHER_RULE_SET_RE.match(name):
+            if OTHER_RULE_SET_RE.match(name):
                 raise errors.not_implemented(
                     f"The Databricks account emulator only models budget policy rule sets "
                     f"(accounts/<account_id>/budgetPolicies/<policy_id>/ruleSets/default), not {name!r}."
@@ -563,75 +534,41 @@ class AccountState:
         return _RuleSet(version=self._version, etag=new_etag(self._version), grant_rules=grant_rules)
 
     @property
+    def writes(self) -> int:
+        """Persistence writes so far (journal appends and snapshots)."""
+        return self._file.writes if self._file else 0
+
+    @property
     def journal_path(self) -> Optional[str]:
-        return self.path + ".journal" if self.path else None
+        return self._file.journal_path if self._file else None
 
     def _journal(self, *changes: tuple[str, Optional[str]]) -> None:
         """Append the changed objects to the journal (called with the lock held)."""
-        if not self.path:
+        if not self._file:
             return
-        lines = []
-        for kind, key in changes:
-            if kind == "policy":
-                record: dict[str, Any] = {"op": "policy", "policy": self._policies[key].to_json()}
-            elif kind == "rule_set":
-                record = {"op": "rule_set", "policy_id": key, "rule_set": self._rule_sets[key].to_json()}
-            elif kind == "request":
-                record = {"op": "request", "request_id": key, "record": self._request_ids[key]}
-            elif kind == "delete":
-                record = {"op": "delete", "policy_id": key}
-            elif kind == "reset":
-                record = {"op": "reset"}
-            else:  # pragma: no cover
-                raise AssertionError(kind)
-            lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        if self._journal_fd is None:
-            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._journal_fd, view)
-            view = view[written:]
-        if self.fsync:
-            os.fsync(self._journal_fd)
-        self.writes += 1
-        self._journal_lines += len(lines)
-        if self._journal_lines > 2 * len(self._policies) + 1000:
+        self._file.append([self._journal_record(kind, key) for kind, key in changes])
+        if self._file.journal_lines > 2 * len(self._policies) + 1000:
             self._write_snapshot()
 
+    def _journal_record(self, kind: str, key: Optional[str]) -> dict[str, Any]:
+        if kind == "policy":
+            return {"op": "policy", "policy": self._policies[key].to_json()}
+        if kind == "rule_set":
+            return {"op": "rule_set", "policy_id": key, "rule_set": self._rule_sets[key].to_json()}
+        if kind == "request":
+            return {"op": "request", "request_id": key, "record": self._request_ids[key]}
+        if kind == "delete":
+            return {"op": "delete", "policy_id": key}
+        if kind == "reset":
+            return {"op": "reset"}
+        raise AssertionError(kind)  # pragma: no cover
+
     def _write_snapshot(self) -> None:
-        """Write the whole account atomically, then empty the journal it now contains."""
-        if not self.path:
-            return
-        data = json.dumps(self.snapshot(), separators=(",", ":"), ensure_ascii=False)
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".emulator-state-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        # Replaying a journal over a snapshot that already holds it ends in the same state, so
-        # a crash between the replace above and this truncate loses nothing.
-        if self._journal_fd is not None:
-            os.ftruncate(self._journal_fd, 0)
-        elif os.path.exists(self.journal_path):
-            with open(self.journal_path, "r+b") as handle:
-                handle.truncate(0)
-        self._journal_lines = 0
-        self.writes += 1
+        if self._file:
+            self._file.write_snapshot(self.snapshot())
 
     def _load(self) -> str:
-        with open(self.path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data, records = self._file.read()
         if data.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path} is not a Databricks account emulator state file ({STATE_FORMAT})")
         self._version = int(data.get("version") or 0)
@@ -640,19 +577,8 @@ class AccountState:
         for policy_id, raw in (data.get("rule_sets") or {}).items():
             self._apply({"op": "rule_set", "policy_id": policy_id, "rule_set": raw})
         self._request_ids = dict(data.get("request_ids") or {})
-        if os.path.exists(self.journal_path):
-            with open(self.journal_path, encoding="utf-8") as handle:
-                lines = handle.read().split("\n")
-            for number, line in enumerate(lines):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    if any(rest.strip() for rest in lines[number + 1 :]):
-                        raise ValueError(f"{self.journal_path}: line {number + 1} is corrupt") from None
-                    break  # a write cut short by a crash: it was never acknowledged
-                self._apply(record)
+        for record in records:
+            self._apply(record)
         for policy_id in self._policies:
             if policy_id not in self._rule_sets:
                 self._rule_sets[policy_id] = self._new_rule_set([])
@@ -685,179 +611,3 @@ class AccountState:
             raise ValueError(f"unknown journal record {op!r}")
 
 
-# ---------------------------------------------------------------------- validation helpers
-
-
-def _expect_object(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise errors.invalid(f"{what} must be a JSON object, got {type(value).__name__}.")
-    return value
-
-
-def _check_request_id(request_id: Any) -> None:
-    if not isinstance(request_id, str) or len(request_id) != 36 or not request_id.isascii():
-        raise errors.invalid(
-            f"request_id must be exactly 36 ASCII characters (a UUID is recommended), got {request_id!r}."
-        )
-
-
-def _validate_policy_fields(policy: dict[str, Any], prefix: str) -> tuple[str, list[dict[str, str]], list[int]]:
-    unknown = sorted(set(policy) - _POLICY_FIELDS)
-    if unknown:
-        raise errors.invalid(f"Unknown field(s) in {prefix.rstrip('.')}: {', '.join(unknown)}.")
-    name = policy.get("policy_name")
-    if name is None or name == "":
-        raise errors.invalid(f"{prefix}policy_name is required.")
-    if not isinstance(name, str):
-        raise errors.invalid(f"{prefix}policy_name must be a string.")
-    if len(name) > POLICY_NAME_MAX:
-        raise errors.invalid(
-            f"{prefix}policy_name must be between 1 and {POLICY_NAME_MAX} characters long, got {len(name)}."
-        )
-    try:
-        name.encode("latin-1")
-    except UnicodeEncodeError:
-        bad = next(ch for ch in name if ord(ch) > 0xFF)
-        raise errors.invalid(
-            f"{prefix}policy_name can contain only characters from the ISO 8859-1 (latin1) set; "
-            f"{bad!r} (U+{ord(bad):04X}) is not."
-        ) from None
-    if name.startswith(RESERVED_NAME_PREFIX):
-        raise errors.invalid(f"{prefix}policy_name can't start with the reserved keyword {RESERVED_NAME_PREFIX!r}.")
-    return name, _validate_tags(policy.get("custom_tags"), prefix), _validate_workspaces(
-        policy.get("binding_workspace_ids"), prefix
-    )
-
-
-def _validate_tags(raw: Any, prefix: str) -> list[dict[str, str]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise errors.invalid(f"{prefix}custom_tags must be a list of {{key, value}} objects.")
-    if len(raw) > MAX_CUSTOM_TAGS:
-        raise errors.invalid(f"{prefix}custom_tags: at most {MAX_CUSTOM_TAGS} entries are allowed per policy, got {len(raw)}.")
-    tags: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for index, tag in enumerate(raw):
-        where = f"{prefix}custom_tags[{index}]"
-        if not isinstance(tag, dict):
-            raise errors.invalid(f"{where} must be an object with key and value.")
-        unknown = sorted(set(tag) - _TAG_FIELDS)
-        if unknown:
-            raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
-        key = tag.get("key")
-        if not isinstance(key, str) or not key:
-            raise errors.invalid(f"{where}.key is required.")
-        if len(key) > TAG_KEY_MAX:
-            raise errors.invalid(f"{where}.key must be between 1 and {TAG_KEY_MAX} characters long, got {len(key)}.")
-        if key in RESERVED_TAG_KEYS:
-            raise errors.invalid(
-                f"{where}.key {key!r} is reserved: budget-policy-name, budget-policy-id and "
-                "budget-policy-resolution-result are set by Databricks."
-            )
-        if key in seen:
-            raise errors.invalid(f"{where}.key {key!r} is duplicated: tag keys must be unique within a policy.")
-        seen.add(key)
-        value = tag.get("value")
-        entry = {"key": key}
-        if value is not None:
-            if not isinstance(value, str):
-                raise errors.invalid(f"{where}.value must be a string.")
-            if len(value) > TAG_VALUE_MAX:
-                raise errors.invalid(f"{where}.value must be at most {TAG_VALUE_MAX} characters long, got {len(value)}.")
-            entry["value"] = value
-        tags.append(entry)
-    return tags
-
-
-def _validate_workspaces(raw: Any, prefix: str) -> list[int]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise errors.invalid(f"{prefix}binding_workspace_ids must be a list of workspace ids (int64).")
-    ids: list[int] = []
-    for index, value in enumerate(raw):
-        where = f"{prefix}binding_workspace_ids[{index}]"
-        # proto3 JSON accepts an int64 as a number or as a decimal string.
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise errors.invalid(f"{where} must be an integer workspace id, got {value!r}.")
-        if isinstance(value, str):
-            if not re.fullmatch(r"-?\d+", value):
-                raise errors.invalid(f"{where} must be an integer workspace id, got {value!r}.")
-            value = int(value)
-        if value <= 0 or value > INT64_MAX:
-            raise errors.invalid(f"{where} must be a positive int64 workspace id, got {value}.")
-        ids.append(value)
-    return ids
-
-
-def _check_principal(principal: Any, where: str = "principal") -> str:
-    if not isinstance(principal, str) or not any(p.match(principal) for p in _PRINCIPAL_RES):
-        raise errors.invalid(
-            f"Unsupported principal: {principal} ({where}). Use users/<email>, groups/<display name> "
-            "or servicePrincipals/<application id>."
-        )
-    return principal
-
-
-def _validate_grant_rules(raw: Any, name: str) -> list[dict[str, Any]]:
-    """Validated, normalised rules: one rule per role (first-seen order), principals de-duplicated,
-    rules without principals dropped (the SDK's ``as_dict()`` omits an empty principals list)."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise errors.invalid("rule_set.grant_rules must be a list of {role, principals} objects.")
-    merged: dict[str, list[str]] = {}
-    for index, rule in enumerate(raw):
-        where = f"rule_set.grant_rules[{index}]"
-        if not isinstance(rule, dict):
-            raise errors.invalid(f"{where} must be an object with role and principals.")
-        unknown = sorted(set(rule) - _GRANT_RULE_FIELDS)
-        if unknown:
-            raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
-        role = rule.get("role")
-        if not isinstance(role, str) or not role:
-            raise errors.invalid(f"{where}.role is required.")
-        if role not in BUDGET_POLICY_ROLES:
-            raise errors.invalid(
-                f"Role {role} is not assignable on {name.rsplit('/ruleSets/', 1)[0]}; "
-                f"assignable roles are {', '.join(BUDGET_POLICY_ROLES)}."
-            )
-        principals = rule.get("principals")
-        if principals is None:
-            principals = []
-        if not isinstance(principals, list):
-            raise errors.invalid(f"{where}.principals must be a list of strings.")
-        bucket = merged.setdefault(role, [])
-        for principal in principals:
-            _check_principal(principal, f"{where}.principals")
-            if principal not in bucket:
-                bucket.append(principal)
-    return [{"role": role, "principals": principals} for role, principals in merged.items() if principals]
-
-
-def _fingerprint(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:32]
-
-
-def _encode_page_token(after: tuple[str, str], query_key: str) -> str:
-    raw = json.dumps({"a": list(after), "q": query_key}, separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def _decode_page_token(token: str, query_key: str) -> tuple[str, str]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
-        after = data["a"]
-        if not (isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)):
-            raise ValueError(after)
-        token_query = data["q"]
-    except Exception:
-        raise errors.invalid(f"Invalid page_token {token!r}.") from None
-    if token_query != query_key:
-        raise errors.invalid(
-            "page_token was issued for a different filter_by / sort_spec: all other parameters must match "
-            "the call that provided the page token."
-        )
-    return after[0], after[1]

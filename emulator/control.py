@@ -1,0 +1,65 @@
+"""The emulator's control plane (``/_emulator/...``, see routes.CONTROL_ROUTES): what tests and
+benchmarks in other processes use to read the request log and state, inject faults and reset.
+It is neither logged nor subject to faults."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request
+
+from emulator import errors
+from emulator.wire import json_object
+
+if TYPE_CHECKING:
+    from emulator.app import EmulatorApp
+
+
+class ControlPlane:
+    def __init__(self, app: "EmulatorApp") -> None:
+        self.app = app
+
+    def health(self, request: Request) -> dict[str, Any]:
+        return {"status": "ok", "account_id": self.app.state.account_id, "policies": len(self.app.state)}
+
+    def get_requests(self, request: Request) -> dict[str, Any]:
+        return {"requests": self.app.requests}
+
+    def clear_requests(self, request: Request) -> dict[str, Any]:
+        self.app.reset_requests()
+        return {}
+
+    def get_faults(self, request: Request) -> dict[str, Any]:
+        return {"faults": [f.to_json() for f in self.app.faults.list()], "history": list(self.app.faults.history)}
+
+    def add_fault(self, request: Request) -> dict[str, Any]:
+        spec = json_object(request)
+        kind = spec.pop("kind")
+        return {"fault": self.app.faults.inject(kind, **spec).to_json()}
+
+    def clear_faults(self, request: Request) -> dict[str, Any]:
+        self.app.faults.clear()
+        return {}
+
+    def remove_fault(self, request: Request, fault_id: str) -> dict[str, Any]:
+        if not self.app.faults.remove(int(fault_id)):
+            raise errors.not_found(f"no fault {fault_id}")
+        return {}
+
+    def reset(self, request: Request) -> dict[str, Any]:
+        what = json_object(request) if request.get_data() else {}
+        if what.get("state", True):
+            self.app.state.reset()
+        if what.get("faults", True):
+            self.app.faults.clear()
+            self.app.clear_hooks()
+        if what.get("requests", True):
+            self.app.reset_requests()
+        return {}
+
+    def get_state(self, request: Request) -> dict[str, Any]:
+        return self.app.state.snapshot()
+
+    def add_grant(self, request: Request, policy_id: str) -> dict[str, Any]:
+        spec = json_object(request)
+        return {"etag": self.app.state.add_grant(policy_id, spec["role"], spec["principal"])}
