@@ -1,6 +1,6 @@
 """(2) HTTP requests per run, counted by the servers themselves, for a stack of N teams.
 
-The real ``__main__.py`` runs under mocks through the test engine (``tests.fixtures.engine``),
+The real ``__main__.py`` runs under mocks through the test engine (``harness.engine``),
 which forwards every resource to the SDK's provider server, against the Databricks account
 emulator (its own process, request log) and a real ``mlflow server`` (access log).  As with the
 Pulumi CLI, every run gets a fresh provider server process.
@@ -162,7 +162,7 @@ def run(name: str, action, logs: ServerLogs, engine, config: dict) -> RunFigures
 def run_scenario(teams: int) -> tuple[list[RunFigures], int]:
     from mlflow import MlflowClient
 
-    from tests.fixtures.engine import LocalEngine
+    from harness.engine import LocalEngine
 
     with databricks_emulator() as emulator, mlflow_server() as mlflow:
         client = MlflowClient(mlflow.tracking_uri)
@@ -249,7 +249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "# (2) Calls per run\n"
         f"{machine_context()}\n"
         f"{args.teams} teams x {RESOURCES_PER_TEAM} resources (policy, grants, experiment tag, webhook with secret, "
-        "2 ALERT + 1 REJECT gateway budgets). Engine: tests.fixtures.engine.LocalEngine (program under mocks, "
+        "2 ALERT + 1 REJECT gateway budgets). Engine: harness.engine.LocalEngine (program under mocks, "
         "steps through a fresh `python -m pulumi.dynamic` per run). Reads: GET, and MLflow's POST .../get|search|list. "
         "Client set-up GETs = the databricks-sdk fetching host metadata when a provider process builds its client "
         "(counted apart, not in reads)."

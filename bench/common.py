@@ -158,7 +158,7 @@ def databricks_emulator() -> Iterator[Any]:
 @contextlib.contextmanager
 def mlflow_server() -> Iterator[Any]:
     """A real ``mlflow server`` (SQLite backend, one worker) counting requests in its access log."""
-    from tests.fixtures.mlflow_server import MlflowServer
+    from harness.mlflow_server import MlflowServer
 
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as directory:
         server = MlflowServer(Path(directory)).start()
@@ -181,7 +181,7 @@ def _require_own_server(server) -> None:
 
 def use_provider_env() -> dict[str, str]:
     """Env of the MLflow fixtures (telemetry off, http webhooks allowed), also for this process."""
-    from tests.fixtures.mlflow_server import provider_env
+    from harness.mlflow_server import provider_env
 
     env = provider_env()
     os.environ.update(env)
@@ -191,7 +191,7 @@ def use_provider_env() -> dict[str, str]:
 @contextlib.contextmanager
 def provider_server(config: dict[str, Any]) -> Iterator[Any]:
     """The SDK's real dynamic provider server (``python -m pulumi.dynamic``), configured."""
-    from tests.fixtures.provider_server import ProviderServer
+    from harness.provider_server import ProviderServer
 
     server = ProviderServer(config=config, env=use_provider_env())
     try:

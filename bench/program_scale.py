@@ -1,7 +1,7 @@
 """(3) Program scale: time and peak memory to declare N resources under mocks, ours vs stock.
 
 Each (variant, N) runs in a fresh ``python`` process which imports what it needs, declares N
-resources inside ``tests.fixtures.pulumi_program.run_program`` (``set_mocks``) and reports the
+resources inside ``harness.pulumi_program.run_program`` (``set_mocks``) and reports the
 wall time of the program and its peak RSS (``getrusage`` in the child).
 
 * ours:         N ``ServerlessBudgetPolicy`` (a ``DynamicResource``: provider serialized once per class);
@@ -37,7 +37,7 @@ CHILD = textwrap.dedent(
 
     count, variant = int(sys.argv[1]), sys.argv[2]
     started = time.perf_counter()
-    from tests.fixtures.pulumi_program import run_program
+    from harness.pulumi_program import run_program
 
     if variant == "ours":
         from providers.serverless_budget_policy import ServerlessBudgetPolicy

@@ -206,16 +206,16 @@ class InProcessVariant:
 
 
 def _struct(props: dict):
-    from tests.fixtures.provider_server import _to_struct
+    from harness.provider_server import to_struct
 
-    return _to_struct(props)
+    return to_struct(props)
 
 
 def _plain(struct) -> dict:
-    from tests.fixtures.provider_server import _from_struct
-    from tests.fixtures.pulumi_program import unwrap
+    from harness.provider_server import from_struct
+    from harness.pulumi_program import unwrap
 
-    return unwrap(_from_struct(struct))
+    return unwrap(from_struct(struct))
 
 
 def _wire_roundtrip(props: dict) -> dict:
@@ -253,7 +253,7 @@ class Kind:
         The SDK declares the resource once (a template); every instance carries the same
         ``__provider``, so the others are the template with their own property values.
         """
-        from tests.fixtures.pulumi_program import declared_inputs
+        from harness.pulumi_program import declared_inputs
 
         kwargs = (self.changed_props if changed else self.props)(variant, i)
         if not self.template:

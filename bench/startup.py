@@ -1,6 +1,6 @@
 """(4) Start-up: what the program process imports to declare a 10-team stack, next to ``import pulumi``.
 
-The program process runs ``__main__.py`` under mocks (``tests.fixtures.pulumi_program.run_program``)
+The program process runs ``__main__.py`` under mocks (``harness.pulumi_program.run_program``)
 with a generated 10-team config, in a fresh ``python -X importtime``; it must not import mlflow
 or databricks-sdk (the providers import them in the provider process, when the engine calls
 them).  The anchor is a fresh ``python -X importtime -c "import pulumi"``.  Wall times come from
@@ -28,7 +28,7 @@ PROGRAM = textwrap.dedent(
 
     started = time.perf_counter()
     import pulumi
-    from tests.fixtures.pulumi_program import run_program
+    from harness.pulumi_program import run_program
     sdk_loaded = time.perf_counter()
     config = json.loads(sys.argv[1])
     mocks = run_program(lambda: runpy.run_path("__main__.py", run_name="__main__"), config=config)
@@ -137,7 +137,7 @@ def report(program: Measurement, anchor: Measurement, teams: int) -> str:
     extra_top_level = sorted(program.modules - anchor.modules)
     extra = {name: us for name, us in program.profile.self_us.items() if name not in anchor.profile.self_us}
     groups = {"project (components, providers, stack_config)": 0, "pulumi submodules (dynamic, runtime.mocks, …)": 0,
-              "test harness (tests.fixtures.pulumi_program)": 0, "other (stdlib, third party)": 0}  # fmt: skip
+              "test harness (harness.pulumi_program)": 0, "other (stdlib, third party)": 0}  # fmt: skip
     for name, us in extra.items():
         groups[_group_of(name)] += us
     headers = ["process", "resources", "modules imported", "import time ms (-X importtime)", "wall ms (median)",
@@ -171,7 +171,7 @@ def _group_of(name: str) -> str:
     if top == "pulumi":
         return "pulumi submodules (dynamic, runtime.mocks, …)"
     if top == "tests":
-        return "test harness (tests.fixtures.pulumi_program)"
+        return "test harness (harness.pulumi_program)"
     return "other (stdlib, third party)"
 
 

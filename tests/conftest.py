@@ -5,9 +5,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The test harness (harness/) is a package of its own, shared with bench/; its fixtures are
+# registered here under their usual names.
 pytest_plugins = [
-    "tests.fixtures.provider_server",
-    "tests.fixtures.databricks_emulator",
-    "tests.fixtures.mlflow_server",
-    "tests.fixtures.policy_pack",
+    "harness.provider_server",
+    "harness.databricks_emulator",
+    "harness.mlflow_server",
+    "harness.deployment",
+    "harness.policy_pack",
 ]

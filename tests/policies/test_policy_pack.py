@@ -16,9 +16,9 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
-from tests.fixtures.policy_pack import PACK_DIR, PolicyConfigError, PolicyPackServer, declare_stack
-from tests.fixtures.provider_server import PROJECT_ROOT
-from tests.fixtures.pulumi_program import config_values
+from harness.policy_pack import PACK_DIR, PolicyConfigError, PolicyPackServer, declare_stack
+from harness.provider_server import PROJECT_ROOT
+from harness.pulumi_program import config_values
 
 POLICY_NAMES = [
     "gateway-hard-stop",

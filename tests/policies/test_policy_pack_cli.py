@@ -12,8 +12,8 @@ import shutil
 import pytest
 import yaml
 
-from tests.fixtures.policy_pack import PACK_DIR
-from tests.fixtures.provider_server import PROJECT_ROOT
+from harness.policy_pack import PACK_DIR
+from harness.provider_server import PROJECT_ROOT
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pulumi") is None,

@@ -13,9 +13,10 @@ import pytest
 
 from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy
 from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
-from tests.fixtures.http_proxy import RecordingProxy
-from tests.fixtures.mlflow_server import Deployment, declare, provider_env
-from tests.fixtures.provider_server import ProviderError, ProviderServer
+from harness.http_proxy import RecordingProxy
+from harness.deployment import Deployment, declare
+from harness.mlflow_server import provider_env
+from harness.provider_server import ProviderError, ProviderServer
 
 TOKEN = "tok-config-secret-0123456789"
 ENV_TOKEN = "tok-env-secret-9876543210"

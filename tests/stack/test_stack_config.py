@@ -14,8 +14,8 @@ from pulumi.runtime import rpc
 
 from contracts import COST_PER_1K_TOKENS_TAG, ON_EXCEED_TAG, TOKEN_BUDGET_TAG
 from stack_config import StackConfigError, parse_stack_config
-from tests.fixtures.provider_server import PROJECT_ROOT
-from tests.fixtures.pulumi_program import RecordingMocks, config_values, run_program
+from harness.provider_server import PROJECT_ROOT
+from harness.pulumi_program import RecordingMocks, config_values, run_program
 
 
 def stack_file(name: str) -> dict:
@@ -209,7 +209,7 @@ def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
     script = textwrap.dedent(
         """
         import json, runpy, sys
-        from tests.fixtures.pulumi_program import config_values, run_program
+        from harness.pulumi_program import config_values, run_program
         import yaml
         config = config_values(yaml.safe_load(open("Pulumi.local.yaml"))["config"])
         run_program(lambda: runpy.run_path("__main__.py", run_name="__main__"), config=config)

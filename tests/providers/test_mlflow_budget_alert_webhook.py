@@ -9,9 +9,10 @@ import pytest
 
 from providers import BudgetAlertWebhook
 from providers.budget_alert_webhook import KNOWN_EVENTS, secret_hash, secret_matches
-from tests.fixtures.mlflow_server import declare, gateway_env, provider_env, type_token
-from tests.fixtures.provider_server import ProviderError
-from tests.fixtures.pulumi_program import run_program
+from harness.deployment import declare, type_token
+from harness.mlflow_server import gateway_env, provider_env
+from harness.provider_server import ProviderError
+from harness.pulumi_program import run_program
 
 TOKEN_URL = "http://127.0.0.1:9/services/T000/B000/xoxb-url-token"
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import pytest
 
 from providers import GatewayBudgetPolicy
-from tests.fixtures.http_proxy import RecordingProxy
-from tests.fixtures.mlflow_server import declare, provider_env, type_token
+from harness.http_proxy import RecordingProxy
+from harness.deployment import declare, type_token
+from harness.mlflow_server import provider_env
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The real ``__main__.py`` through up → no-op up → update → remove a team → destroy.
 
 The program runs under ``set_mocks``; every dynamic resource goes to the SDK's real provider
-server over gRPC (``tests/fixtures/engine.py``), against a real ``mlflow server`` and the
+server over gRPC (``harness/engine.py``), against a real ``mlflow server`` and the
 Databricks account emulator.  Writes are counted by the servers themselves.
 """
 
@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from stack_config import StackConfigError
-from tests.fixtures.engine import LocalEngine
-from tests.fixtures.mlflow_server import provider_env
+from harness.engine import LocalEngine
+from harness.mlflow_server import provider_env
 
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -192,7 +192,7 @@ def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_fa
     """Pulumi.local.yaml as users get it; only the emulator's port and the sqlite file differ."""
     import yaml
 
-    from tests.fixtures.provider_server import PROJECT_ROOT
+    from harness.provider_server import PROJECT_ROOT
 
     config = yaml.safe_load((PROJECT_ROOT / "Pulumi.local.yaml").read_text())["config"]
     emulator = databricks_emulator_factory(account_id=config["databricks:accountId"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from providers import GatewayBudgetPolicy
-from tests.fixtures.mlflow_server import create_gateway_endpoint, declare
-from tests.fixtures.provider_server import ProviderError
+from harness.deployment import declare
+from harness.mlflow_server import create_gateway_endpoint
+from harness.provider_server import ProviderError
 
 UNREACHABLE_API_BASE = "http://127.0.0.1:9/v1"  # endpoints here are never called
 
@@ -237,7 +238,7 @@ def test_user_scope(mlflow_backend, deploy):
 
 def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_server_factory,
                                               sqlite_tracking_uri):
-    from tests.fixtures.mlflow_server import provider_env
+    from harness.mlflow_server import provider_env
 
     policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
     args = dict(amount_usd=100_000, window="daily", action="ALERT")
@@ -264,7 +265,7 @@ def test_concurrent_calls_on_a_fresh_provider_share_one_store(sqlite_tracking_ur
 
     from mlflow.tracking._tracking_service.utils import _get_store
 
-    from tests.fixtures.mlflow_server import provider_env
+    from harness.mlflow_server import provider_env
 
     provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env())
     urn = provider.urn("pulumi-python:dynamic/mlbudgets:GatewayBudgetPolicy", "p")

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.fixtures.provider_server import PROJECT_ROOT
+from harness.provider_server import PROJECT_ROOT
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pulumi") is None,

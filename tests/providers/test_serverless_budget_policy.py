@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from providers import ServerlessBudgetPolicy
-from tests.fixtures.provider_server import ProviderError, ProviderServer
-from tests.fixtures.pulumi_program import declared_inputs
+from harness.provider_server import ProviderError, ProviderServer
+from harness.pulumi_program import declared_inputs
 
 TYPE = "pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy"
 

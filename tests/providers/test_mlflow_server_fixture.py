@@ -5,8 +5,9 @@ from __future__ import annotations
 import requests
 
 from providers import GatewayBudgetPolicy
-from tests.fixtures.mlflow_server import Deployment, provider_env
-from tests.fixtures.provider_server import ProviderServer
+from harness.deployment import Deployment
+from harness.mlflow_server import provider_env
+from harness.provider_server import ProviderServer
 
 BUDGETS = "/api/3.0/mlflow/gateway/budgets"
 

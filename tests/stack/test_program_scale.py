@@ -8,8 +8,8 @@ import sys
 import textwrap
 
 from providers import BudgetPolicyGrants, ServerlessBudgetPolicy
-from tests.fixtures.provider_server import PROJECT_ROOT
-from tests.fixtures.pulumi_program import run_program
+from harness.provider_server import PROJECT_ROOT
+from harness.pulumi_program import run_program
 
 
 def test_5000_budget_policies_construct_in_one_program():
@@ -38,7 +38,7 @@ def test_pickler_is_left_as_found():
 STOCK_PROGRAM = textwrap.dedent(
     """
     import pulumi, pulumi.dynamic as dyn
-    from tests.fixtures.pulumi_program import run_program
+    from harness.pulumi_program import run_program
 
     class Stock(dyn.ResourceProvider):
         def create(self, props):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.fixtures.provider_server import PROJECT_ROOT
+from harness.provider_server import PROJECT_ROOT
 
 PROGRAM = textwrap.dedent(
     """
@@ -15,7 +15,7 @@ PROGRAM = textwrap.dedent(
     import providers.gateway_budget_policy, providers.budget_alert_webhook
     import providers.experiment_policy_tag
     from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy
-    from tests.fixtures.pulumi_program import run_program
+    from harness.pulumi_program import run_program
 
     def program():
         GatewayBudgetPolicy("cap", amount_usd=100, window="monthly", action="REJECT")

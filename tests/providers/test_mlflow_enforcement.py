@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from providers import BudgetAlertWebhook, GatewayBudgetPolicy
-from tests.fixtures.mlflow_server import create_gateway_endpoint, provider_env
-from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.webhook_receiver import signature_is_valid
+from harness.mlflow_server import create_gateway_endpoint, provider_env
+from harness.provider_server import ProviderServer
+from harness.webhook_receiver import signature_is_valid
 
 COST_PER_CALL_USD = 0.21
 
