@@ -27,8 +27,8 @@ def teams_config(experiment_id: str, limit_search: float = 100.0) -> list[dict]:
                 "users": ["groups/search-engineers"],
                 "managers": ["users/search-lead@example.com"],
                 "experiments": [experiment_id],
-                "evalTokenBudget": 100000,
             },
+            "evaluation": {"maxTokens": 100000, "onExceed": "warn", "pricePer1kTokens": 0.5},
             "gateway": {
                 "limitUsd": limit_search,
                 "alertThresholds": [50, 80],
@@ -93,12 +93,12 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     # preview writes nothing.
     servers.mark()
     preview = engine.preview(config)
-    assert preview.count("create") == 11 and engine.state == {}
+    assert preview.count("create") == 13 and engine.state == {}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
     # up creates everything.
     created = engine.up(config)
-    assert created.summary() == {"create": 11}
+    assert created.summary() == {"create": 13}
     exports = created.exports["teams"]
     search_policy = exports["search"]["policy_id"]
     assert account.budget_policy.get(search_policy).policy_name == "search"
@@ -107,6 +107,8 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     tags = client.get_experiment(experiment_id).tags
     assert tags["mlflow.workload_creation_policy_id"] == search_policy
     assert tags["ml-budgets.token_budget.max_tokens"] == "100000"
+    assert tags["ml-budgets.token_budget.on_exceed"] == "warn"
+    assert tags["ml-budgets.token_budget.cost_per_1k_tokens"] == "0.5"
     store_policies = {p.budget_policy_id: p for p in _gateway_policies(mlflow_server)}
     assert gateway_policy_ids(engine) <= set(store_policies)
     assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [40.0, 50.0, 80.0, 100.0]
@@ -116,13 +118,13 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     # A second up with the same config writes nothing.
     servers.mark()
     again = engine.up(config)
-    assert again.summary() == {"same": 11}
+    assert again.summary() == {"same": 13}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
     # A config change updates in place, only what changed.
     servers.mark()
     changed = engine.up({**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)})
-    assert changed.count("update") == 3 and changed.count("same") == 8
+    assert changed.count("update") == 3 and changed.count("same") == 10
     assert servers.writes() == {"databricks": 0, "mlflow": 3}
     assert sorted(p.budget_amount for p in _gateway_policies(mlflow_server) if p.budget_policy_id in gateway_policy_ids(engine)) == [
         40.0, 100.0, 160.0, 200.0
@@ -132,13 +134,13 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     recsys_policy = exports["recsys"]["policy_id"]
     search_only = {**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)[:1]}
     removed = engine.up(search_only)
-    assert removed.count("delete") == 3 and removed.count("same") == 8
+    assert removed.count("delete") == 3 and removed.count("same") == 10
     assert account.budget_policy.get(search_policy).policy_name == "search"
     assert recsys_policy not in {p.policy_id for p in account.budget_policy.list()}
 
     # refresh after no outside change: nothing changed.
     refreshed = engine.refresh()
-    assert refreshed.summary() == {"refresh-same": 8}
+    assert refreshed.summary() == {"refresh-same": 10}
 
     # destroy leaves nothing behind.
     remaining_gateway = gateway_policy_ids(engine)
@@ -150,6 +152,7 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     assert webhook_id not in {w.webhook_id for w in client.list_webhooks()}
     tags = client.get_experiment(experiment_id).tags
     assert "mlflow.workload_creation_policy_id" not in tags and "ml-budgets.token_budget.max_tokens" not in tags
+    assert not {"ml-budgets.token_budget.on_exceed", "ml-budgets.token_budget.cost_per_1k_tokens"} & set(tags)
 
 
 def test_refresh_notices_changes_made_outside_pulumi(stack, databricks_emulator):
