@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from providers import BudgetPolicyGrants
+from harness.deployment import declare
 from harness.provider_server import ProviderError, ProviderServer
-from harness.pulumi_program import declared_inputs
+from providers import BudgetPolicyGrants
 
 TYPE = "pulumi-python:dynamic/mlbudgets:BudgetPolicyGrants"
 USER = "roles/budgetPolicy.user"
@@ -15,7 +15,7 @@ OUT_OF_BAND = "users/finops@example.com"
 
 
 def declared(**props) -> dict:
-    return declared_inputs(lambda: BudgetPolicyGrants("grants", **props))
+    return declare(BudgetPolicyGrants, "grants", **props)
 
 
 @pytest.fixture
@@ -72,65 +72,63 @@ def test_check_rejects_malformed_principals_without_calling_the_api(server, data
     assert databricks_emulator.requests == []
 
 
-def test_additive_grants_coexist_with_out_of_band_grants(server, databricks_emulator, policy_id):
-    urn = server.urn(TYPE, "additive")
+def test_additive_grants_coexist_with_out_of_band_grants(server, databricks_emulator, deploy, policy_id):
+    grants = deploy(server, BudgetPolicyGrants)
     grant_out_of_band(databricks_emulator, policy_id)
-    inputs = declared(policy_id=policy_id, users=["groups/search"], managers=["users/lead@example.com"])
-    id_, outs = server.apply(urn, inputs)
+    args = dict(policy_id=policy_id, users=["groups/search"], managers=["users/lead@example.com"])
+    assert grants.up(**args) == "create"
     assert rule_set(databricks_emulator, policy_id) == {
         USER: {"groups/search", OUT_OF_BAND},
         MANAGER: {"users/lead@example.com"},
     }
     # Refresh in additive mode sees only what it owns: no drift from the out-of-band grant.
-    read = server.read(urn, id_, outs)
-    assert server.diff(urn, id_, read.outs, server.check(urn, inputs).inputs).changes == "none"
+    assert grants.refresh().id == grants.id
+    assert grants.diff(**args).changes == "none"
 
     # Update: drop a declared user, add another; the out-of-band grant survives.
-    changed = server.check(urn, declared(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])).inputs
-    assert server.diff(urn, id_, outs, changed).changes == "some"
-    outs = server.update(urn, id_, outs, changed)
+    changed = dict(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])
+    assert grants.diff(**changed).changes == "some"
+    assert grants.up(**changed) == "update"
     assert rule_set(databricks_emulator, policy_id)[USER] == {"groups/ranking", OUT_OF_BAND}
 
     # Delete removes only our pairs.
-    server.delete(urn, id_, outs)
+    grants.destroy()
     assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
 
 
-def test_authoritative_grants_own_the_rule_set_and_refresh_reports_extras(server, databricks_emulator, policy_id):
-    urn = server.urn(TYPE, "authoritative")
+def test_authoritative_grants_own_the_rule_set_and_refresh_reports_extras(server, databricks_emulator, deploy, policy_id):
+    grants = deploy(server, BudgetPolicyGrants)
     grant_out_of_band(databricks_emulator, policy_id)
-    inputs = declared(policy_id=policy_id, users=["groups/search"], authoritative=True)
-    id_, outs = server.apply(urn, inputs)
+    args = dict(policy_id=policy_id, users=["groups/search"], authoritative=True)
+    grants.up(**args)
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
 
     grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/intruder@example.com")
-    read = server.read(urn, id_, outs)
+    read = grants.refresh()
     assert read.outs["managers"] == ["users/intruder@example.com"]
-    checked = server.check(urn, inputs).inputs
-    assert server.diff(urn, id_, read.outs, checked).changes == "some"
-    server.update(urn, id_, read.outs, checked)
+    assert grants.diff(**args).changes == "some"
+    assert grants.up(**args) == "update"
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
 
 
-def test_refresh_reports_a_declared_grant_removed_outside_pulumi(server, databricks_emulator, policy_id):
-    urn = server.urn(TYPE, "removed")
-    inputs = declared(policy_id=policy_id, users=["groups/search", "groups/ranking"])
-    id_, outs = server.apply(urn, inputs)
+def test_refresh_reports_a_declared_grant_removed_outside_pulumi(server, databricks_emulator, deploy, policy_id):
+    grants = deploy(server, BudgetPolicyGrants)
+    args = dict(policy_id=policy_id, users=["groups/search", "groups/ranking"])
+    grants.up(**args)
     grant_out_of_band(databricks_emulator, policy_id, USER, "groups/ranking", revoke=True)
-    read = server.read(urn, id_, outs)
+    read = grants.refresh()
     assert read.outs["users"] == ["groups/search"]
-    assert server.diff(urn, id_, read.outs, server.check(urn, inputs).inputs).changes == "some"
+    assert grants.diff(**args).changes == "some"
 
 
-def test_a_concurrent_writer_between_our_read_and_write_loses_nothing(server, databricks_emulator, policy_id):
-    urn = server.urn(TYPE, "race")
+def test_a_concurrent_writer_between_our_read_and_write_loses_nothing(server, databricks_emulator, deploy, policy_id):
 
     def another_writer(state):
         state.add_grant(policy_id, USER, OUT_OF_BAND)
 
     databricks_emulator.before_next("PUT", "/access-control/rule-sets", another_writer)
     databricks_emulator.reset_requests()
-    server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+    assert deploy(server, BudgetPolicyGrants).up(policy_id=policy_id, users=["groups/search"]) == "create"
 
     assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
     assert databricks_emulator.count("PUT", "/rule-sets", status=200) == 1
@@ -138,7 +136,7 @@ def test_a_concurrent_writer_between_our_read_and_write_loses_nothing(server, da
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
 
 
-def test_retries_are_bounded_when_the_rule_set_never_settles(server, databricks_emulator, policy_id):
+def test_retries_are_bounded_when_the_rule_set_never_settles(server, databricks_emulator, deploy, policy_id):
     counter = iter(range(1000))
 
     def always_another_writer(state):
@@ -147,42 +145,42 @@ def test_retries_are_bounded_when_the_rule_set_never_settles(server, databricks_
 
     databricks_emulator.before_next("PUT", "/access-control/rule-sets", always_another_writer)
     with pytest.raises(ProviderError) as error:
-        server.apply(server.urn(TYPE, "storm"), declared(policy_id=policy_id, users=["groups/search"]))
+        deploy(server, BudgetPolicyGrants).up(policy_id=policy_id, users=["groups/search"])
     assert "nothing was overwritten. Run `pulumi up` again." in error.value.message
     assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 8
     assert "groups/search" not in rule_set(databricks_emulator, policy_id).get(USER, set())
 
 
-def test_grants_of_a_deleted_policy(server, databricks_emulator, policy_id):
-    urn = server.urn(TYPE, "orphan")
-    id_, outs = server.apply(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"]))
+def test_grants_of_a_deleted_policy(server, databricks_emulator, deploy, policy_id):
+    grants = deploy(server, BudgetPolicyGrants)
+    grants.up(policy_id=policy_id, managers=["users/lead@example.com"])
+    id_, outs = grants.id, grants.outputs
     databricks_emulator.account_client().budget_policy.delete(policy_id)
-    assert server.read(urn, id_, outs).id == ""
-    server.delete(urn, id_, outs)  # already gone: succeeds
+    assert grants.refresh().id == ""
+    server.delete(grants.urn, id_, outs)  # already gone: succeeds
     with pytest.raises(ProviderError) as error:
-        server.apply(server.urn(TYPE, "missing"), declared(policy_id=policy_id, users=["groups/x"]))
+        deploy(server, BudgetPolicyGrants).up(policy_id=policy_id, users=["groups/x"])
     assert "no such budget policy" in error.value.message
 
 
-def test_a_lost_answer_to_our_write_is_not_applied_twice(server, databricks_emulator, policy_id):
+def test_a_lost_answer_to_our_write_is_not_applied_twice(server, databricks_emulator, deploy, policy_id):
     """The PUT lands but its answer is lost: the SDK's retry meets a stale etag (409), we re-read
     and find our grants already there."""
     grant_out_of_band(databricks_emulator, policy_id)
     databricks_emulator.faults.inject("503", "PUT", "/access-control/rule-sets", phase="after")
-    server.apply(server.urn(TYPE, "lost-answer"), declared(policy_id=policy_id, users=["groups/search"]))
+    assert deploy(server, BudgetPolicyGrants).up(policy_id=policy_id, users=["groups/search"]) == "create"
     assert databricks_emulator.faults.fired() == 1
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
 
 
-def test_switching_from_authoritative_to_additive_keeps_grants_it_never_declared(server, databricks_emulator, policy_id):
-    urn = server.urn(TYPE, "switch")
-    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"], authoritative=True))
+def test_switching_from_authoritative_to_additive_keeps_grants_it_never_declared(server, databricks_emulator, deploy, policy_id):
+    grants = deploy(server, BudgetPolicyGrants)
+    grants.up(policy_id=policy_id, users=["groups/search"], authoritative=True)
     grant_out_of_band(databricks_emulator, policy_id)
-    outs = server.read(urn, id_, outs).outs  # refresh: the extra grant is seen (drift) ...
+    outs = grants.refresh().outs  # refresh: the extra grant is seen (drift) ...
     assert outs["users"] == ["groups/search", OUT_OF_BAND]
     # ... and the user decides to keep it by going additive.
-    additive = server.check(urn, declared(policy_id=policy_id, users=["groups/search"])).inputs
-    server.update(urn, id_, outs, additive)
+    assert grants.up(policy_id=policy_id, users=["groups/search"]) == "update"
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from providers import GatewayBudgetPolicy
 from harness.http_proxy import RecordingProxy
-from harness.deployment import declare, type_token
 from harness.mlflow_server import provider_env
+from providers import GatewayBudgetPolicy
 
 
 @pytest.fixture
@@ -26,19 +25,20 @@ def proxy(mlflow_server):
 
 
 @pytest.mark.xfail(strict=True, reason="MLflow's client retries a committed create; no idempotency key exists")
-def test_a_budget_policy_create_retried_after_a_lost_answer_leaves_one_policy(proxy, provider_server_factory, mlflow_server):
+def test_a_budget_policy_create_retried_after_a_lost_answer_leaves_one_policy(proxy, provider_server_factory, deploy, mlflow_server):
     from mlflow.tracking._tracking_service.utils import _get_store
 
     provider = provider_server_factory(config={"mlflow:trackingUri": proxy.url}, env=provider_env())
     amount = 1234.56  # distinct on the shared server
     proxy.lose_answer("POST", "/gateway/budgets/create")
-    urn = provider.urn(type_token(GatewayBudgetPolicy), "lost-answer")
-    policy_id, outs = provider.apply(urn, declare(GatewayBudgetPolicy, amount_usd=amount, window="daily", action="ALERT"))
+    policy = deploy(provider, GatewayBudgetPolicy)
+    policy.up(amount_usd=amount, window="daily", action="ALERT")
+    policy_id = policy.id
     store = _get_store(mlflow_server.tracking_uri)
     matching = [p.budget_policy_id for p in store.list_budget_policies() if p.budget_amount == amount]
     for twin in set(matching) - {policy_id}:
         store.delete_budget_policy(twin)  # leave the shared server clean either way
-    provider.delete(urn, policy_id, outs)
+    policy.destroy()
 
     creates = [status for _, path, status in proxy.requests if path.endswith("/gateway/budgets/create")]
     assert creates == [503, 200], "the client retried the create"

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from providers import ServerlessBudgetPolicy
+from harness.deployment import declare
 from harness.provider_server import ProviderError, ProviderServer
-from harness.pulumi_program import declared_inputs
+from providers import ServerlessBudgetPolicy
 
 TYPE = "pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy"
 
 
 def declared(**props) -> dict:
     """Inputs exactly as the SDK registers them for ``ServerlessBudgetPolicy(**props)``."""
-    return declared_inputs(lambda: ServerlessBudgetPolicy("policy", **props))
+    return declare(ServerlessBudgetPolicy, "policy", **props)
 
 
 @pytest.fixture
@@ -54,12 +54,12 @@ def test_check_normalizes_and_accepts_latin1(server):
     assert outcome.inputs["binding_workspace_ids"] == [1, 3]
 
 
-def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator):
+def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator, deploy):
     client = databricks_emulator.account_client()
-    urn = server.urn(TYPE, "team-a")
-    inputs = declared(policy_name="team-a", custom_tags={"team": "a"}, binding_workspace_ids=[1001])
-    checked = server.check(urn, inputs)
-    policy_id, outs = server.create(urn, checked.inputs)
+    policy = deploy(server, ServerlessBudgetPolicy)
+    args = dict(policy_name="team-a", custom_tags={"team": "a"}, binding_workspace_ids=[1001])
+    assert policy.up(**args) == "create"
+    policy_id, outs = policy.id, policy.outputs
 
     assert len(policy_id) == 36 and outs["policy_id"] == policy_id
     assert outs["account_id"] == databricks_emulator.account_id
@@ -69,14 +69,15 @@ def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator):
     assert {(t.key, t.value) for t in remote.custom_tags} == {("team", "a")}
 
     # Same inputs → no diff.
-    assert server.diff(urn, policy_id, outs, server.check(urn, inputs, outs).inputs).changes == "none"
+    assert policy.diff(**args).changes == "none"
 
     # Every field changes in place.
-    changed = declared(policy_name="team-a-renamed", custom_tags={"team": "a", "env": "prod"})
-    changed_checked = server.check(urn, changed, outs).inputs
-    diff = server.diff(urn, policy_id, outs, changed_checked)
+    changed = dict(policy_name="team-a-renamed", custom_tags={"team": "a", "env": "prod"})
+    diff = policy.diff(**changed)
     assert diff.changes == "some" and diff.replaces == []
-    new_outs = server.update(urn, policy_id, outs, changed_checked)
+    assert policy.up(**changed) == "update" and policy.id == policy_id
+    new_outs = policy.outputs
+    changed_checked = policy.check(**changed).inputs
     remote = client.budget_policy.get(policy_id)
     assert remote.policy_name == "team-a-renamed"
     assert not remote.binding_workspace_ids
@@ -90,26 +91,26 @@ def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator):
         policy_id,
         BudgetPolicy(policy_id=policy_id, policy_name="hand-edited", custom_tags=[CustomPolicyTag("team", "b")]),
     )
-    read = server.read(urn, policy_id, new_outs)
+    read = policy.refresh()
     assert read.id == policy_id
     assert read.outs["policy_name"] == "hand-edited" and read.outs["custom_tags"] == {"team": "b"}
     assert read.inputs["policy_name"] == "hand-edited"
-    assert server.diff(urn, policy_id, read.outs, changed_checked).changes == "some"
+    assert server.diff(policy.urn, policy_id, read.outs, changed_checked).changes == "some"
     # After refresh with no drift, no diff: read's inputs are in check's shape.
-    assert server.diff(urn, policy_id, read.outs, server.check(urn, read.inputs).inputs).changes == "none"
+    assert server.diff(policy.urn, policy_id, read.outs, server.check(policy.urn, read.inputs).inputs).changes == "none"
 
     # Deleted outside Pulumi → gone on refresh; delete twice succeeds.
-    server.delete(urn, policy_id, read.outs)
-    assert server.read(urn, policy_id, read.outs).id == ""
-    server.delete(urn, policy_id, read.outs)
+    policy.destroy()
+    assert server.read(policy.urn, policy_id, read.outs).id == ""
+    server.delete(policy.urn, policy_id, read.outs)
 
 
 def test_moving_to_another_account_replaces_and_cleans_up_the_old_account(
-    server, databricks_emulator, provider_server_factory
+    server, databricks_emulator, provider_server_factory, deploy
 ):
-    urn = server.urn(TYPE, "moved")
-    inputs = declared(policy_name="moved")
-    policy_id, outs = server.apply(urn, inputs)
+    policy = deploy(server, ServerlessBudgetPolicy)
+    policy.up(policy_name="moved")
+    urn, inputs, policy_id, outs = policy.urn, policy.inputs, policy.id, policy.outputs
     # The stack now points at another account (same accounts host, same credentials).
     other = provider_server_factory(config={**databricks_emulator.config(), "databricks:accountId": "another-account"})
     diff = other.diff(urn, policy_id, outs, other.check(urn, inputs).inputs)
@@ -120,11 +121,12 @@ def test_moving_to_another_account_replaces_and_cleans_up_the_old_account(
     assert policy_id not in {p.policy_id for p in databricks_emulator.account_client().budget_policy.list()}
 
 
-def test_name_taken_is_a_clear_error_naming_the_existing_policy(server, databricks_emulator):
-    urn = server.urn(TYPE, "dup")
-    first_id, _ = server.apply(urn, declared(policy_name="shared-name"))
+def test_name_taken_is_a_clear_error_naming_the_existing_policy(server, databricks_emulator, deploy):
+    first = deploy(server, ServerlessBudgetPolicy)
+    first.up(policy_name="shared-name")
+    first_id = first.id
     with pytest.raises(ProviderError) as error:
-        server.apply(server.urn(TYPE, "dup2"), declared(policy_name="shared-name"))
+        deploy(server, ServerlessBudgetPolicy).up(policy_name="shared-name")
     assert "already taken" in error.value.message and first_id in error.value.message
     assert "import" in error.value.message
     names = [p.policy_name for p in databricks_emulator.account_client().budget_policy.list()]
@@ -149,12 +151,12 @@ def test_import_reads_an_existing_policy_in_input_shape(server, databricks_emula
     assert server.diff(urn, existing.policy_id, read.outs, program_inputs).changes == "none"
 
 
-def test_update_of_a_policy_deleted_outside_pulumi_says_to_refresh(server, databricks_emulator):
-    urn = server.urn(TYPE, "vanished")
-    policy_id, outs = server.apply(urn, declared(policy_name="vanished"))
-    databricks_emulator.account_client().budget_policy.delete(policy_id)
+def test_update_of_a_policy_deleted_outside_pulumi_says_to_refresh(server, databricks_emulator, deploy):
+    policy = deploy(server, ServerlessBudgetPolicy)
+    policy.up(policy_name="vanished")
+    databricks_emulator.account_client().budget_policy.delete(policy.id)
     with pytest.raises(ProviderError) as error:
-        server.update(urn, policy_id, outs, server.check(urn, declared(policy_name="vanished-2")).inputs)
+        policy.up(policy_name="vanished-2")
     assert "pulumi refresh" in error.value.message
 
 
@@ -167,11 +169,12 @@ def test_update_of_a_policy_deleted_outside_pulumi_says_to_refresh(server, datab
     ],
     ids=["throttled-then-unavailable", "answer-lost", "connection-dropped-after-commit"],
 )
-def test_faults_on_create_leave_exactly_one_policy(server, databricks_emulator, faults):
+def test_faults_on_create_leave_exactly_one_policy(server, databricks_emulator, deploy, faults):
     for kind, phase in faults:
         databricks_emulator.faults.inject(kind, "POST", "/budget-policies", phase=phase, retry_after=0)
-    urn = server.urn(TYPE, "flaky")
-    policy_id, outs = server.apply(urn, declared(policy_name="flaky", custom_tags={"team": "f"}))
+    policy = deploy(server, ServerlessBudgetPolicy)
+    assert policy.up(policy_name="flaky", custom_tags={"team": "f"}) == "create"
+    policy_id = policy.id
 
     assert databricks_emulator.faults.fired() == len(faults)
     assert databricks_emulator.count("POST", "/budget-policies") == len(faults) + 1
@@ -207,11 +210,11 @@ def test_credentials_never_reach_the_provider_string_or_outputs(databricks_emula
     assert env_outs["policy_name"] == "creds-2"
 
 
-def test_a_create_that_never_succeeds_fails_clearly_and_leaves_nothing(databricks_emulator, provider_server_factory):
+def test_a_create_that_never_succeeds_fails_clearly_and_leaves_nothing(databricks_emulator, provider_server_factory, deploy):
     server = provider_server_factory(config={**databricks_emulator.config(), "databricks:retryTimeoutSeconds": "2"})
     databricks_emulator.faults.inject("503", "POST", "/budget-policies", count=None, retry_after=0)
     with pytest.raises(ProviderError) as error:
-        server.apply(server.urn(TYPE, "down"), declared(policy_name="down"))
+        deploy(server, ServerlessBudgetPolicy).up(policy_name="down")
     assert "databricks:retryTimeoutSeconds" in error.value.message
     assert databricks_emulator.count("POST", "/budget-policies") >= 2
     databricks_emulator.faults.clear()
@@ -231,14 +234,14 @@ def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
     assert databricks_emulator.requests == []
 
 
-def test_a_refused_call_says_what_failed_and_what_to_do(databricks_emulator, server):
+def test_a_refused_call_says_what_failed_and_what_to_do(databricks_emulator, server, deploy):
     # 403 is not retried: before it was wrapped it reached users as the SDK's bare message.
     databricks_emulator.faults.inject(
         "error", "POST", "/budget-policies", status=403, error_code="PERMISSION_DENIED",
         message="You are not allowed to call this API, consider getting billing.admin role",
     )
     with pytest.raises(ProviderError) as error:
-        server.apply(server.urn(TYPE, "denied"), declared(policy_name="denied"))
+        deploy(server, ServerlessBudgetPolicy).up(policy_name="denied")
     message = error.value.message
     assert "Unable to create budget policy 'denied': PERMISSION_DENIED: You are not allowed" in message
     assert "account admin role" in message and "\n" not in message.strip()
