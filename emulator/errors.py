@@ -7,7 +7,7 @@ carries both, exactly as Databricks sends them: ``{"error_code": ..., "message":
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 class ApiError(Exception):
@@ -36,44 +36,23 @@ class ApiError(Exception):
         return body
 
 
-def invalid(message: str) -> ApiError:
-    """400 INVALID_PARAMETER_VALUE -> ``databricks.sdk.errors.InvalidParameterValue``."""
-    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+def _answer(status: int, error_code: str) -> Callable[[str], ApiError]:
+    def error(message: str) -> ApiError:
+        return ApiError(status, error_code, message)
+
+    error.__doc__ = f"{status} {error_code}"
+    return error
 
 
-def malformed(message: str) -> ApiError:
-    """400 MALFORMED_REQUEST (unparseable body) -> ``databricks.sdk.errors.BadRequest``."""
-    return ApiError(400, "MALFORMED_REQUEST", message)
-
-
-def not_found(message: str) -> ApiError:
-    """404 RESOURCE_DOES_NOT_EXIST -> ``databricks.sdk.errors.ResourceDoesNotExist`` (a NotFound)."""
-    return ApiError(404, "RESOURCE_DOES_NOT_EXIST", message)
-
-
-def already_exists(message: str) -> ApiError:
-    """409 RESOURCE_ALREADY_EXISTS -> ``databricks.sdk.errors.ResourceAlreadyExists``."""
-    return ApiError(409, "RESOURCE_ALREADY_EXISTS", message)
-
-
-def conflict(message: str) -> ApiError:
-    """409 RESOURCE_CONFLICT -> ``databricks.sdk.errors.ResourceConflict`` (not retried by the SDK)."""
-    return ApiError(409, "RESOURCE_CONFLICT", message)
-
-
-def permission_denied(message: str) -> ApiError:
-    """403 PERMISSION_DENIED -> ``databricks.sdk.errors.PermissionDenied``."""
-    return ApiError(403, "PERMISSION_DENIED", message)
-
-
-def unauthenticated(message: str) -> ApiError:
-    """401 UNAUTHENTICATED -> ``databricks.sdk.errors.Unauthenticated``."""
-    return ApiError(401, "UNAUTHENTICATED", message)
-
-
-def not_implemented(message: str) -> ApiError:
-    """501 NOT_IMPLEMENTED -> ``databricks.sdk.errors.NotImplemented``: outside what is emulated."""
-    return ApiError(501, "NOT_IMPLEMENTED", message)
+# Each answer and the databricks.sdk.errors class the SDK raises for it.
+invalid = _answer(400, "INVALID_PARAMETER_VALUE")  # InvalidParameterValue
+malformed = _answer(400, "MALFORMED_REQUEST")  # BadRequest (an unparseable body)
+not_found = _answer(404, "RESOURCE_DOES_NOT_EXIST")  # ResourceDoesNotExist (a NotFound)
+already_exists = _answer(409, "RESOURCE_ALREADY_EXISTS")  # ResourceAlreadyExists
+conflict = _answer(409, "RESOURCE_CONFLICT")  # ResourceConflict (not retried by the SDK)
+permission_denied = _answer(403, "PERMISSION_DENIED")  # PermissionDenied
+unauthenticated = _answer(401, "UNAUTHENTICATED")  # Unauthenticated
+not_implemented = _answer(501, "NOT_IMPLEMENTED")  # NotImplemented: outside what is emulated
 
 
 def endpoint_not_found(method: str, path: str) -> ApiError:

@@ -53,6 +53,16 @@ def expect_object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
+def expect_fields(value: Any, where: str, fields: frozenset, what: str) -> dict[str, Any]:
+    """``value`` is an object with no field outside ``fields`` (``what`` names them for people)."""
+    if not isinstance(value, dict):
+        raise errors.invalid(f"{where} must be an object with {what}.")
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
+    return value
+
+
 def check_request_id(request_id: Any) -> None:
     if not isinstance(request_id, str) or len(request_id) != 36 or not request_id.isascii():
         raise errors.invalid(
@@ -99,11 +109,7 @@ def validate_tags(raw: Any, prefix: str) -> list[dict[str, str]]:
     seen: set[str] = set()
     for index, tag in enumerate(raw):
         where = f"{prefix}custom_tags[{index}]"
-        if not isinstance(tag, dict):
-            raise errors.invalid(f"{where} must be an object with key and value.")
-        unknown = sorted(set(tag) - TAG_FIELDS)
-        if unknown:
-            raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
+        expect_fields(tag, where, TAG_FIELDS, "key and value")
         key = tag.get("key")
         if not isinstance(key, str) or not key:
             raise errors.invalid(f"{where}.key is required.")
@@ -169,11 +175,7 @@ def validate_grant_rules(raw: Any, name: str) -> list[dict[str, Any]]:
     merged: dict[str, list[str]] = {}
     for index, rule in enumerate(raw):
         where = f"rule_set.grant_rules[{index}]"
-        if not isinstance(rule, dict):
-            raise errors.invalid(f"{where} must be an object with role and principals.")
-        unknown = sorted(set(rule) - GRANT_RULE_FIELDS)
-        if unknown:
-            raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
+        expect_fields(rule, where, GRANT_RULE_FIELDS, "role and principals")
         role = rule.get("role")
         if not isinstance(role, str) or not role:
             raise errors.invalid(f"{where}.role is required.")

@@ -10,10 +10,9 @@ import json
 import shutil
 
 import pytest
-import yaml
 
 from harness.policy_pack import PACK_DIR
-from harness.provider_server import PROJECT_ROOT
+from harness.project_copy import copy_project
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pulumi") is None,
@@ -21,7 +20,6 @@ pytestmark = pytest.mark.skipif(
     "install it from https://www.pulumi.com/docs/install/ to run this test",
 )
 
-PROJECT_FILES = ("__main__.py", "stack_config.py", "Pulumi.yaml", "requirements.txt")
 TEAMS = [
     {
         "name": "search",
@@ -37,14 +35,7 @@ def test_preview_with_the_policy_pack_passes_a_compliant_stack_and_stops_a_viola
 ):
     from pulumi import automation as auto
 
-    work_dir = tmp_path / "project"
-    for folder in ("providers", "components"):
-        shutil.copytree(PROJECT_ROOT / folder, work_dir / folder)
-    for name in PROJECT_FILES:
-        shutil.copy(PROJECT_ROOT / name, work_dir / name)
-    project = yaml.safe_load((work_dir / "Pulumi.yaml").read_text())
-    project["runtime"] = "python"  # use this interpreter and its packages, not a new virtualenv
-    (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    work_dir = copy_project(tmp_path / "project")
     pack_dir = tmp_path / "policies"
     shutil.copytree(PACK_DIR, pack_dir, ignore=shutil.ignore_patterns("venv", "__pycache__"))
     (pack_dir / "venv").symlink_to(policy_pack_python.parent.parent)  # the pack's virtualenv, built once

@@ -9,7 +9,7 @@ import pytest
 
 from providers import BudgetAlertWebhook
 from providers.budget_alert_webhook import KNOWN_EVENTS, secret_hash, secret_matches
-from harness.deployment import declare, type_token
+from harness.deployment import Deployment, declare, type_token
 from harness.mlflow_server import gateway_env, provider_env
 from harness.provider_server import ProviderError
 from harness.pulumi_program import run_program
@@ -23,8 +23,8 @@ def checker(mlflow_backend):
 
 
 def check(provider, **kwargs):
-    news = declare(BudgetAlertWebhook, "w", **kwargs)
-    return provider.check(provider.urn("pulumi-python:dynamic/mlbudgets:BudgetAlertWebhook", "w"), news)
+    """Check as `pulumi preview` runs it, through the deployment driver."""
+    return Deployment(provider, BudgetAlertWebhook).check(**kwargs)
 
 
 def webhook_of(backend, webhook_id):

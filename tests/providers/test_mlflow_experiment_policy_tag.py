@@ -8,7 +8,7 @@ import pytest
 
 from providers import ExperimentPolicyTag
 from providers.experiment_policy_tag import DEFAULT_KEY, ExperimentPolicyTagProvider
-from harness.deployment import declare
+from harness.deployment import Deployment
 from harness.provider_server import ProviderError
 
 POLICY_A = "11111111-2222-3333-4444-555555555555"
@@ -28,8 +28,8 @@ def tags_of(backend, experiment_id):
 
 
 def check(provider, **kwargs):
-    news = declare(ExperimentPolicyTag, "t", **kwargs)
-    return provider.check(provider.urn("pulumi-python:dynamic/mlbudgets:ExperimentPolicyTag", "t"), news)
+    """Check as `pulumi preview` runs it, through the deployment driver."""
+    return Deployment(provider, ExperimentPolicyTag).check(**kwargs)
 
 
 # --- check -------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from providers import GatewayBudgetPolicy
-from harness.deployment import declare
+from harness.deployment import Deployment, declare
 from harness.mlflow_server import create_gateway_endpoint
 from harness.provider_server import ProviderError
 
@@ -26,8 +26,8 @@ def checker(mlflow_backend):
 
 
 def check(provider, **kwargs):
-    news = declare(GatewayBudgetPolicy, "p", **kwargs)
-    return provider.check(provider.urn("pulumi-python:dynamic/mlbudgets:GatewayBudgetPolicy", "p"), news)
+    """Check as `pulumi preview` runs it, through the deployment driver."""
+    return Deployment(provider, GatewayBudgetPolicy).check(**kwargs)
 
 
 def test_check_reports_every_bad_input_naming_the_property(checker):

@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import yaml
 
-from harness.provider_server import PROJECT_ROOT
+from harness.project_copy import copy_project
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pulumi") is None,
@@ -20,20 +19,12 @@ pytestmark = pytest.mark.skipif(
     "install it from https://www.pulumi.com/docs/install/ to run this test",
 )
 
-PROJECT_FILES = ("__main__.py", "stack_config.py", "Pulumi.yaml", "Pulumi.local.yaml", "requirements.txt")
 
 
 def test_local_stack_preview_up_refresh_destroy(tmp_path, databricks_emulator, monkeypatch):
     from pulumi import automation as auto
 
-    work_dir = tmp_path / "project"
-    for folder in ("providers", "components"):
-        shutil.copytree(PROJECT_ROOT / folder, work_dir / folder)
-    for name in PROJECT_FILES:
-        shutil.copy(PROJECT_ROOT / name, work_dir / name)
-    project = yaml.safe_load((work_dir / "Pulumi.yaml").read_text())
-    project["runtime"] = "python"  # use this interpreter and its packages, not a new virtualenv
-    (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    work_dir = copy_project(tmp_path / "project", extra_files=("Pulumi.local.yaml",))
 
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "ml-budgets-test")
     backend = tmp_path / "backend"

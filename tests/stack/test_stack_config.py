@@ -219,3 +219,29 @@ def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
     result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_project_copy_the_cli_tests_run_holds_everything_the_program_imports(tmp_path):
+    # The CLI tests (skipped where there is no pulumi CLI) run a copy of the project: a module the
+    # program imports but the copy lacks would fail only there.  Run that copy here, alone on sys.path.
+    from harness.project_copy import copy_project
+
+    work_dir = copy_project(tmp_path / "project", extra_files=("Pulumi.local.yaml",))
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, runpy, sys
+        sys.path[:] = [p for p in sys.path if p not in ("", {str(PROJECT_ROOT)!r})]
+        sys.path.insert(0, ".")
+        spec = importlib.util.spec_from_file_location("pulumi_program", {str(PROJECT_ROOT / "harness" / "pulumi_program.py")!r})
+        program = sys.modules["pulumi_program"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(program)
+        import yaml
+        config = program.config_values(yaml.safe_load(open("Pulumi.local.yaml"))["config"])
+        mocks = program.run_program(lambda: runpy.run_path("__main__.py", run_name="__main__"), config=config)
+        print(len(mocks.registrations))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=work_dir, capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.strip().splitlines()[-1]) > 10
