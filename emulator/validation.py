@@ -63,6 +63,13 @@ def expect_fields(value: Any, where: str, fields: frozenset, what: str) -> dict[
     return value
 
 
+def required_text(value: dict[str, Any], field: str, where: str) -> str:
+    text = value.get(field)
+    if not isinstance(text, str) or not text:
+        raise errors.invalid(f"{where}.{field} is required.")
+    return text
+
+
 def check_request_id(request_id: Any) -> None:
     if not isinstance(request_id, str) or len(request_id) != 36 or not request_id.isascii():
         raise errors.invalid(
@@ -110,9 +117,7 @@ def validate_tags(raw: Any, prefix: str) -> list[dict[str, str]]:
     for index, tag in enumerate(raw):
         where = f"{prefix}custom_tags[{index}]"
         expect_fields(tag, where, TAG_FIELDS, "key and value")
-        key = tag.get("key")
-        if not isinstance(key, str) or not key:
-            raise errors.invalid(f"{where}.key is required.")
+        key = required_text(tag, "key", where)
         if len(key) > TAG_KEY_MAX:
             raise errors.invalid(f"{where}.key must be between 1 and {TAG_KEY_MAX} characters long, got {len(key)}.")
         if key in RESERVED_TAG_KEYS:
@@ -176,9 +181,7 @@ def validate_grant_rules(raw: Any, name: str) -> list[dict[str, Any]]:
     for index, rule in enumerate(raw):
         where = f"rule_set.grant_rules[{index}]"
         expect_fields(rule, where, GRANT_RULE_FIELDS, "role and principals")
-        role = rule.get("role")
-        if not isinstance(role, str) or not role:
-            raise errors.invalid(f"{where}.role is required.")
+        role = required_text(rule, "role", where)
         if role not in BUDGET_POLICY_ROLES:
             raise errors.invalid(
                 f"Role {role} is not assignable on {name.rsplit('/ruleSets/', 1)[0]}; "

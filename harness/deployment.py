@@ -104,6 +104,15 @@ class Deployment:
             self.outputs, self.inputs = {}, {}
         return read
 
+    def destroy_and_retry(self) -> ReadOutcome:
+        """Destroy, then do what a retried destroy or a refresh does with the old state: read it
+        (the answer should say gone) and delete it again (must succeed).  Returns that read."""
+        old_id, old_outputs = self.id, dict(self.outputs)
+        self.destroy()
+        read = self.provider.read(self.urn, old_id, old_outputs)
+        self.provider.delete(self.urn, old_id, old_outputs)
+        return read
+
     def destroy(self) -> None:
         if self.id:
             self.provider.delete(self.urn, self.id, self.outputs)

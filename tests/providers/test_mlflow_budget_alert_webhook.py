@@ -117,10 +117,7 @@ def test_lifecycle_with_a_secret(mlflow_backend, deploy):
     assert sorted(str(e) for e in stored.events) == ["budget_policy.exceeded", "prompt.created"]
     assert not stored.description
 
-    webhook_id, outputs = hook.id, dict(hook.outputs)
-    hook.destroy()
-    assert mlflow_backend.provider.read(hook.urn, webhook_id, outputs).id == ""
-    mlflow_backend.provider.delete(hook.urn, webhook_id, outputs)  # already gone: fine
+    assert hook.destroy_and_retry().id == ""  # gone, and deleting it again is fine
 
 
 def test_removing_the_secret_updates_in_place(mlflow_backend, deploy):

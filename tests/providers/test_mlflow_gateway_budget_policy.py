@@ -126,10 +126,7 @@ def test_lifecycle_create_diff_update_read_delete(mlflow_backend, deploy):
     )
     assert policy.outputs["window"] == new_window
 
-    policy_id, outputs = policy.id, dict(policy.outputs)
-    policy.destroy()
-    assert mlflow_backend.provider.read(policy.urn, policy_id, outputs).id == ""
-    mlflow_backend.provider.delete(policy.urn, policy_id, outputs)  # already gone: fine
+    assert policy.destroy_and_retry().id == ""  # gone, and deleting it again is fine
 
 
 def test_endpoint_target_by_name_is_resolved_to_the_id(mlflow_backend, deploy):

@@ -99,10 +99,8 @@ def test_lifecycle_create_diff_update_read_delete(server, databricks_emulator, d
     # After refresh with no drift, no diff: read's inputs are in check's shape.
     assert server.diff(policy.urn, policy_id, read.outs, server.check(policy.urn, read.inputs).inputs).changes == "none"
 
-    # Deleted outside Pulumi → gone on refresh; delete twice succeeds.
-    policy.destroy()
-    assert server.read(policy.urn, policy_id, read.outs).id == ""
-    server.delete(policy.urn, policy_id, read.outs)
+    # Deleted → gone on refresh; delete twice succeeds.
+    assert policy.destroy_and_retry().id == ""
 
 
 def test_moving_to_another_account_replaces_and_cleans_up_the_old_account(
