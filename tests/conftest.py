@@ -10,4 +10,8 @@ pytest_plugins = [
     "tests.fixtures.databricks_emulator",
     "tests.fixtures.mlflow_server",
     "tests.fixtures.policy_pack",
+    "tests.fixtures.slack_fake",
+    "tests.fixtures.pagerduty_fake",
+    "tests.fixtures.alertmanager",
+    "tests.fixtures.alert_relay",
 ]
