@@ -1,0 +1,132 @@
+"""Budget alerts from the real MLflow AI Gateway to people, through the relay.
+
+A running ``mlflow server`` whose gateway endpoints call the OpenAI-compatible fake ($0.21 a
+call), budget policies and webhooks created by our providers, the relay from
+``python -m alert_relay``, the Slack and PagerDuty fakes and a real Alertmanager.
+
+Team search: an ALERT tier at $0.50 and a hard stop at $1.00 (a REJECT policy paired with an
+ALERT at the same amount, marked ``hard_stop`` in the webhook URL).  Team recsys: one ALERT at
+$0.40.  MLflow delivers every alert to both teams' webhooks; each route forwards only its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from providers import BudgetAlertWebhook, GatewayBudgetPolicy
+from tests.fixtures.mlflow_server import create_gateway_endpoint, provider_env
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.slack_fake import SlackFake
+from tests.test_mlflow_enforcement import invoke
+
+SEARCH_SECRET = "whsec-search-e2e"
+RECSYS_SECRET = "whsec-recsys-e2e"
+SEARCH_PD_KEY = "SEARCHR0UT1NGKEY0000000000000001"
+RECSYS_PD_KEY = "RECSYSR0UT1NGKEY0000000000000002"
+
+
+@pytest.fixture(scope="module")
+def provider(mlflow_server):
+    server = ProviderServer(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env())
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def recsys_slack():
+    fake = SlackFake().start()
+    yield fake
+    fake.stop()
+
+
+def mentions(policy_id: str):
+    return lambda message: policy_id in str(message)
+
+
+def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
+    mlflow_server, provider, deploy, openai_fake, start_relay, slack_fake, recsys_slack, pagerduty_fake, alertmanager
+):
+    relay = start_relay(
+        {
+            "expire_after": "1h",
+            "routes": {
+                "search": {
+                    "secret": "${SEARCH_WEBHOOK_SECRET}",
+                    "slack": "${SEARCH_SLACK_WEBHOOK_URL}",
+                    "pagerduty": {"routing_key": "${SEARCH_PD_KEY}", "url": pagerduty_fake.url},
+                    "alertmanager": alertmanager.url,
+                },
+                "recsys": {
+                    "secret": "${RECSYS_WEBHOOK_SECRET}",
+                    "slack": "${RECSYS_SLACK_WEBHOOK_URL}",
+                    "pagerduty": {"routing_key": "${RECSYS_PD_KEY}", "url": pagerduty_fake.url},
+                    "alertmanager": alertmanager.url,
+                },
+            },
+        },
+        {
+            "SEARCH_WEBHOOK_SECRET": SEARCH_SECRET, "SEARCH_SLACK_WEBHOOK_URL": slack_fake.url, "SEARCH_PD_KEY": SEARCH_PD_KEY,
+            "RECSYS_WEBHOOK_SECRET": RECSYS_SECRET, "RECSYS_SLACK_WEBHOOK_URL": recsys_slack.url, "RECSYS_PD_KEY": RECSYS_PD_KEY,
+        },
+    )
+    search = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
+    recsys = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
+
+    def policy(endpoint, amount, action):
+        deployment = deploy(provider, GatewayBudgetPolicy)
+        deployment.up(amount_usd=amount, window="daily", action=action, scope="ENDPOINT", target=endpoint.name)
+        return deployment.id
+
+    search_tier = policy(search, 0.50, "ALERT")
+    search_cap = policy(search, 1.00, "REJECT")
+    search_stop = policy(search, 1.00, "ALERT")  # the hard stop's announcement
+    recsys_tier = policy(recsys, 0.40, "ALERT")
+    for team, secret, url in (
+        ("search", SEARCH_SECRET, relay.webhook_url("search", [search_tier], hard_stops=[search_stop])),
+        ("recsys", RECSYS_SECRET, relay.webhook_url("recsys", [recsys_tier])),
+    ):
+        deploy(provider, BudgetAlertWebhook).up(webhook_name=f"{team}-{search.name}", url=url, secret=secret)
+    time.sleep(1.2)  # the server caches the list of webhooks for MLFLOW_WEBHOOK_CACHE_TTL=1 s
+
+    assert [invoke(mlflow_server, search.name).status_code for _ in range(6)] == [200] * 5 + [429]
+    assert [invoke(mlflow_server, recsys.name).status_code for _ in range(2)] == [200, 200]
+
+    # Each destination of each team: one message per crossed policy.
+    assert len(slack_fake.wait_for(lambda m: True, count=2)) == 2
+    assert len(recsys_slack.wait_for(lambda m: True, count=1)) == 1
+    assert len(pagerduty_fake.wait_for(lambda e: True, count=3)) == 3
+    relay.wait_drained()
+    deadline = time.monotonic() + 30
+    while alertmanager.received_firing() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    # Quiet now: the queue is empty and every route has what it was owed, no more.
+    assert [len(slack_fake.matching(mentions(p))) for p in (search_tier, search_stop, recsys_tier)] == [1, 1, 0]
+    assert [len(recsys_slack.matching(mentions(p))) for p in (search_tier, search_stop, recsys_tier)] == [0, 0, 1]
+    assert len(slack_fake.messages) == 2 and len(recsys_slack.messages) == 1
+
+    tier_message, = slack_fake.matching(mentions(search_tier))
+    stop_message, = slack_fake.matching(mentions(search_stop))
+    assert "[search]" in tier_message["text"] and "$0.50" in tier_message["text"] and "$0.63" in tier_message["text"]
+    assert "traffic is now rejected" not in tier_message["text"]
+    assert "$1.00" in stop_message["text"] and "$1.05" in stop_message["text"]
+    assert "traffic is now rejected" in stop_message["text"]
+    assert f"endpoint {search.endpoint_id}" in stop_message["text"]
+    assert "[recsys]" in recsys_slack.messages[0]["text"] and "$0.40" in recsys_slack.messages[0]["text"]
+
+    events = {e["dedup_key"].split(":")[0]: e for e in pagerduty_fake.events}
+    assert sorted(events) == sorted([search_tier, search_stop, recsys_tier]) and len(pagerduty_fake.events) == 3
+    assert events[search_tier]["payload"]["severity"] == "warning"
+    assert events[search_stop]["payload"]["severity"] == "critical"
+    assert events[recsys_tier]["payload"]["severity"] == "warning"
+    assert events[search_stop]["routing_key"] == SEARCH_PD_KEY
+    assert events[recsys_tier]["routing_key"] == RECSYS_PD_KEY
+    assert events[search_stop]["payload"]["custom_details"]["amount"] == 1.0
+    assert events[search_stop]["payload"]["custom_details"]["spend"] == pytest.approx(1.05)
+    assert pagerduty_fake.rejected == []
+
+    assert alertmanager.received_firing() == 3
+    held = {(a["labels"]["team"], a["labels"]["policy"], a["labels"]["severity"]) for a in alertmanager.alerts()}
+    assert held == {("search", search_tier, "warning"), ("search", search_stop, "critical"), ("recsys", recsys_tier, "warning")}
