@@ -4,7 +4,8 @@ Everything lives under the project namespace ``ml-budgets``:
 
 * ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks)
   and an optional ``gateway`` budget (MLflow AI Gateway);
-* ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say).
+* ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say);
+* ``ml-budgets:alertRelay``: ``{url}`` of the alert relay, for webhooks given as a relay ``route``.
 
 Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
 .limitUsd``) and what would be valid, before any resource is declared.  Field values are checked
@@ -20,12 +21,14 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from components.gateway_budget import GatewayBudgetArgs, WebhookArgs
+from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs
 from components.serverless_budget import ServerlessBudgetArgs
 from providers._base import Failures
 
 NAMESPACE = "ml-budgets"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+# alert_relay.config.ROUTE_NAME (not imported: the program does not load the relay).
+ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 
 class StackConfigError(pulumi.RunError):
@@ -96,7 +99,8 @@ SERVERLESS_FIELDS = (
     "authoritativeGrants", "experiments", "evalTokenBudget",
 )
 GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook")
-WEBHOOK_FIELDS = ("url", "secret", "events", "description", "active")
+WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
+RELAY_FIELDS = ("url",)
 
 
 def _serverless(team: str, value: Any, path: str, problems: Failures) -> ServerlessBudgetArgs:
@@ -134,26 +138,59 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> Serverl
     )
 
 
-def _webhook(value: Any, path: str, problems: Failures) -> WebhookArgs:
+def _webhook(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> WebhookArgs:
     from providers import budget_alert_webhook as hook
 
     reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
-    url = reader.get("url", str, None, required=True, what="the receiver's https URL, e.g. a Slack incoming webhook")
+    route = reader.get("route", str, None, what="a route name of the alert relay's config")
+    url = reader.get("url", str, None, required=route is None,
+                     what="the alert relay `route`, or a receiver's https URL that hears every alert")
     if url is not None:
         hook.validate_url(url, problems, reader.at("url"))
     events = reader.get("events", list, None)
     if events is not None:
         events = hook.validate_events(events, problems, reader.at("events"))
-    return WebhookArgs(
+    webhook = WebhookArgs(
         url=url,
         secret=hook.validate_secret(reader.get("secret", str, None), problems, reader.at("secret")),
         events=events,
         description=reader.get("description", str, None),
         active=reader.get("active", bool, True),
     )
+    if route is not None:
+        webhook.relay = _relay_route(reader, route, webhook, problems, relay_url)
+    return webhook
 
 
-def _gateway(value: Any, path: str, problems: Failures) -> GatewayBudgetArgs:
+def _relay_route(reader: _Reader, route: str, webhook: WebhookArgs, problems: Failures,
+                 relay_url: Optional[str]) -> Optional[RelayRoute]:
+    if webhook.url is not None:
+        problems.add(reader.at("route"), "set either `route` (through the alert relay) or `url`, not both")
+    if not ROUTE_NAME.fullmatch(route):
+        problems.add(reader.at("route"), f"must be a relay route name (1-63 letters, digits, '_' or '-'), got {route!r}")
+    if relay_url is None:
+        problems.add(reader.at("route"), f"needs {NAMESPACE}:alertRelay.url, the relay's base URL")
+    if webhook.secret is None:
+        problems.add(reader.at("secret"), "is required with `route`: the relay forwards only signed deliveries "
+                     "(set it with `pulumi config set --secret --path`, and the same value in the relay's environment)")
+    return RelayRoute(url=relay_url, route=route) if relay_url else None
+
+
+def _alert_relay(value: Any, problems: Failures) -> Optional[str]:
+    from providers import budget_alert_webhook as hook
+
+    if value is None:
+        return None
+    reader = _Reader(value, f"{NAMESPACE}:alertRelay", problems, RELAY_FIELDS)
+    url = reader.get("url", str, None, required=True, what="the relay's base URL, e.g. https://alert-relay.internal.example.com")
+    if url is None:
+        return None
+    errors = len(problems.items)
+    hook.validate_url(url, problems, reader.at("url"))
+    return url.rstrip("/") if len(problems.items) == errors else None
+
+
+def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> GatewayBudgetArgs:
     from providers import gateway_budget_policy
 
     reader = _Reader(value, path, problems, GATEWAY_FIELDS)
@@ -166,7 +203,7 @@ def _gateway(value: Any, path: str, problems: Failures) -> GatewayBudgetArgs:
             problems.add(f"{reader.at('alertThresholds')}[{i}]", f"must be a percentage in (0, 100], got {pct!r}")
     if len(set(thresholds)) != len(thresholds):
         problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
-    webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems) if "webhook" in reader.value else None
+    webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url) if "webhook" in reader.value else None
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
     if limit is not None:
@@ -195,16 +232,17 @@ def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> Optional
     return value
 
 
-def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
+def parse_stack_config(teams: Any, gateway_budgets: Any, alert_relay: Any = None) -> StackConfig:
     """Validate raw config values (as ``pulumi.Config.get_object`` returns them)."""
     problems = Failures()
     config = StackConfig()
+    relay_url = _alert_relay(alert_relay, problems)
     if not isinstance(teams or [], list):
         problems.add(f"{NAMESPACE}:teams", "must be a list of teams")
         teams = []
     team_names: set[str] = set()
     for i, raw in enumerate(teams or []):
-        config.teams.append(_team(i, raw, problems, team_names))
+        config.teams.append(_team(i, raw, problems, team_names, relay_url))
 
     if not isinstance(gateway_budgets or [], list):
         problems.add(f"{NAMESPACE}:gatewayBudgets", "must be a list of gateway budgets")
@@ -216,7 +254,7 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
         raw_fields = dict(raw) if isinstance(raw, Mapping) else raw
         raw_name = raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None
         name = _name(raw_name, f"{path}.name", problems, budget_names)
-        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems)
+        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems, relay_url)
     _check_alerts_have_a_webhook(config, problems)
     _check_teams_do_not_share(config, problems)
     _raise_if_any(problems)
@@ -224,16 +262,18 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
 
 
 def _check_alerts_have_a_webhook(config: StackConfig, problems: Failures) -> None:
-    # MLflow sends every budget alert to every subscribed webhook, so one webhook anywhere in the
-    # stack receives them all; alerts with none at all would fire into the void.
+    # MLflow sends every budget alert to every subscribed webhook: a webhook with a raw URL hears
+    # them all; a relay route forwards only its own budget's.  Alerts that reach no webhook fire
+    # into the void, and a hard stop is announced by an alert too.
     gateways = [(f"{NAMESPACE}:teams[{i}].gateway", t.gateway) for i, t in enumerate(config.teams) if t.gateway]
     gateways += [(f"{NAMESPACE}:gatewayBudgets[{i}]", g) for i, g in enumerate(config.gateway_budgets.values())]
-    if any(g.webhook for _, g in gateways):
+    if any(g.webhook and g.webhook.relay is None for _, g in gateways):
         return
     for path, gateway in gateways:
-        if gateway.alert_thresholds:
-            problems.add(f"{path}.webhook", "is required: alertThresholds fire alerts, and no gateway budget "
-                         "in this stack declares a webhook to receive them")
+        if (gateway.alert_thresholds or gateway.hard_stop) and gateway.webhook is None:
+            fires = "alertThresholds fire alerts" if gateway.alert_thresholds else "hardStop announces itself with an alert"
+            problems.add(f"{path}.webhook", f"is required: {fires}, and no webhook in this stack receives them "
+                         "(give this budget a relay `route`, or give one budget a `url` that hears every alert)")
 
 
 def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
@@ -256,7 +296,7 @@ def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
             experiments.setdefault(experiment, i)
 
 
-def _team(index: int, raw: Any, problems: Failures, seen: set[str]) -> TeamConfig:
+def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: Optional[str] = None) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
     reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
     name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
@@ -266,10 +306,12 @@ def _team(index: int, raw: Any, problems: Failures, seen: set[str]) -> TeamConfi
     if reader.value.get("serverless") is not None:
         team.serverless = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
     if reader.value.get("gateway") is not None:
-        team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems)
+        team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems, relay_url)
     return team
 
 
 def load_stack_config(config: Optional[pulumi.Config] = None) -> StackConfig:
     config = config or pulumi.Config(NAMESPACE)
-    return parse_stack_config(config.get_object("teams"), config.get_object("gatewayBudgets"))
+    return parse_stack_config(
+        config.get_object("teams"), config.get_object("gatewayBudgets"), config.get_object("alertRelay")
+    )

@@ -34,7 +34,7 @@ def problems_of(teams=None, gateway_budgets=None) -> str:
 
 def test_local_stack_parses():
     config = stack_file("local")
-    parsed = parse(config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"])
+    parsed = parse_stack_config(config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"])
     search = parsed.teams[0]
     assert search.name == "search"
     assert search.serverless.custom_tags == {"cost-center": "4711", "team": "search"}
@@ -42,17 +42,33 @@ def test_local_stack_parses():
     assert search.gateway.window == {"unit": "MONTHS", "value": 1}
     assert search.gateway.alert_thresholds == [50.0, 80.0]
     assert list(parsed.gateway_budgets) == ["global-cap"]
+    assert search.gateway.webhook.relay.url == "http://127.0.0.1:8486" and search.gateway.webhook.relay.route == "search"
 
 
-def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
+def test_prod_example_parses_once_its_webhook_secrets_are_set():
     config = stack_file("prod")
-    teams, budgets = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"]
-    # The one webhook URL is set with `pulumi config set --secret --path`, as the file says.
-    assert "ml-budgets:gatewayBudgets[0].webhook.url: is required" in problems_of(teams, budgets)
-    budgets[0]["webhook"]["url"] = "https://events.pagerduty.com/integration/x/enqueue"
-    parsed = parse(teams, budgets)
+    teams, budgets, relay = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"]
+    # The signing secrets are set with `pulumi config set --secret --path`, as the file says.
+    problems = problems_of_config(teams, budgets, relay)
+    for path in ("teams[0].gateway", "teams[1].gateway", "teams[2].gateway", "gatewayBudgets[0]"):
+        assert f"ml-budgets:{path}.webhook.secret: is required with `route`" in problems
+    for i, team in enumerate(teams):
+        team["gateway"]["webhook"]["secret"] = f"whsec-{i}"
+    budgets[0]["webhook"]["secret"] = "whsec-platform"
+    parsed = parse_stack_config(teams, budgets, relay)
     assert [t.name for t in parsed.teams] == ["search", "recsys", "support-bot"]
     assert parsed.teams[2].gateway.window == {"unit": "DAYS", "value": 7}
+    routes = [t.gateway.webhook.relay for t in parsed.teams] + [parsed.gateway_budgets["org-wide-cap"].webhook.relay]
+    assert [(r.url, r.route) for r in routes] == [
+        ("https://alert-relay.internal.example.com", name) for name in ("search", "recsys", "support-bot", "platform")
+    ]
+    assert not any(t.gateway.webhook.url for t in parsed.teams), "prod must not point MLflow at Slack or PagerDuty"
+
+
+def problems_of_config(teams, budgets, relay) -> str:
+    with pytest.raises(StackConfigError) as error:
+        parse_stack_config(teams, budgets, relay)
+    return str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +108,7 @@ def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
 
 
 def test_a_standalone_gateway_budget_cannot_take_a_teams_component_name():
-    teams = [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": []}}]
+    teams = [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": [50], "webhook": {"url": "https://x.example.com/h"}}}]
     message = problems_of(teams, [{"name": "search-gateway", "limitUsd": 9, "alertThresholds": []}])
     assert "ml-budgets:gatewayBudgets[0].name: 'search-gateway' is already taken" in message
     assert parse(teams, [{"name": "search", "limitUsd": 9, "alertThresholds": []}]).gateway_budgets["search"].limit_usd == 9
@@ -129,7 +145,8 @@ def test_program_declares_components_with_children_named_after_them():
         ("ServerlessBudgetPolicy", "search-serverless-policy"), ("BudgetPolicyGrants", "search-serverless-grants"),
         ("ExperimentPolicyTag", "search-serverless-experiment-0"), ("ExperimentPolicyTag", "search-serverless-token-budget-0"),
         ("GatewayBudgetPolicy", "search-gateway-alert-50pct"), ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
-        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("BudgetAlertWebhook", "global-cap-webhook"),
+        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("GatewayBudgetPolicy", "search-gateway-hard-stop-alert"),
+        ("BudgetAlertWebhook", "search-gateway-webhook"), ("BudgetAlertWebhook", "global-cap-webhook"),
         ("ServerlessBudgetPolicy", "recsys-serverless-policy"), ("GatewayBudget", "global-cap"),
         ("GatewayBudgetPolicy", "global-cap-alert-90pct"),
     } <= names
@@ -140,8 +157,8 @@ def test_program_declares_components_with_children_named_after_them():
     assert token_tag.inputs["key"] == TOKEN_BUDGET_TAG and token_tag.inputs["policy_id"] == "2000000"
     webhook = next(r for r in mocks.registrations if r.name == "global-cap-webhook")
     assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
-    assert webhook.inputs["url"]["value"] == "http://127.0.0.1:8485/budget-alerts"
-    assert not any(r.type.endswith("BudgetAlertWebhook") and r.name.startswith("search") for r in mocks.registrations)
+    stop_alert = next(r for r in mocks.registrations if r.name == "search-gateway-hard-stop-alert")
+    assert stop_alert.inputs["amount_usd"] == 500 and stop_alert.inputs["action"] == "ALERT"
 
 
 def test_token_budget_tag_matches_the_evaluator():

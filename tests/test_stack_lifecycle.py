@@ -93,12 +93,12 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     # preview writes nothing.
     servers.mark()
     preview = engine.preview(config)
-    assert preview.count("create") == 11 and engine.state == {}
+    assert preview.count("create") == 13 and engine.state == {}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
     # up creates everything.
     created = engine.up(config)
-    assert created.summary() == {"create": 11}
+    assert created.summary() == {"create": 13}
     exports = created.exports["teams"]
     search_policy = exports["search"]["policy_id"]
     assert account.budget_policy.get(search_policy).policy_name == "search"
@@ -109,36 +109,36 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     assert tags["ml-budgets.token_budget.max_tokens"] == "100000"
     store_policies = {p.budget_policy_id: p for p in _gateway_policies(mlflow_server)}
     assert gateway_policy_ids(engine) <= set(store_policies)
-    assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [40.0, 50.0, 80.0, 100.0]
+    assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [40.0, 40.0, 50.0, 80.0, 100.0, 100.0]  # hard stops paired with an ALERT
     # The webhook secret is kept only as a secret in state.
     assert "whsec-search-7f3a" not in engine.state_json()
 
     # A second up with the same config writes nothing.
     servers.mark()
     again = engine.up(config)
-    assert again.summary() == {"same": 11}
+    assert again.summary() == {"same": 13}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
     # A config change updates in place, only what changed.
     servers.mark()
     changed = engine.up({**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)})
-    assert changed.count("update") == 3 and changed.count("same") == 8
-    assert servers.writes() == {"databricks": 0, "mlflow": 3}
+    assert changed.count("update") == 4 and changed.count("same") == 9
+    assert servers.writes() == {"databricks": 0, "mlflow": 4}
     assert sorted(p.budget_amount for p in _gateway_policies(mlflow_server) if p.budget_policy_id in gateway_policy_ids(engine)) == [
-        40.0, 100.0, 160.0, 200.0
+        40.0, 40.0, 100.0, 160.0, 200.0, 200.0
     ]
 
     # Removing a team deletes only its resources.
     recsys_policy = exports["recsys"]["policy_id"]
     search_only = {**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)[:1]}
     removed = engine.up(search_only)
-    assert removed.count("delete") == 3 and removed.count("same") == 8
+    assert removed.count("delete") == 4 and removed.count("same") == 9
     assert account.budget_policy.get(search_policy).policy_name == "search"
     assert recsys_policy not in {p.policy_id for p in account.budget_policy.list()}
 
     # refresh after no outside change: nothing changed.
     refreshed = engine.refresh()
-    assert refreshed.summary() == {"refresh-same": 8}
+    assert refreshed.summary() == {"refresh-same": 9}
 
     # destroy leaves nothing behind.
     remaining_gateway = gateway_policy_ids(engine)
@@ -154,7 +154,9 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
 
 def test_refresh_notices_changes_made_outside_pulumi(stack, databricks_emulator):
     engine, base, experiment_id, servers = stack
-    config = {**base, "ml-budgets:teams": teams_config(experiment_id)[1:]}
+    recsys = teams_config(experiment_id)[1]
+    recsys["gateway"]["webhook"] = {"url": "https://hooks.slack.com/services/T0/B0/recsys"}  # hears its hard stop
+    config = {**base, "ml-budgets:teams": [recsys]}
     exports = engine.up(config).exports["teams"]
     account = databricks_emulator.account_client()
     from databricks.sdk.service.billing import BudgetPolicy
@@ -165,7 +167,7 @@ def test_refresh_notices_changes_made_outside_pulumi(stack, databricks_emulator)
     assert refreshed.count("refresh-changed") == 1
     servers.mark()
     restored = engine.up(config)
-    assert restored.summary() == {"update": 1, "same": 2}
+    assert restored.summary() == {"update": 1, "same": 4}
     assert account.budget_policy.get(policy_id).policy_name == "recsys"
     engine.destroy()
 
