@@ -24,6 +24,7 @@ pulumi.export(
         name: {
             "alert_policy_ids": budget.alert_policy_ids,
             "hard_stop_policy_id": budget.hard_stop_policy_id,
+            "hard_stop_alert_policy_id": budget.hard_stop_alert_policy_id,
             "webhook_id": budget.webhook_id,
         }
         for name, budget in gateway_budgets.items()

@@ -204,10 +204,20 @@ def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_fa
     engine = LocalEngine(provider_server_factory(config=provider_config, env=provider_env()))
 
     created = engine.up(config)
-    assert created.count("create") == 11, created.summary()
-    assert created.exports["teams"]["search"]["policy_id"]
+    assert created.count("create") == 13, created.summary()
+    search = created.exports["teams"]["search"]
+    assert search["policy_id"]
     assert created.exports["gateway_budgets"]["global-cap"]["webhook_id"]
-    assert engine.up(config).summary() == {"same": 11}
-    assert engine.refresh().summary() == {"refresh-same": 11}
+    # MLflow posts the search team's alerts to its relay route, naming its own policies.
+    from mlflow.tracking._model_registry.utils import _get_store
+
+    hook = _get_store(config["mlflow:trackingUri"]).get_webhook(search["webhook_id"])
+    expected = "http://127.0.0.1:8486/mlflow/search?" + "&".join(
+        [f"policy={search['gateway_alert_policy_ids'][t]}" for t in ("50pct", "80pct")]
+        + [f"hard_stop={search['gateway_hard_stop_alert_policy_id']}"]
+    )
+    assert hook.url == expected
+    assert engine.up(config).summary() == {"same": 13}
+    assert engine.refresh().summary() == {"refresh-same": 13}
     engine.destroy()
     assert list(emulator.account_client().budget_policy.list()) == []
