@@ -14,12 +14,12 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from providers import BudgetAlertWebhook, GatewayBudgetPolicy
 from tests.fixtures.mlflow_server import create_gateway_endpoint, provider_env
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.slack_fake import SlackFake
-from tests.test_mlflow_enforcement import invoke
 
 SEARCH_SECRET = "whsec-search-e2e"
 RECSYS_SECRET = "whsec-recsys-e2e"
@@ -39,6 +39,14 @@ def recsys_slack():
     fake = SlackFake().start()
     yield fake
     fake.stop()
+
+
+def invoke(mlflow_server, endpoint_name: str) -> requests.Response:
+    return requests.post(
+        f"{mlflow_server.url}/gateway/{endpoint_name}/mlflow/invocations",
+        json={"messages": [{"role": "user", "content": "How much is left?"}]},
+        timeout=30,
+    )
 
 
 def mentions(policy_id: str):
