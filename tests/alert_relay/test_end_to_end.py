@@ -1,12 +1,15 @@
 """Budget alerts from the real MLflow AI Gateway to people, through the relay.
 
-A running ``mlflow server`` whose gateway endpoints call the OpenAI-compatible fake ($0.21 a
-call), budget policies and webhooks created by our providers, the relay from
-``python -m alert_relay``, the Slack and PagerDuty fakes and a real Alertmanager.
+The real stack program (``__main__.py`` through the test engine and the SDK's provider server)
+declares two teams' gateway budgets on a running ``mlflow server`` whose endpoints call the
+OpenAI-compatible fake ($0.21 a call); each team's webhook is a route of the relay started with
+``python -m alert_relay``, whose destinations are the Slack and PagerDuty fakes and a real
+Alertmanager.
 
-Team search: an ALERT tier at $0.50 and a hard stop at $1.00 (a REJECT policy paired with an
-ALERT at the same amount, marked ``hard_stop`` in the webhook URL).  Team recsys: one ALERT at
-$0.40.  MLflow delivers every alert to both teams' webhooks; each route forwards only its own.
+Team search: limit $1.00, an ALERT tier at 50 % and a hard stop (REJECT at $1.00 announced by
+an ALERT at $1.00, marked ``hard_stop`` in the URL the component builds).  Team recsys: limit
+$0.80, one ALERT tier at 50 %.  MLflow delivers every alert to both teams' webhooks; each route
+forwards only its own.
 """
 
 from __future__ import annotations
@@ -16,22 +19,14 @@ import time
 import pytest
 import requests
 
-from providers import BudgetAlertWebhook, GatewayBudgetPolicy
+from tests.fixtures.engine import LocalEngine
 from tests.fixtures.mlflow_server import create_gateway_endpoint, provider_env
-from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.slack_fake import SlackFake
 
 SEARCH_SECRET = "whsec-search-e2e"
 RECSYS_SECRET = "whsec-recsys-e2e"
 SEARCH_PD_KEY = "SEARCHR0UT1NGKEY0000000000000001"
 RECSYS_PD_KEY = "RECSYSR0UT1NGKEY0000000000000002"
-
-
-@pytest.fixture(scope="module")
-def provider(mlflow_server):
-    server = ProviderServer(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env())
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -53,8 +48,16 @@ def mentions(policy_id: str):
     return lambda message: policy_id in str(message)
 
 
+def team(name: str, endpoint, limit: float, hard_stop: bool, secret: str) -> dict:
+    return {"name": name, "gateway": {
+        "limitUsd": limit, "window": "daily", "scope": "ENDPOINT", "target": endpoint.name,
+        "alertThresholds": [50], "hardStop": hard_stop, "webhook": {"route": name, "secret": secret},
+    }}
+
+
 def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
-    mlflow_server, provider, deploy, openai_fake, start_relay, slack_fake, recsys_slack, pagerduty_fake, alertmanager
+    request, mlflow_server, provider_server_factory, openai_fake, start_relay, slack_fake, recsys_slack,
+    pagerduty_fake, alertmanager,
 ):
     relay = start_relay(
         {
@@ -81,21 +84,18 @@ def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
     )
     search = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
     recsys = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
-
-    def policy(endpoint, amount, action):
-        deployment = deploy(provider, GatewayBudgetPolicy)
-        deployment.up(amount_usd=amount, window="daily", action=action, scope="ENDPOINT", target=endpoint.name)
-        return deployment.id
-
-    search_tier = policy(search, 0.50, "ALERT")
-    search_cap = policy(search, 1.00, "REJECT")
-    search_stop = policy(search, 1.00, "ALERT")  # the hard stop's announcement
-    recsys_tier = policy(recsys, 0.40, "ALERT")
-    for team, secret, url in (
-        ("search", SEARCH_SECRET, relay.webhook_url("search", [search_tier], hard_stops=[search_stop])),
-        ("recsys", RECSYS_SECRET, relay.webhook_url("recsys", [recsys_tier])),
-    ):
-        deploy(provider, BudgetAlertWebhook).up(webhook_name=f"{team}-{search.name}", url=url, secret=secret)
+    engine = LocalEngine(provider_server_factory(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env()))
+    stack = {
+        "mlflow:trackingUri": mlflow_server.tracking_uri,
+        "ml-budgets:alertRelay": {"url": relay.url},
+        "ml-budgets:teams": [team("search", search, 1.00, True, SEARCH_SECRET),
+                             team("recsys", recsys, 0.80, False, RECSYS_SECRET)],
+    }
+    request.addfinalizer(engine.destroy)
+    exports = engine.up(stack).exports["teams"]
+    search_tier = exports["search"]["gateway_alert_policy_ids"]["50pct"]
+    search_stop = exports["search"]["gateway_hard_stop_alert_policy_id"]
+    recsys_tier = exports["recsys"]["gateway_alert_policy_ids"]["50pct"]
     time.sleep(1.2)  # the server caches the list of webhooks for MLFLOW_WEBHOOK_CACHE_TTL=1 s
 
     assert [invoke(mlflow_server, search.name).status_code for _ in range(6)] == [200] * 5 + [429]
@@ -123,6 +123,7 @@ def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
     assert "traffic is now rejected" in stop_message["text"]
     assert f"endpoint {search.endpoint_id}" in stop_message["text"]
     assert "[recsys]" in recsys_slack.messages[0]["text"] and "$0.40" in recsys_slack.messages[0]["text"]
+    assert "$0.42" in recsys_slack.messages[0]["text"]
 
     events = {e["dedup_key"].split(":")[0]: e for e in pagerduty_fake.events}
     assert sorted(events) == sorted([search_tier, search_stop, recsys_tier]) and len(pagerduty_fake.events) == 3
