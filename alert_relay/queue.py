@@ -4,6 +4,8 @@ One message per (MLflow delivery, destination).  Bookkeeping lives in huey's own
 so it moves with the queue when the storage changes:
 
 * ``delivery:<id>`` claims an MLflow delivery id (``put_if_empty``, atomic): at most once;
+* ``pending:<message id>`` exists from enqueue until the message is delivered or dropped (the
+  queue depth and oldest age of ``/healthz``: huey's own queue misses a task being run);
 * ``inflight:<message id>`` holds a message while it is being sent: huey takes a task off the
   queue before running it, so a relay killed mid-request would otherwise lose it.  A starting
   consumer puts in-flight messages back on the queue;
@@ -81,6 +83,7 @@ class Outbox:
         for destination in destinations:
             message = {"id": uuid.uuid4().hex, "route": alert.route, "destination": destination,
                        "alert": alert.to_dict(), "created_at": time.time(), "attempts": 0}
+            self.huey.put(f"pending:{message['id']}", {k: message[k] for k in ("route", "destination", "created_at")})
             self.deliver(message)
             ids.append(message["id"])
         return ids
@@ -109,6 +112,7 @@ class Outbox:
         attempts = message["attempts"] + 1
         if outcome.delivered:
             log.info("delivered %s after %d attempt(s)", label, attempts)
+            self.huey.delete(f"pending:{message['id']}")
             return
         if not outcome.retry:
             log.error("%s refused: %s; not retried", label, outcome.detail)
@@ -123,6 +127,7 @@ class Outbox:
     def _dead(self, message: dict[str, Any], reason: str) -> None:
         log.error("dropping %s message %s of route %s: %s", message["destination"], message["id"], message["route"], reason)
         self.huey.put(f"dead:{message['id']}", {**message, "reason": reason, "dropped_at": time.time()})
+        self.huey.delete(f"pending:{message['id']}")
 
     def recover(self, min_age_seconds: float = LEASE_SECONDS) -> int:
         """Put messages whose sender died mid-request back on the queue."""
@@ -146,15 +151,14 @@ class Outbox:
     # --- health ----------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        messages = [t.args[0] for t in [*self.huey.pending(), *self.huey.scheduled()] if t.name == TASK_NAME and t.args]
-        messages += [m for _, m in self._entries("inflight:")]
+        messages = [m for _, m in self._entries("pending:")]
         now = time.time()
         oldest = max((now - m["created_at"] for m in messages), default=None)
         dead = [m for _, m in self._entries("dead:")]
         heartbeat = self.huey.get(HEARTBEAT_KEY, peek=True)
         return {
             "consumer_heartbeat_age_seconds": None if heartbeat is None else round(now - heartbeat, 3),
-            "queue_depth": len({m["id"] for m in messages}),
+            "queue_depth": len(messages),
             "oldest_pending_age_seconds": None if oldest is None else round(oldest, 3),
             "dead_letters": len(dead),
         }

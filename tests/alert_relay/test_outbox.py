@@ -25,6 +25,7 @@ def test_a_message_left_in_flight_by_a_dead_consumer_is_queued_again(tmp_path):
     box = outbox(tmp_path)
     message = {"id": "m-1", "route": "search", "destination": "webhook", "alert": alert().to_dict(),
                "created_at": time.time() - 5, "attempts": 2}
+    box.huey.put("pending:m-1", {"route": "search", "destination": "webhook", "created_at": message["created_at"]})
     box.huey.put("inflight:m-1", {**message, "leased_at": time.time()})  # what _deliver writes first
     assert box.health()["queue_depth"] == 1
 
@@ -35,6 +36,17 @@ def test_a_message_left_in_flight_by_a_dead_consumer_is_queued_again(tmp_path):
     assert box.huey.get("inflight:m-1", peek=True) is None
     health = box.health()
     assert health["queue_depth"] == 1 and health["oldest_pending_age_seconds"] >= 5
+
+
+def test_the_queue_depth_counts_a_message_from_enqueue_until_it_is_dropped(tmp_path):
+    box = outbox(tmp_path)
+    box.enqueue(alert(), ["webhook"])
+    assert box.health()["queue_depth"] == 1
+    task, = box.huey.pending()
+    box.huey.storage.dequeue()  # what the consumer does before running it: still pending
+    assert box.health()["queue_depth"] == 1
+    box._dead(task.args[0], "test")
+    assert box.health()["queue_depth"] == 0 and box.health()["dead_letters"] == 1
 
 
 def test_a_delivery_id_is_claimed_once_and_can_be_released(tmp_path):

@@ -133,7 +133,6 @@ def test_a_relay_killed_with_a_delivery_pending_delivers_it_after_restart(start_
 
 def test_a_message_no_destination_accepts_expires_into_the_dead_letters(start_relay, slack_fake):
     config, env = search_route(slack_fake, expire_after="3s")
-    config["expire_after"] = "3s"
     relay = start_relay(config, env)
     slack_fake.fail_next(10_000, status=503)
     policy = policy_id()
@@ -141,7 +140,7 @@ def test_a_message_no_destination_accepts_expires_into_the_dead_letters(start_re
 
     health = relay.wait_drained()
     assert health["dead_letters"] == 1
-    assert slack_fake.messages == [] and slack_fake.attempts >= 2
+    assert slack_fake.messages == []
 
 
 def test_a_refused_message_is_not_retried(start_relay, pagerduty_fake, slack_fake):
