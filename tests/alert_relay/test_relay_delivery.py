@@ -8,6 +8,8 @@ anything queued before it would have been sent first.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 
@@ -123,8 +125,7 @@ def test_a_relay_killed_with_a_delivery_pending_delivers_it_after_restart(start_
     assert health["queue_depth"] == 1 and health["oldest_pending_age_seconds"] >= 0
 
     relay.kill()  # SIGKILL to the whole process group: web workers and consumer
-    slack_fake.fail_next(0)
-    slack_fake._failures.clear()
+    slack_fake.recover()
     restarted = start_relay(config, env, name="relay")  # same directory: same queue file
     assert len(slack_fake.wait_for(about(policy))) == 1
     restarted.wait_drained()
@@ -200,3 +201,16 @@ def test_a_config_that_could_not_deliver_or_would_leak_a_secret_stops_the_relay(
     assert result.returncode == 2
     assert expected in result.stderr
     assert result.stdout == ""
+
+
+def test_healthz_says_so_when_no_consumer_delivers(start_relay, slack_fake):
+    config, env = search_route(slack_fake)
+    relay = start_relay(config, env)
+    assert relay.health()[0] == 200
+    os.kill(relay.consumer_pid, signal.SIGKILL)  # the web side keeps accepting; nothing would be sent
+
+    deadline = time.monotonic() + 120
+    while relay.health()[0] == 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status, body = relay.health()
+    assert status == 503 and body["status"] == "no delivery consumer"
