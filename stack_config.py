@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs
+from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs, relay_webhook_url_length
 from components.serverless_budget import ServerlessBudgetArgs
 from providers._base import Failures
 
@@ -176,6 +176,17 @@ def _relay_route(reader: _Reader, route: str, webhook: WebhookArgs, problems: Fa
     return RelayRoute(url=relay_url, route=route) if relay_url else None
 
 
+def _check_relay_url_fits(relay: RelayRoute, thresholds: list, hard_stop: bool, reader: _Reader, problems: Failures) -> None:
+    from providers.budget_alert_webhook import MAX_URL_LENGTH
+
+    tiers = len(set(thresholds) - ({100} if hard_stop else set()))
+    length = relay_webhook_url_length(relay, tiers, 1 if hard_stop else 0)
+    if length > MAX_URL_LENGTH:
+        problems.add(reader.at("alertThresholds"), f"has too many tiers for one relay webhook: its URL lists every "
+                     f"policy id and would be {length} characters, MLflow stores at most {MAX_URL_LENGTH} "
+                     "(use fewer tiers, or a shorter alertRelay.url or route)")
+
+
 def _alert_relay(value: Any, problems: Failures) -> Optional[str]:
     from providers import budget_alert_webhook as hook
 
@@ -206,6 +217,8 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str]
     webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url) if "webhook" in reader.value else None
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
+    if webhook is not None and webhook.relay is not None:
+        _check_relay_url_fits(webhook.relay, thresholds, hard_stop, reader, problems)
     if limit is not None:
         gateway_budget_policy.validate_amount(limit, problems, reader.at("limitUsd"))
     window = gateway_budget_policy.validate_window(window, problems, reader.at("window"))

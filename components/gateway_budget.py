@@ -47,6 +47,15 @@ class WebhookArgs:
     """Instead of ``url``: deliver through this relay route (needs ``secret``)."""
 
 
+# MLflow budget policy ids are "bp-" + 32 hex digits.
+POLICY_ID_PLACEHOLDER = "bp-" + "0" * 32
+
+
+def relay_webhook_url_length(relay: RelayRoute, alert_tiers: int, hard_stops: int) -> int:
+    """The length of the URL the component will build, known before the policies exist."""
+    return len(relay_webhook_url(relay, [POLICY_ID_PLACEHOLDER] * alert_tiers, [POLICY_ID_PLACEHOLDER] * hard_stops))
+
+
 def relay_webhook_url(relay: RelayRoute, policy_ids: Sequence[str], hard_stop_ids: Sequence[str]) -> str:
     query = urlencode([("policy", p) for p in policy_ids] + [("hard_stop", p) for p in hard_stop_ids])
     return f"{relay.url.rstrip('/')}/mlflow/{relay.route}?{query}"

@@ -143,3 +143,26 @@ def _env_names(value) -> set[str]:
     import re
 
     return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", yaml.safe_dump(value)))
+
+
+def test_a_relay_url_mlflow_could_not_store_is_refused_at_preview():
+    relay = {"url": "https://alert-relay.internal.example.com"}
+
+    def gateway(thresholds):
+        return [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": thresholds,
+                                               "webhook": {"route": "search", "secret": "k"}}}]
+
+    assert parse_stack_config(gateway([10, 20, 30, 40, 50, 60, 70, 80, 90]), None, relay)  # 487 characters
+    with pytest.raises(StackConfigError) as error:
+        parse_stack_config(gateway([5, 10, 20, 30, 40, 50, 60, 70, 80, 90]), None, relay)
+    assert "ml-budgets:teams[0].gateway.alertThresholds: has too many tiers for one relay webhook" in str(error.value)
+    assert "would be 530 characters, MLflow stores at most 500" in str(error.value)
+
+
+def test_the_webhook_resource_refuses_a_url_longer_than_mlflow_stores():
+    from providers._base import Failures
+    from providers.budget_alert_webhook import validate_url
+
+    failures = Failures()
+    validate_url("https://relay.example.com/mlflow/search?" + "policy=bp-x&" * 40, failures)
+    assert [f.reason for f in failures.items] == ["must be at most 500 characters (MLflow's limit), got 520"]
