@@ -8,6 +8,8 @@ Routes (exactly the paths databricks-sdk 0.156 calls; anything else is a loud 40
 * ``GET|PATCH|DELETE /api/2.1/accounts/{account_id}/budget-policies/{policy_id}``
 * ``GET|PUT /api/2.0/preview/accounts/{account_id}/access-control/rule-sets``
 * ``GET  /api/2.0/preview/accounts/{account_id}/access-control/assignable-roles``
+* ``POST|GET /api/2.1/accounts/{account_id}/budgets``, ``GET|PUT|DELETE …/budgets/{budget_id}``
+* ``GET  /api/2.1/accounts/{account_id}/budget-spend-statuses[/{budget_id}]``
 
 Control endpoints for tests and benchmarks in other processes live under ``/_emulator/`` (see
 ``CONTROL_ROUTES`` below and emulator/README.md); they are neither logged nor subject to faults.
@@ -57,6 +59,16 @@ _ROUTES: list[tuple[re.Pattern, dict[str, str]]] = [
         re.compile(rf"^/api/2\.0/preview/accounts/{_ACCOUNT}/access-control/assignable-roles$"),
         {"GET": "assignable_roles"},
     ),
+    (re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budgets$"), {"POST": "create_budget", "GET": "list_budgets"}),
+    (
+        re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budgets/(?P<budget_id>[^/]+)$"),
+        {"GET": "get_budget", "PUT": "update_budget", "DELETE": "delete_budget"},
+    ),
+    (re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budget-spend-statuses$"), {"GET": "list_spend_statuses"}),
+    (
+        re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budget-spend-statuses/(?P<budget_id>[^/]+)$"),
+        {"GET": "get_spend_status"},
+    ),
 ]
 
 CONTROL_ROUTES: list[tuple[re.Pattern, dict[str, str]]] = [
@@ -67,6 +79,9 @@ CONTROL_ROUTES: list[tuple[re.Pattern, dict[str, str]]] = [
     (re.compile(r"^/_emulator/reset$"), {"POST": "reset"}),
     (re.compile(r"^/_emulator/state$"), {"GET": "get_state"}),
     (re.compile(r"^/_emulator/policies/(?P<policy_id>[^/]+)/grants$"), {"POST": "add_grant"}),
+    (re.compile(r"^/_emulator/budgets/(?P<budget_id>[^/]+)/usage$"), {"POST": "add_budget_usage"}),
+    (re.compile(r"^/_emulator/budgets/(?P<budget_id>[^/]+)/reorder$"), {"POST": "reorder_budget"}),
+    (re.compile(r"^/_emulator/caller$"), {"POST": "set_caller"}),
 ]
 
 
@@ -326,6 +341,33 @@ class EmulatorApp:
     def _h_assignable_roles(self, request: Request) -> dict[str, Any]:
         return self.state.assignable_roles(request.args.get("resource"))
 
+    # Budgets (emulator/budgets.py): PUT replaces the whole budget.
+
+    def _h_create_budget(self, request: Request) -> dict[str, Any]:
+        return self.state.budgets.create(_json_object(request))
+
+    def _h_list_budgets(self, request: Request) -> dict[str, Any]:
+        return self.state.budgets.list(request.args.get("page_token") or None)
+
+    def _h_get_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.get(budget_id)
+
+    def _h_update_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.update(budget_id, _json_object(request))
+
+    def _h_delete_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        self.state.budgets.delete(budget_id)
+        return {}
+
+    def _h_get_spend_status(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.spend_status(budget_id)
+
+    def _h_list_spend_statuses(self, request: Request) -> dict[str, Any]:
+        args = request.args
+        return self.state.budgets.list_spend_statuses(
+            args.get("filter"), _int_arg(args, "page_size"), args.get("page_token") or None
+        )
+
     # ------------------------------------------------------------------ control endpoints
 
     def _control(self, request: Request) -> Response:
@@ -384,6 +426,20 @@ class EmulatorApp:
     def _c_add_grant(self, request: Request, policy_id: str) -> dict[str, Any]:
         spec = _json_object(request)
         return {"etag": self.state.add_grant(policy_id, spec["role"], spec["principal"])}
+
+    def _c_add_budget_usage(self, request: Request, budget_id: str) -> dict[str, Any]:
+        spec = _json_object(request)
+        return self.state.budgets.add_usage(
+            budget_id, spec["usd"], principal_id=spec.get("principal_id"), external=bool(spec.get("external", False))
+        )
+
+    def _c_reorder_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.reorder(budget_id)
+
+    def _c_set_caller(self, request: Request) -> dict[str, Any]:
+        spec = _json_object(request)
+        self.state.budgets.caller_group_ids = {int(g) for g in spec.get("group_ids") or []}
+        return {"user_id": self.state.creator_user_id, "group_ids": sorted(self.state.budgets.caller_group_ids)}
 
     # ------------------------------------------------------------------ responses
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from emulator import errors
+from emulator.budgets import BudgetStore
 
 STATE_FORMAT = "databricks-account-emulator/1"
 
@@ -176,6 +177,7 @@ class AccountState:
         self._names: dict[str, str] = {}  # active policy name -> policy_id
         self._rule_sets: dict[str, _RuleSet] = {}  # policy_id -> rule set
         self._request_ids: dict[str, dict[str, Any]] = {}  # request_id -> {policy_id, fingerprint, response}
+        self.budgets = BudgetStore(self)
         self._version = 0
         self.writes = 0  # persistence writes (journal appends and snapshots)
         self._journal_fd: Optional[int] = None
@@ -495,6 +497,7 @@ class AccountState:
         self._names.clear()
         self._rule_sets.clear()
         self._request_ids.clear()
+        self.budgets.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole account as JSON-able data (what the state file holds)."""
@@ -506,6 +509,7 @@ class AccountState:
                 "policies": [p.to_json() for p in self._policies.values()],
                 "rule_sets": {pid: rs.to_json() for pid, rs in self._rule_sets.items()},
                 "request_ids": self._request_ids,
+                "budgets": self.budgets.to_json(),
             }
 
     # ------------------------------------------------------------------ internals
@@ -580,6 +584,10 @@ class AccountState:
                 record = {"op": "request", "request_id": key, "record": self._request_ids[key]}
             elif kind == "delete":
                 record = {"op": "delete", "policy_id": key}
+            elif kind == "budget":
+                record = {"op": "budget", "budget": self.budgets.to_json_one(key)}
+            elif kind == "budget_delete":
+                record = {"op": "budget_delete", "budget_id": key}
             elif kind == "reset":
                 record = {"op": "reset"}
             else:  # pragma: no cover
@@ -596,7 +604,7 @@ class AccountState:
             os.fsync(self._journal_fd)
         self.writes += 1
         self._journal_lines += len(lines)
-        if self._journal_lines > 2 * len(self._policies) + 1000:
+        if self._journal_lines > 2 * (len(self._policies) + len(self.budgets)) + 1000:
             self._write_snapshot()
 
     def _write_snapshot(self) -> None:
@@ -640,6 +648,8 @@ class AccountState:
         for policy_id, raw in (data.get("rule_sets") or {}).items():
             self._apply({"op": "rule_set", "policy_id": policy_id, "rule_set": raw})
         self._request_ids = dict(data.get("request_ids") or {})
+        for raw in data.get("budgets") or []:
+            self._apply({"op": "budget", "budget": raw})
         if os.path.exists(self.journal_path):
             with open(self.journal_path, encoding="utf-8") as handle:
                 lines = handle.read().split("\n")
@@ -679,6 +689,10 @@ class AccountState:
             if policy is not None:
                 self._names.pop(policy.policy_name, None)
             self._rule_sets.pop(record["policy_id"], None)
+        elif op == "budget":
+            self.budgets.load(record["budget"])
+        elif op == "budget_delete":
+            self.budgets.forget(record["budget_id"])
         elif op == "reset":
             self._clear()
         else:
