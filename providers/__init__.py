@@ -12,6 +12,7 @@ _RESOURCE_MODULES = {
     "GatewayBudgetPolicy": "providers.gateway_budget_policy",
     "BudgetAlertWebhook": "providers.budget_alert_webhook",
     "ExperimentPolicyTag": "providers.experiment_policy_tag",
+    "AccountBudget": "providers.account_budget",
 }
 
 __all__ = list(_RESOURCE_MODULES)
