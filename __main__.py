@@ -12,7 +12,7 @@ from stack_config import load_stack_config
 stack_config = load_stack_config()
 
 teams = {
-    team.name: TeamBudget(team.name, TeamBudgetArgs(serverless=team.serverless, gateway=team.gateway))
+    team.name: TeamBudget(team.name, TeamBudgetArgs(serverless=team.serverless, gateway=team.gateway, databricks_gateway=team.databricks_gateway))
     for team in stack_config.teams
 }
 gateway_budgets = {name: GatewayBudget(name, args) for name, args in stack_config.gateway_budgets.items()}

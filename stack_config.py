@@ -2,8 +2,9 @@
 
 Everything lives under the project namespace ``ml-budgets``:
 
-* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks)
-  and an optional ``gateway`` budget (MLflow AI Gateway);
+* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks
+  serverless usage policy, optionally with a monthly dollar limit), an optional ``gateway`` budget
+  (MLflow AI Gateway) and an optional ``databricksGateway`` budget (Databricks AI Gateway);
 * ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say);
 * ``ml-budgets:alertRelay``: ``{url}`` of the alert relay, for webhooks given as a relay ``route``.
 
@@ -21,8 +22,9 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
+from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs, gateway_budget_props
 from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs, relay_webhook_url_length
-from components.serverless_budget import ServerlessBudgetArgs
+from components.serverless_budget import ServerlessBudgetArgs, policy_tag_filter, serverless_budget_alerts
 from providers._base import Failures
 
 NAMESPACE = "ml-budgets"
@@ -40,6 +42,7 @@ class TeamConfig:
     name: str
     serverless: Optional[ServerlessBudgetArgs] = None
     gateway: Optional[GatewayBudgetArgs] = None
+    databricks_gateway: Optional[DatabricksGatewayBudgetArgs] = None
 
 
 @dataclass
@@ -92,11 +95,40 @@ def _kind_name(kind: type | tuple) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _check_account_budget(props: dict[str, Any], paths: Mapping[str, str], problems: Failures) -> dict[str, Any]:
+    """Run ``AccountBudget``'s own check on the budget built from config; report each failure
+    once, at the config path it comes from (``alerts[2].notify`` -> ``paths["alerts.notify"]``)."""
+    from providers import account_budget
+
+    normalized, failures = account_budget.check_inputs(props)
+    seen = {(f.property, f.reason) for f in problems.items}
+    for failure in failures.items:
+        where = _config_path(failure.property, paths)
+        if (where, failure.reason) not in seen:  # one alert problem repeated for every threshold
+            seen.add((where, failure.reason))
+            problems.add(where, failure.reason)
+    return normalized
+
+
+def _config_path(prop: str, paths: Mapping[str, str]) -> str:
+    key = re.sub(r"\[\d+\]", "", prop)
+    while key:
+        if key in paths:
+            return paths[key]
+        key = key.rpartition(".")[0]
+    return prop
+
+
 # ---- teams --------------------------------------------------------------------------------
 
 SERVERLESS_FIELDS = (
     "policyName", "customTags", "workspaceIds", "users", "managers",
     "authoritativeGrants", "experiments", "evalTokenBudget",
+    "monthlyLimitUsd", "alertThresholds", "notify",
+)
+DATABRICKS_GATEWAY_FIELDS = (
+    "monthlyLimitUsd", "alertThresholds", "hardStop", "notify", "perUserLimitUsd", "perUserHardStop",
+    "overrides", "tags", "workspaceIds", "includeExternalSpend", "displayName",
 )
 GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook")
 WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
@@ -126,8 +158,12 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> Serverl
         problems.add(reader.at("evalTokenBudget"), f"must be a whole number of tokens > 0, got {token_budget}")
     if token_budget is not None and not experiments:
         problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
+    limit, thresholds, notify = _dollar_budget(reader, policy_name, custom_tags, problems)
     return ServerlessBudgetArgs(
         policy_name=policy_name,
+        monthly_limit_usd=limit,
+        alert_thresholds=thresholds,
+        notify=notify,
         custom_tags=custom_tags or {},
         workspace_ids=workspace_ids or [],
         users=users or [],
@@ -136,6 +172,93 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> Serverl
         experiments=[e for e in experiments if isinstance(e, str) and e],
         eval_token_budget=token_budget,
     )
+
+
+def _percentages(reader: _Reader, default: list, below_100: bool) -> list[float]:
+    thresholds = reader.get("alertThresholds", list, default, what="a list of percentages of the monthly limit")
+    good = []
+    for i, pct in enumerate(thresholds):
+        valid = not isinstance(pct, bool) and isinstance(pct, (int, float)) and (0 < pct < 100 if below_100 else 0 < pct <= 100)
+        if not valid:
+            reader.problems.add(
+                f"{reader.at('alertThresholds')}[{i}]",
+                f"must be a percentage in (0, {'100)' if below_100 else '100]'}, got {pct!r}"
+                + (" (the cap itself is the 100 % alert)" if below_100 and pct == 100 else ""),
+            )
+        else:
+            good.append(float(pct))
+    return good
+
+
+def _limit(reader: _Reader, key: str, required: bool = False) -> Optional[float]:
+    limit = reader.get(key, float, None, required=required, what="monthly list-price US dollars, a number > 0")
+    if limit is not None and limit <= 0:
+        reader.problems.add(reader.at(key), f"must be monthly list-price US dollars, a number > 0, got {limit!r}")
+        return None
+    return limit
+
+
+def _dollar_budget(
+    reader: _Reader, policy_name: Any, custom_tags: Any, problems: Failures
+) -> tuple[Optional[float], list[float], list[str]]:
+    """A serverless budget's monthly dollar limit: an account budget over the policy's tags."""
+    limit = _limit(reader, "monthlyLimitUsd")
+    thresholds = _percentages(reader, [50, 80, 100], below_100=False)
+    notify = reader.get("notify", list, [], what="a list of email addresses")
+    if limit is None:
+        if "monthlyLimitUsd" not in reader.value:
+            for key in ("alertThresholds", "notify"):
+                if key in reader.value:
+                    problems.add(reader.at(key), "needs `monthlyLimitUsd`: alerts are percentages of the monthly dollar limit")
+        return None, thresholds, notify
+    if not thresholds:
+        problems.add(reader.at("alertThresholds"), "is empty: a dollar limit needs at least one alert threshold")
+        return limit, thresholds, notify
+    _check_account_budget(
+        {
+            "display_name": policy_name if isinstance(policy_name, str) and policy_name else "x",
+            "tags": policy_tag_filter(custom_tags if isinstance(custom_tags, Mapping) else {}),
+            "alerts": serverless_budget_alerts(limit, thresholds, notify),
+        },
+        {"tags": reader.at("customTags"), "alerts": reader.at("alertThresholds"), "alerts.notify": reader.at("notify")},
+        problems,
+    )
+    return limit, thresholds, notify
+
+
+def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) -> DatabricksGatewayBudgetArgs:
+    reader = _Reader(value, path, problems, DATABRICKS_GATEWAY_FIELDS)
+    overrides = reader.get("overrides", dict, {}, what="an object of account principal id to dollars")
+    tags = reader.get("tags", dict, {}, what='an object of tag key to a list of values, e.g. {"env": ["prod"]}')
+    args = DatabricksGatewayBudgetArgs(
+        monthly_limit_usd=_limit(reader, "monthlyLimitUsd", required=True) or 1.0,
+        notify=reader.get("notify", list, [], what="a list of email addresses"),
+        alert_thresholds=_percentages(reader, [50, 80], below_100=True),
+        hard_stop=reader.get("hardStop", bool, True),
+        per_user_limit_usd=_limit(reader, "perUserLimitUsd"),
+        per_user_hard_stop=reader.get("perUserHardStop", bool, True),
+        overrides={str(k): v for k, v in overrides.items()},
+        tags={"team": [team], **tags},
+        workspace_ids=reader.get("workspaceIds", list, []),
+        include_external_spend=reader.get("includeExternalSpend", bool, False),
+        display_name=reader.get("displayName", str, None) or f"{team} AI Gateway",
+    )
+    if overrides and args.per_user_limit_usd is None:
+        problems.add(reader.at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals")
+    checked = _check_account_budget(
+        gateway_budget_props(args.display_name, args),
+        {
+            "display_name": reader.at("displayName"), "alerts": reader.at("alertThresholds"),
+            "alerts.notify": reader.at("notify"), "per_user_alert": reader.at("perUserLimitUsd"),
+            "per_user_alert.notify": reader.at("notify"), "per_user_alert.overrides": reader.at("overrides"),
+            "tags": reader.at("tags"), "workspace_ids": reader.at("workspaceIds"),
+            "include_external_spend": reader.at("includeExternalSpend"),
+        },
+        problems,
+    )
+    if isinstance(checked.get("workspace_ids"), list):
+        args.workspace_ids = checked["workspace_ids"]
+    return args
 
 
 def _webhook(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> WebhookArgs:
@@ -311,15 +434,19 @@ def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
 
 def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: Optional[str] = None) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
-    reader = _Reader(raw, path, problems, ("name", "serverless", "gateway"))
+    reader = _Reader(raw, path, problems, ("name", "serverless", "gateway", "databricksGateway"))
     name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
-    if "serverless" not in reader.value and "gateway" not in reader.value:
-        problems.add(path, "declares neither `serverless` nor `gateway`")
+    if not {"serverless", "gateway", "databricksGateway"} & set(reader.value):
+        problems.add(path, "declares none of `serverless`, `gateway`, `databricksGateway`")
     team = TeamConfig(name=name or f"team-{index}")
     if reader.value.get("serverless") is not None:
         team.serverless = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
     if reader.value.get("gateway") is not None:
         team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems, relay_url)
+    if reader.value.get("databricksGateway") is not None:
+        team.databricks_gateway = _databricks_gateway(
+            team.name, reader.value["databricksGateway"], reader.at("databricksGateway"), problems
+        )
     return team
 
 

@@ -1,10 +1,13 @@
 """Reusable budget components, built only from the resources in ``providers``."""
 
+from components.databricks_gateway_budget import DatabricksGatewayBudget, DatabricksGatewayBudgetArgs
 from components.gateway_budget import GatewayBudget, GatewayBudgetArgs, WebhookArgs
 from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
 from components.team_budget import TeamBudget, TeamBudgetArgs
 
 __all__ = [
+    "DatabricksGatewayBudget",
+    "DatabricksGatewayBudgetArgs",
     "GatewayBudget",
     "GatewayBudgetArgs",
     "ServerlessBudget",

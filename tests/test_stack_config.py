@@ -91,7 +91,7 @@ def problems_of_config(teams, budgets, relay) -> str:
         ([{"name": "a", "serverless": {"evalTokenBudget": -1, "experiments": ["1"]}}], "ml-budgets:teams[0].serverless.evalTokenBudget: must be a whole number of tokens > 0"),
         ([{"name": "a", "serverless": {"policyname": "x"}}], "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName"),
         ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is already taken"),
-        ([{"name": "a"}], "ml-budgets:teams[0]: declares neither `serverless` nor `gateway`"),
+        ([{"name": "a"}], "ml-budgets:teams[0]: declares none of `serverless`, `gateway`, `databricksGateway`"),
         ("search", "ml-budgets:teams: must be a list of teams"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "ftp://hooks.example.com/x"}}}], "ml-budgets:teams[0].gateway.webhook.url:"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "https://h.example.com/x", "events": ["budget.spent"]}}}],
