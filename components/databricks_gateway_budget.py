@@ -60,7 +60,8 @@ def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict:
         "resource_type": "AI_GATEWAY",
         "alerts": alerts,
         "per_user_alert": per_user,
-        "tags": {key: list(values) for key, values in args.tags.items()},
+        # A string stays a string, so check() rejects it instead of reading "prod" as p, r, o, d.
+        "tags": {key: values if isinstance(values, str) else list(values) for key, values in args.tags.items()},
         "workspace_ids": list(args.workspace_ids),
         "include_external_spend": args.include_external_spend,
     }

@@ -101,6 +101,24 @@ def problems_of_config(teams, budgets, relay) -> str:
         ([{"name": "a", "serverless": {"experiments": ["7", "7"]}}], "ml-budgets:teams[0].serverless.experiments[1]: '7' is already listed by this team"),
         ([{"name": "a", "serverless": {"experiments": ["7"]}}, {"name": "b", "serverless": {"experiments": ["7"]}}],
          "ml-budgets:teams[1].serverless.experiments[0]: '7' is already listed by teams[0]"),
+        ([{"name": "a", "serverless": {"notify": ["a@example.com"]}}], "ml-budgets:teams[0].serverless.notify: needs `monthlyLimitUsd`"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 0, "notify": ["a@example.com"]}}],
+         "ml-budgets:teams[0].serverless.monthlyLimitUsd: must be monthly list-price US dollars, a number > 0"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100}}], "ml-budgets:teams[0].serverless.notify: is empty and block_usage is false"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["ops"]}}], "ml-budgets:teams[0].serverless.notify: 'ops' is not an email address"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["o@example.com"], "alertThresholds": [10, 20, 30, 40, 50]}}],
+         "ml-budgets:teams[0].serverless.alertThresholds: has 5 alerts; Databricks allows at most 4"),
+        ([{"name": "a", "databricksGateway": {"notify": ["o@example.com"]}}], "ml-budgets:teams[0].databricksGateway.monthlyLimitUsd: is required"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "alertThresholds": [100]}}],
+         "ml-budgets:teams[0].databricksGateway.alertThresholds[0]: must be a percentage in (0, 100)"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "perUserLimitUsd": 1, "overrides": {"ml-eng": 5}}}],
+         "ml-budgets:teams[0].databricksGateway.overrides: 'ml-eng' is not an account principal id"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "overrides": {"12": 5}}}],
+         "ml-budgets:teams[0].databricksGateway.overrides: needs `perUserLimitUsd`"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "hardStop": False}}],
+         "ml-budgets:teams[0].databricksGateway.notify: is empty and block_usage is false"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "tags": {"env": "prod"}}}],
+         "ml-budgets:teams[0].databricksGateway.tags: tag 'env': values must be a non-empty list of strings"),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
@@ -159,6 +177,22 @@ def test_program_declares_components_with_children_named_after_them():
     assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
     stop_alert = next(r for r in mocks.registrations if r.name == "search-gateway-hard-stop-alert")
     assert stop_alert.inputs["amount_usd"] == 500 and stop_alert.inputs["action"] == "ALERT"
+
+
+def test_local_stack_declares_dollar_budgets_on_the_teams_policy_tags():
+    config = config_values(stack_file("local"))
+    mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), config=config)
+    budgets = {r.name: r.inputs for r in mocks.registrations if r.type.endswith(":AccountBudget")}
+    assert set(budgets) == {"search-serverless-budget", "search-databricks-gateway-budget"}
+    serverless = budgets["search-serverless-budget"]
+    assert serverless["tags"] == {"team": ["search"], "cost-center": ["4711"]}
+    assert [(a["threshold_usd"], a["notify"]) for a in serverless["alerts"]] == [
+        (750, ["search-lead@example.com"]), (1200, ["search-lead@example.com"]), (1500, ["search-lead@example.com"])
+    ]
+    gateway = budgets["search-databricks-gateway-budget"]
+    assert gateway["resource_type"] == "AI_GATEWAY" and gateway["tags"] == {"team": ["search"]}
+    assert [(a["threshold_usd"], a["block_usage"]) for a in gateway["alerts"]] == [(600, False), (800, True)]
+    assert gateway["per_user_alert"]["overrides"] == {"1234567890123": 150}
 
 
 def test_token_budget_tag_matches_the_evaluator():
