@@ -1,11 +1,13 @@
 """A local emulator of the Databricks account API that the real databricks-sdk talks to.
 
-It serves budget policies (``/api/2.1/accounts/{id}/budget-policies``) and their access-control
-rule sets (``/api/2.0/preview/accounts/{id}/access-control/rule-sets``) with Databricks'
-validation, error codes and etag semantics, plus fault injection, a request log and a JSON state
-file.  See emulator/README.md.
+It serves budget policies (``/api/2.1/accounts/{id}/budget-policies``), their access-control
+rule sets (``/api/2.0/preview/accounts/{id}/access-control/rule-sets``) and account budgets with
+their spend statuses (``/api/2.1/accounts/{id}/budgets``, ``…/budget-spend-statuses``) with
+Databricks' validation, error codes and etag semantics, plus fault injection, a request log and a
+JSON state file.  See emulator/README.md.
 
 * :mod:`emulator.state`   the account model (pure Python, thread-safe, persistence)
+* :mod:`emulator.budgets` account budgets and spend statuses (part of the account model)
 * :mod:`emulator.app`     the WSGI app (routes, errors, faults, hooks, request log)
 * :mod:`emulator.faults`  fault rules (429, 503, dropped connection, slow, any error)
 * :mod:`emulator.server`  run it in a thread; real ``AccountClient`` for it

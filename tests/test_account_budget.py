@@ -257,3 +257,10 @@ def test_update_of_a_budget_deleted_outside_pulumi_says_what_to_do(server, datab
 def test_no_credentials_in_outputs(server, databricks_emulator):
     _, outs = server.apply(server.urn(TYPE, "secret-free"), gateway_budget())
     assert "dapi" not in repr(outs) and databricks_emulator.config()["databricks:token"] not in repr(outs)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the budgets API takes no request id: a create the SDK re-sends after a lost answer makes a twin (README, Known limitations)")
+def test_a_create_whose_answer_was_lost_leaves_one_budget(server, databricks_emulator):
+    databricks_emulator.faults.drop("POST", "/budgets", phase="after")
+    server.apply(server.urn(TYPE, "lost-answer"), gateway_budget())
+    assert len(databricks_emulator.state.budgets) == 1

@@ -185,6 +185,17 @@ def test_spend_statuses_follow_usage_fed_through_the_control_endpoint(account, d
     assert by_scope[SHARED].percent_consumed == "25.1" and by_scope[SHARED].spend is None  # 100.5 of 400
     assert (by_scope[PER_USER].spend, by_scope[PER_USER].threshold, by_scope[PER_USER].percent_consumed) == ("30", "80", "37.5")
 
+    # A group override applies when the caller is in that group and has no override of its own.
+    group_budget = account.budgets.create(budget(
+        alert("50", (BLOCK, None), scope=PER_USER, overrides=[billing.PrincipalOverride("120", 77), billing.PrincipalOverride("90", 78)]),
+        resource_type=GATEWAY,
+    )).budget.budget_configuration_id
+    requests.post(f"{databricks_emulator.url}/_emulator/caller", json={"group_ids": [77, 78]}, timeout=10).raise_for_status()
+    group_status = account.budgets.get_budget_spend_status(
+        f"accounts/{databricks_emulator.account_id}/budget-spend-statuses/{group_budget}").alert_spend_statuses[0]
+    assert (group_status.spend, group_status.threshold, group_status.percent_consumed) == ("0", "120", "0.0")
+    account.budgets.delete(group_budget)
+
     with pytest.raises(NotFound):  # no blocking threshold
         account.budgets.get_budget_spend_status(f"accounts/{databricks_emulator.account_id}/budget-spend-statuses/{alerts_only}")
     with pytest.raises(InvalidParameterValue):
