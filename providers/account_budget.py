@@ -13,8 +13,11 @@ address, principal), never by position: a server-side reordering never shows as 
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import re
+import time
 from decimal import Decimal
 from typing import Any, Mapping, Optional, Sequence
 
@@ -398,6 +401,70 @@ def _outputs(budget, account_id: str) -> dict[str, Any]:
     return {"budget_id": budget.budget_configuration_id, "account_id": account_id, **budget_inputs(budget)}
 
 
+# ---- create without twins -------------------------------------------------------------------
+#
+# The budgets API takes no request id, and the SDK re-sends a POST whose answer was lost (dropped
+# connection, timeout, 503): if the first attempt had been committed, that makes a twin budget
+# no state tracks.  So a create is sent once (the SDK does not retry a body it cannot rewind),
+# and before sending again after an answer that may have been lost, the account is searched for
+# the budget that attempt made.
+
+class _SendOnce(io.RawIOBase):
+    """A request body the SDK cannot rewind, so it sends it exactly once."""
+
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer) -> int:
+        chunk, self._payload = self._payload[: len(buffer)], self._payload[len(buffer):]
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _create_without_twins(client, props: Mapping[str, Any]):
+    import requests
+    from databricks.sdk.errors import TemporarilyUnavailable, TooManyRequests
+    from databricks.sdk.service.billing import CreateBudgetConfigurationResponse
+
+    payload = json.dumps({"budget": _create_body(props).as_dict()}).encode()
+    path = f"/api/2.1/accounts/{client.config.account_id}/budgets"
+    wanted = {k: props.get(k) for k in (*IN_PLACE_FIELDS, *REPLACE_FIELDS)}
+    started_ms = time.time() * 1000 - 60_000  # allow for clock skew with the server
+    deadline = time.monotonic() + (client.config.retry_timeout_seconds or 300)
+    for attempt in range(1, 1_000_000):
+        try:
+            answer = client.api_client.do(
+                "POST", path, data=_SendOnce(payload),
+                headers={"Accept": "application/json", "Content-Type": "application/json"},
+            )
+            return CreateBudgetConfigurationResponse.from_dict(answer).budget
+        except TooManyRequests as error:  # refused at the door: nothing was created
+            last, wait = error, error.retry_after_secs or min(attempt, 10)
+        except (requests.ConnectionError, requests.Timeout, TemporarilyUnavailable) as error:
+            made = _budget_made_since(client, wanted, started_ms)
+            if made is not None:
+                return made
+            last, wait = error, getattr(error, "retry_after_secs", None) or min(attempt, 10)
+        if time.monotonic() + wait > deadline:
+            raise TimeoutError(f"Timed out after {client.config.retry_timeout_seconds or 300}s") from last
+        time.sleep(wait)
+
+
+def _budget_made_since(client, wanted: Mapping[str, Any], since_ms: float):
+    for budget in client.budgets.list():
+        if (budget.create_time or 0) >= since_ms and all(
+            _comparable(k, v) == _comparable(k, wanted.get(k)) for k, v in budget_inputs(budget).items()
+        ):
+            return budget
+    return None
+
+
 def _unable(verb: str, name: str, error: Exception, todo: str) -> ValueError:
     message = str(error).rstrip(".")
     return ValueError(f"Unable to {verb} account budget '{name}': {message}. {todo}")
@@ -422,7 +489,7 @@ class AccountBudgetProvider(DatabricksProvider):
         name = props["display_name"]
         try:
             with explained_api_errors(f"creating account budget {name!r}"):
-                budget = client.budgets.create(budget=_create_body(props)).budget
+                budget = _create_without_twins(client, props)
         except BadRequest as error:
             raise _unable("create", name, error, "Change the input the message names and run `pulumi up` again.") from None
         except PermissionDenied as error:

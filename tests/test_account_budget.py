@@ -259,8 +259,25 @@ def test_no_credentials_in_outputs(server, databricks_emulator):
     assert "dapi" not in repr(outs) and databricks_emulator.config()["databricks:token"] not in repr(outs)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the budgets API takes no request id: a create the SDK re-sends after a lost answer makes a twin (README, Known limitations)")
-def test_a_create_whose_answer_was_lost_leaves_one_budget(server, databricks_emulator):
-    databricks_emulator.faults.drop("POST", "/budgets", phase="after")
-    server.apply(server.urn(TYPE, "lost-answer"), gateway_budget())
-    assert len(databricks_emulator.state.budgets) == 1
+@pytest.mark.parametrize("fault", ["drop", "503"])
+def test_a_create_whose_answer_was_lost_leaves_one_budget(server, databricks_emulator, fault):
+    """The budgets API has no request id: a re-sent create would make a twin budget."""
+    databricks_emulator.faults.inject(fault, "POST", "/budgets", phase="after")
+    budget_id, outs = server.apply(server.urn(TYPE, "lost-answer"), gateway_budget())
+    assert databricks_emulator.state.budgets.ids() == [budget_id]
+    assert databricks_emulator.count("POST", "/budgets") == 1
+    assert outs["display_name"] == "search AI Gateway"
+
+
+def test_a_throttled_create_is_sent_again_and_makes_one_budget(server, databricks_emulator):
+    databricks_emulator.faults.throttle("POST", "/budgets", retry_after=1, count=2)
+    budget_id, _ = server.apply(server.urn(TYPE, "throttled"), gateway_budget())
+    assert databricks_emulator.state.budgets.ids() == [budget_id]
+    assert databricks_emulator.count("POST", "/budgets") == 3
+
+
+def test_a_lost_create_answer_is_sent_again_when_nothing_was_made(server, databricks_emulator):
+    databricks_emulator.faults.drop("POST", "/budgets", phase="before")
+    budget_id, _ = server.apply(server.urn(TYPE, "dropped-before"), gateway_budget())
+    assert databricks_emulator.state.budgets.ids() == [budget_id]
+    assert databricks_emulator.count("POST", "/budgets") == 2
