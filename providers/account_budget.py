@@ -32,6 +32,7 @@ from providers._databricks import DatabricksProvider, explained_api_errors
 MAX_DISPLAY_NAME = 128
 MAX_SHARED_ALERTS = 4  # per period; every alert here is monthly
 MAX_EXACT_INTEGER = 2**53  # numbers cross the Pulumi wire as doubles
+INT64_MAX = 2**63 - 1  # principal ids are map keys (strings), so they keep every digit
 RESOURCE_TYPES = {
     "ALL": "BUDGET_RESOURCE_TYPE_ALL_RESOURCES",
     "AI_GATEWAY": "BUDGET_RESOURCE_TYPE_UNITY_AI_GATEWAY",
@@ -115,7 +116,7 @@ def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
         return None
     result = {}
     for principal, dollars in raw.items():
-        if not PRINCIPAL_ID.fullmatch(str(principal)) or int(principal) > MAX_EXACT_INTEGER:
+        if not PRINCIPAL_ID.fullmatch(str(principal)) or int(principal) > INT64_MAX:
             failures.add(
                 prop,
                 f"{principal!r} is not an account principal id: use the numeric id of the user, group or "
