@@ -204,9 +204,10 @@ def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_fa
     engine = LocalEngine(provider_server_factory(config=provider_config, env=provider_env()))
 
     created = engine.up(config)
-    assert created.count("create") == 13, created.summary()
+    assert created.count("create") == 15, created.summary()
     search = created.exports["teams"]["search"]
     assert search["policy_id"]
+    assert search["budget_id"] and search["databricks_gateway_budget_id"]
     assert created.exports["gateway_budgets"]["global-cap"]["webhook_id"]
     # MLflow posts the search team's alerts to its relay route, naming its own policies.
     from mlflow.tracking._model_registry.utils import _get_store
@@ -217,7 +218,8 @@ def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_fa
         + [f"hard_stop={search['gateway_hard_stop_alert_policy_id']}"]
     )
     assert hook.url == expected
-    assert engine.up(config).summary() == {"same": 13}
-    assert engine.refresh().summary() == {"refresh-same": 13}
+    assert engine.up(config).summary() == {"same": 15}
+    assert engine.refresh().summary() == {"refresh-same": 15}
     engine.destroy()
     assert list(emulator.account_client().budget_policy.list()) == []
+    assert list(emulator.account_client().budgets.list()) == []
