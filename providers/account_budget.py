@@ -24,10 +24,11 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, is_unknown
-from providers._databricks import DatabricksProvider, explained_api_errors
+from providers._base import DynamicResource, Failures, diff_result, gone, is_unknown
+from providers._databricks import DatabricksProvider, databricks_errors
 
-# ---- constants ----------------------------------------------------------------------------
+# --- constants -----------------------------------------------------------------------------------
+
 
 MAX_DISPLAY_NAME = 128
 MAX_SHARED_ALERTS = 4  # per period; every alert here is monthly
@@ -45,14 +46,18 @@ EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
 PRINCIPAL_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
-# ---- field validators (check, and stack config through check_inputs) ----------------------
+# --- field validators ----------------------------------------------------------------------------
+#
+# Each reports under ``prop`` and returns the value normalized: alerts sorted by threshold,
+# addresses and tag values sorted and unique, so equal meanings compare equal.
 
 
-def check_display_name(name: Any, failures: Failures) -> None:
+def validate_display_name(name: Any, failures: Failures, prop: str = "display_name") -> Any:
     if not isinstance(name, str) or not name.strip():
-        failures.add("display_name", f"is required: a name of 1 to {MAX_DISPLAY_NAME} characters")
+        failures.add(prop, f"is required: a name of 1 to {MAX_DISPLAY_NAME} characters")
     elif len(name) > MAX_DISPLAY_NAME:
-        failures.add("display_name", f"is {len(name)} characters long; at most {MAX_DISPLAY_NAME} allowed")
+        failures.add(prop, f"is {len(name)} characters long; at most {MAX_DISPLAY_NAME} allowed")
+    return name
 
 
 def _dollars(value: Any) -> Optional[float]:
@@ -129,7 +134,7 @@ def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
     return dict(sorted(result.items(), key=lambda item: int(item[0])))
 
 
-def check_alerts(raw: Any, gateway: bool, failures: Failures) -> Any:
+def validate_alerts(raw: Any, failures: Failures, prop: str = "alerts", gateway: bool = False) -> Any:
     """Shared monthly alerts: at most 4, distinct thresholds, BLOCK_USAGE only on AI_GATEWAY
     and only on the highest threshold."""
     if raw is None:
@@ -137,24 +142,24 @@ def check_alerts(raw: Any, gateway: bool, failures: Failures) -> Any:
     if is_unknown(raw):
         return raw
     if isinstance(raw, (str, Mapping)) or not isinstance(raw, Sequence):
-        failures.add("alerts", 'must be a list of {"threshold_usd", "notify", "block_usage"} objects')
+        failures.add(prop, 'must be a list of {"threshold_usd", "notify", "block_usage"} objects')
         return None
-    alerts = [_alert(a, f"alerts[{i}]", failures, ALERT_KEYS) for i, a in enumerate(raw)]
+    alerts = [_alert(a, f"{prop}[{i}]", failures, ALERT_KEYS) for i, a in enumerate(raw)]
     if len(alerts) > MAX_SHARED_ALERTS:
-        failures.add("alerts", f"has {len(alerts)} alerts; Databricks allows at most {MAX_SHARED_ALERTS} per month")
+        failures.add(prop, f"has {len(alerts)} alerts; Databricks allows at most {MAX_SHARED_ALERTS} per month")
     known = [a for a in alerts if isinstance(a, dict) and isinstance(a["threshold_usd"], float)]
     thresholds = [a["threshold_usd"] for a in known]
     repeated = sorted({t for t in thresholds if thresholds.count(t) > 1})
     if repeated:
-        failures.add("alerts", f"threshold(s) {', '.join(_money(t) for t in repeated)} appear twice; each alert needs its own threshold")
+        failures.add(prop, f"threshold(s) {', '.join(_money(t) for t in repeated)} appear twice; each alert needs its own threshold")
     blocking = [a for a in known if a["block_usage"] is True]
     if blocking and not gateway:
-        failures.add("alerts", 'block_usage is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove block_usage')
+        failures.add(prop, 'block_usage is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove block_usage')
     elif len(blocking) > 1:
-        failures.add("alerts", "more than one alert has block_usage; only the alert with the highest threshold may block")
+        failures.add(prop, "more than one alert has block_usage; only the alert with the highest threshold may block")
     elif blocking and blocking[0]["threshold_usd"] != max(thresholds):
         failures.add(
-            "alerts",
+            prop,
             f"block_usage is on {_money(blocking[0]['threshold_usd'])} but the highest threshold is "
             f"{_money(max(thresholds))}; Databricks blocks only at the highest shared threshold",
         )
@@ -168,56 +173,56 @@ def _threshold_order(alert: Any) -> tuple:
     return (0, threshold) if isinstance(threshold, float) else (1, 0)
 
 
-def check_per_user_alert(raw: Any, gateway: bool, failures: Failures) -> Any:
+def validate_per_user_alert(raw: Any, failures: Failures, prop: str = "per_user_alert", gateway: bool = False) -> Any:
     if raw is None:
         return None
     if is_unknown(raw):
         return raw
     if not gateway:
-        failures.add("per_user_alert", 'is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove it')
-    alert = _alert(raw, "per_user_alert", failures, PER_USER_KEYS)
+        failures.add(prop, 'is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove it')
+    alert = _alert(raw, prop, failures, PER_USER_KEYS)
     if alert is None or not isinstance(raw, Mapping):
         return None
-    alert["overrides"] = _overrides(raw.get("overrides"), "per_user_alert.overrides", failures)
+    alert["overrides"] = _overrides(raw.get("overrides"), f"{prop}.overrides", failures)
     return alert
 
 
-def check_tags(raw: Any, failures: Failures) -> Any:
+def validate_tags(raw: Any, failures: Failures, prop: str = "tags") -> Any:
     if raw is None:
         return {}
     if is_unknown(raw):
         return raw
     if not isinstance(raw, Mapping):
-        failures.add("tags", 'must map a tag key to the list of values to count, e.g. {"team": ["search"]}')
+        failures.add(prop, 'must map a tag key to the list of values to count, e.g. {"team": ["search"]}')
         return None
     tags = {}
     for key, values in raw.items():
         if not isinstance(key, str) or not key:
-            failures.add("tags", f"tag key {key!r} must be a non-empty string")
+            failures.add(prop, f"tag key {key!r} must be a non-empty string")
             continue
         if is_unknown(values):
             tags[key] = values
             continue
         if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-            failures.add("tags", f"tag {key!r}: values must be a non-empty list of strings, e.g. [{values!r}]" if isinstance(values, str)
+            failures.add(prop, f"tag {key!r}: values must be a non-empty list of strings, e.g. [{values!r}]" if isinstance(values, str)
                          else f"tag {key!r}: values must be a non-empty list of strings")
             continue
         if any(is_unknown(v) for v in values):
             tags[key] = list(values)
         elif not all(isinstance(v, str) and v for v in values):
-            failures.add("tags", f"tag {key!r}: every value must be a non-empty string, got {list(values)!r}")
+            failures.add(prop, f"tag {key!r}: every value must be a non-empty string, got {list(values)!r}")
         else:
             tags[key] = sorted(set(values))
     return dict(sorted(tags.items()))
 
 
-def check_workspace_ids(raw: Any, failures: Failures) -> Any:
+def validate_workspace_ids(raw: Any, failures: Failures, prop: str = "workspace_ids") -> Any:
     if raw is None:
         return []
     if is_unknown(raw):
         return raw
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
-        failures.add("workspace_ids", "must be a list of workspace ids, e.g. [1234567890123456]")
+        failures.add(prop, "must be a list of workspace ids, e.g. [1234567890123456]")
         return None
     if any(is_unknown(v) for v in raw):
         return list(raw)
@@ -225,7 +230,7 @@ def check_workspace_ids(raw: Any, failures: Failures) -> Any:
     for value in raw:
         number = int(value) if isinstance(value, float) and value.is_integer() else value
         if isinstance(number, bool) or not isinstance(number, int) or not 0 < number <= MAX_EXACT_INTEGER:
-            failures.add("workspace_ids", f"{value!r} is not a workspace id (a positive integer below 2^53)")
+            failures.add(prop, f"{value!r} is not a workspace id (a positive integer below 2^53)")
         else:
             ids.add(number)
     return sorted(ids)
@@ -236,18 +241,18 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     failures = Failures()
     inputs = dict(news)
     if not is_unknown(news.get("display_name")):
-        check_display_name(news.get("display_name"), failures)
+        validate_display_name(news.get("display_name"), failures)
     resource_type = news.get("resource_type") or "ALL"
     if not is_unknown(resource_type) and resource_type not in RESOURCE_TYPES:
         failures.add("resource_type", f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {resource_type!r}')
     inputs["resource_type"] = resource_type
     gateway = resource_type == "AI_GATEWAY" or is_unknown(resource_type)
-    inputs["alerts"] = check_alerts(news.get("alerts"), gateway, failures)
-    inputs["per_user_alert"] = check_per_user_alert(news.get("per_user_alert"), gateway, failures)
+    inputs["alerts"] = validate_alerts(news.get("alerts"), failures, gateway=gateway)
+    inputs["per_user_alert"] = validate_per_user_alert(news.get("per_user_alert"), failures, gateway=gateway)
     if inputs["alerts"] == [] and inputs["per_user_alert"] is None:
         failures.add("alerts", "is empty: a budget needs at least one alert (a threshold in dollars and who to notify)")
-    inputs["tags"] = check_tags(news.get("tags"), failures)
-    inputs["workspace_ids"] = check_workspace_ids(news.get("workspace_ids"), failures)
+    inputs["tags"] = validate_tags(news.get("tags"), failures)
+    inputs["workspace_ids"] = validate_workspace_ids(news.get("workspace_ids"), failures)
     external = news.get("include_external_spend")
     external = False if external is None else external
     if not is_unknown(external):
@@ -263,7 +268,7 @@ def _money(dollars: float) -> str:
     return f"${_decimal_string(dollars)}"
 
 
-# ---- wire conversion ----------------------------------------------------------------------
+# --- wire conversion -----------------------------------------------------------------------------
 
 
 def _decimal_string(dollars: float) -> str:
@@ -402,7 +407,7 @@ def _outputs(budget, account_id: str) -> dict[str, Any]:
     return {"budget_id": budget.budget_configuration_id, "account_id": account_id, **budget_inputs(budget)}
 
 
-# ---- create without twins -------------------------------------------------------------------
+# --- create without twins ------------------------------------------------------------------------
 #
 # The budgets API takes no request id, and the SDK re-sends a POST whose answer was lost (dropped
 # connection, timeout, 503): if the first attempt had been committed, that makes a twin budget
@@ -466,12 +471,7 @@ def _budget_made_since(client, wanted: Mapping[str, Any], since_ms: float):
     return None
 
 
-def _unable(verb: str, name: str, error: Exception, todo: str) -> ValueError:
-    message = str(error).rstrip(".")
-    return ValueError(f"Unable to {verb} account budget '{name}': {message}. {todo}")
-
-
-# ---- provider -----------------------------------------------------------------------------
+# --- provider ------------------------------------------------------------------------------------
 
 
 class AccountBudgetProvider(DatabricksProvider):
@@ -484,17 +484,9 @@ class AccountBudgetProvider(DatabricksProvider):
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props) -> CreateResult:
-        from databricks.sdk.errors import BadRequest, PermissionDenied
-
         client = self.account.client()
-        name = props["display_name"]
-        try:
-            with explained_api_errors(f"creating account budget {name!r}"):
-                budget = _create_without_twins(client, props)
-        except BadRequest as error:
-            raise _unable("create", name, error, "Change the input the message names and run `pulumi up` again.") from None
-        except PermissionDenied as error:
-            raise _unable("create", name, error, _ADMIN_HINT) from None
+        with databricks_errors("create", "account budget", props["display_name"]):
+            budget = _create_without_twins(client, props)
         return CreateResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id))
 
     def read(self, id_, props) -> ReadResult:
@@ -502,45 +494,27 @@ class AccountBudgetProvider(DatabricksProvider):
 
         client = self.account.client(props.get("account_id"))
         try:
-            with explained_api_errors(f"reading account budget {id_}"):
+            with databricks_errors("read", "account budget", id_, expected=(NotFound,)):
                 budget = client.budgets.get(id_).budget
         except NotFound:
-            return ReadResult(None, {})
+            return gone()
         return ReadResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id), budget_inputs(budget))
 
     def update(self, id_, olds, news) -> UpdateResult:
-        from databricks.sdk.errors import BadRequest, NotFound, PermissionDenied
-
         client = self.account.client(olds.get("account_id"))
-        name = news["display_name"]
-        try:
-            with explained_api_errors(f"updating account budget {id_}"):
-                current = client.budgets.get(id_).budget
-                budget = client.budgets.update(id_, _update_body(id_, news, current)).budget
-        except NotFound:
-            raise ValueError(
-                f"Unable to update account budget '{id_}': it no longer exists (deleted outside Pulumi). "
-                "Run `pulumi refresh`, then `pulumi up` to create it again."
-            ) from None
-        except BadRequest as error:
-            raise _unable("update", name, error, "Change the input the message names and run `pulumi up` again.") from None
-        except PermissionDenied as error:
-            raise _unable("update", name, error, _ADMIN_HINT) from None
+        with databricks_errors("update", "account budget", id_):
+            current = client.budgets.get(id_).budget
+            budget = client.budgets.update(id_, _update_body(id_, news, current)).budget
         return UpdateResult(_outputs(budget, client.config.account_id))
 
     def delete(self, id_, props) -> None:
-        from databricks.sdk.errors import NotFound, PermissionDenied
+        from databricks.sdk.errors import NotFound
 
         try:
-            with explained_api_errors(f"deleting account budget {id_}"):
+            with databricks_errors("delete", "account budget", id_, expected=(NotFound,)):
                 self.account.client(props.get("account_id")).budgets.delete(id_)
         except NotFound:
-            pass
-        except PermissionDenied as error:
-            raise _unable("delete", props.get("display_name") or id_, error, _ADMIN_HINT) from None
-
-
-_ADMIN_HINT = "Budgets need an account admin or the billing admin role for the deploying principal."
+            pass  # already gone
 
 
 def _comparable(name: str, value: Any) -> Any:
@@ -555,7 +529,7 @@ def _comparable(name: str, value: Any) -> Any:
     return value
 
 
-# ---- resource -----------------------------------------------------------------------------
+# --- resource ------------------------------------------------------------------------------------
 
 
 class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):

@@ -281,3 +281,51 @@ def test_a_lost_create_answer_is_sent_again_when_nothing_was_made(server, databr
     budget_id, _ = server.apply(server.urn(TYPE, "dropped-before"), gateway_budget())
     assert databricks_emulator.state.budgets.ids() == [budget_id]
     assert databricks_emulator.count("POST", "/budgets") == 2
+
+
+ONE_ALERT = [{"threshold_usd": 10, "notify": ["a@example.com"]}]
+JUDGED_ALIKE = [
+    (dict(display_name="ok", alerts=ONE_ALERT), True),
+    (dict(display_name="x" * 128, alerts=ONE_ALERT), True),
+    (dict(display_name="x" * 129, alerts=ONE_ALERT), False),
+    (dict(display_name="four", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (1, 2, 3, 4)]), True),
+    (dict(display_name="five", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (1, 2, 3, 4, 5)]), False),
+    (dict(display_name="same", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}, {"threshold_usd": 10.0, "notify": ["b@example.com"]}]), False),
+    (dict(display_name="cents", alerts=[{"threshold_usd": 10.25, "notify": ["a@example.com"]}, {"threshold_usd": 10.2, "notify": ["a@example.com"]}]), True),
+    (dict(display_name="block", alerts=[{"threshold_usd": 10, "block_usage": True}]), False),
+    (dict(display_name="block", resource_type="AI_GATEWAY", alerts=[{"threshold_usd": 10, "block_usage": True}]), True),
+    (dict(display_name="low block", resource_type="AI_GATEWAY", alerts=[
+        {"threshold_usd": 10, "block_usage": True}, {"threshold_usd": 20, "notify": ["a@example.com"]}]), False),
+    (dict(display_name="per user", per_user_alert={"threshold_usd": 5, "notify": ["a@example.com"]}), False),
+    (dict(display_name="per user", resource_type="AI_GATEWAY", per_user_alert={
+        "threshold_usd": 5, "block_usage": True, "overrides": {"9223372036854775807": 9}}), True),
+    (dict(display_name="external", include_external_spend=True, alerts=ONE_ALERT), False),
+    (dict(display_name="external", resource_type="AI_GATEWAY", include_external_spend=True, alerts=ONE_ALERT), True),
+    (dict(display_name="filtered", tags={"team": ["a", "b"], "env": ["prod"]}, workspace_ids=[1, 2**53], alerts=ONE_ALERT), True),
+]
+
+
+@pytest.mark.parametrize("props, valid", JUDGED_ALIKE)
+def test_provider_and_emulator_judge_budgets_alike(props, valid):
+    """What check() accepts, Databricks' documented rules (the emulator) accept, and the other way round."""
+    from emulator import budgets as emulator_budgets
+    from emulator.errors import ApiError
+    from providers import account_budget
+
+    inputs, failures = account_budget.check_inputs(props)
+    assert (not failures) is valid, [(f.property, f.reason) for f in failures.items]
+    body = account_budget._create_body(inputs if valid else {**props, **{k: v for k, v in inputs.items() if v is not None}}).as_dict()
+    if props.get("include_external_spend"):  # _create_body leaves it out of ALL budgets
+        body["include_external_spend"] = True
+    try:
+        emulator_budgets._validated(json_roundtrip(body), current=None)
+        accepted = True
+    except (ApiError, KeyError, TypeError):
+        accepted = False
+    assert accepted is valid
+
+
+def json_roundtrip(value):
+    import json
+
+    return json.loads(json.dumps(value))
