@@ -12,7 +12,11 @@ from stack_config import load_stack_config
 stack_config = load_stack_config()
 
 teams = {
-    team.name: TeamBudget(team.name, TeamBudgetArgs(serverless=team.serverless, gateway=team.gateway, evaluation=team.evaluation))
+    team.name: TeamBudget(
+        team.name,
+        TeamBudgetArgs(serverless=team.serverless, gateway=team.gateway,
+                       databricks_gateway=team.databricks_gateway, evaluation=team.evaluation),
+    )
     for team in stack_config.teams
 }
 gateway_budgets = {name: GatewayBudget(name, args) for name, args in stack_config.gateway_budgets.items()}
@@ -24,6 +28,7 @@ pulumi.export(
         name: {
             "alert_policy_ids": budget.alert_policy_ids,
             "hard_stop_policy_id": budget.hard_stop_policy_id,
+            "hard_stop_alert_policy_id": budget.hard_stop_alert_policy_id,
             "webhook_id": budget.webhook_id,
         }
         for name, budget in gateway_budgets.items()

@@ -2,10 +2,12 @@
 
 Everything lives under the project namespace ``ml-budgets``:
 
-* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks),
-  an optional ``gateway`` budget (MLflow AI Gateway) and an optional ``evaluation`` token budget
-  (tags read by ``evaluation.TokenBudgetEvaluator.from_experiment``);
-* ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say).
+* ``ml-budgets:teams``: a list of teams, each with an optional ``serverless`` budget (Databricks
+  serverless usage policy, optionally with a monthly dollar limit), an optional ``gateway`` budget
+  (MLflow AI Gateway), an optional ``databricksGateway`` budget (Databricks AI Gateway) and an
+  optional ``evaluation`` token budget (tags read by ``evaluation.TokenBudgetEvaluator.from_experiment``);
+* ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say);
+* ``ml-budgets:alertRelay``: ``{url}`` of the alert relay, for webhooks given as a relay ``route``.
 
 Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
 .limitUsd``) and what would be valid, before any resource is declared.  Field values are checked
@@ -22,14 +24,17 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
+from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs, gateway_budget_props
 from components.evaluation_budget import EvaluationBudgetArgs
-from components.gateway_budget import GatewayBudgetArgs, WebhookArgs
+from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs, relay_webhook_url_length
+from components.serverless_budget import ServerlessBudgetArgs, policy_tag_filter, serverless_budget_alerts
 from contracts import ON_EXCEED_MODES, RAISE
-from components.serverless_budget import ServerlessBudgetArgs
 from providers._base import Failures
 
 NAMESPACE = "ml-budgets"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+# alert_relay.config.ROUTE_NAME (not imported: the program does not load the relay).
+ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 
 class StackConfigError(pulumi.RunError):
@@ -41,6 +46,7 @@ class TeamConfig:
     name: str
     serverless: Optional[ServerlessBudgetArgs] = None
     gateway: Optional[GatewayBudgetArgs] = None
+    databricks_gateway: Optional[DatabricksGatewayBudgetArgs] = None
     evaluation: Optional[EvaluationBudgetArgs] = None
 
 
@@ -94,16 +100,46 @@ def _kind_name(kind: type | tuple) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _check_account_budget(props: dict[str, Any], paths: Mapping[str, str], problems: Failures) -> dict[str, Any]:
+    """Run ``AccountBudget``'s own check on the budget built from config; report each failure
+    once, at the config path it comes from (``alerts[2].notify`` -> ``paths["alerts.notify"]``)."""
+    from providers import account_budget
+
+    normalized, failures = account_budget.check_inputs(props)
+    seen = {(f.property, f.reason) for f in problems.items}
+    for failure in failures.items:
+        where = _config_path(failure.property, paths)
+        if (where, failure.reason) not in seen:  # one alert problem repeated for every threshold
+            seen.add((where, failure.reason))
+            problems.add(where, failure.reason)
+    return normalized
+
+
+def _config_path(prop: str, paths: Mapping[str, str]) -> str:
+    key = re.sub(r"\[\d+\]", "", prop)
+    while key:
+        if key in paths:
+            return paths[key]
+        key = key.rpartition(".")[0]
+    return prop
+
+
 # ---- teams --------------------------------------------------------------------------------
 
 SERVERLESS_FIELDS = (
     "policyName", "customTags", "workspaceIds", "users", "managers",
     "authoritativeGrants", "experiments",
     "evalTokenBudget",  # deprecated: evaluation.maxTokens
+    "monthlyLimitUsd", "alertThresholds", "notify",
+)
+DATABRICKS_GATEWAY_FIELDS = (
+    "monthlyLimitUsd", "alertThresholds", "hardStop", "notify", "perUserLimitUsd", "perUserHardStop",
+    "overrides", "tags", "workspaceIds", "includeExternalSpend", "displayName",
 )
 EVALUATION_FIELDS = ("experiments", "maxTokens", "onExceed", "pricePer1kTokens")
 GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook")
-WEBHOOK_FIELDS = ("url", "secret", "events", "description", "active")
+WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
+RELAY_FIELDS = ("url",)
 
 
 def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, Optional[int]]:
@@ -128,8 +164,12 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[S
     token_budget = _max_tokens(reader, "evalTokenBudget", problems)
     if token_budget is not None and not experiments:
         problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
+    limit, thresholds, notify = _dollar_budget(reader, policy_name, custom_tags, problems)
     return ServerlessBudgetArgs(
         policy_name=policy_name,
+        monthly_limit_usd=limit,
+        alert_thresholds=thresholds,
+        notify=notify,
         custom_tags=custom_tags or {},
         workspace_ids=workspace_ids or [],
         users=users or [],
@@ -176,26 +216,157 @@ def _evaluation(value: Any, path: str, problems: Failures, team_experiments: lis
     )
 
 
-def _webhook(value: Any, path: str, problems: Failures) -> WebhookArgs:
+def _percentages(reader: _Reader, default: list, below_100: bool) -> list[float]:
+    thresholds = reader.get("alertThresholds", list, default, what="a list of percentages of the monthly limit")
+    good = []
+    for i, pct in enumerate(thresholds):
+        valid = not isinstance(pct, bool) and isinstance(pct, (int, float)) and (0 < pct < 100 if below_100 else 0 < pct <= 100)
+        if not valid:
+            reader.problems.add(
+                f"{reader.at('alertThresholds')}[{i}]",
+                f"must be a percentage in (0, {'100)' if below_100 else '100]'}, got {pct!r}"
+                + (" (the cap itself is the 100 % alert)" if below_100 and pct == 100 else ""),
+            )
+        else:
+            good.append(float(pct))
+    return good
+
+
+def _limit(reader: _Reader, key: str, required: bool = False) -> Optional[float]:
+    limit = reader.get(key, float, None, required=required, what="monthly list-price US dollars, a number > 0")
+    if limit is not None and limit <= 0:
+        reader.problems.add(reader.at(key), f"must be monthly list-price US dollars, a number > 0, got {limit!r}")
+        return None
+    return limit
+
+
+def _dollar_budget(
+    reader: _Reader, policy_name: Any, custom_tags: Any, problems: Failures
+) -> tuple[Optional[float], list[float], list[str]]:
+    """A serverless budget's monthly dollar limit: an account budget over the policy's tags."""
+    limit = _limit(reader, "monthlyLimitUsd")
+    thresholds = _percentages(reader, [50, 80, 100], below_100=False)
+    notify = reader.get("notify", list, [], what="a list of email addresses")
+    if limit is None:
+        if "monthlyLimitUsd" not in reader.value:
+            for key in ("alertThresholds", "notify"):
+                if key in reader.value:
+                    problems.add(reader.at(key), "needs `monthlyLimitUsd`: alerts are percentages of the monthly dollar limit")
+        return None, thresholds, notify
+    if not thresholds:
+        problems.add(reader.at("alertThresholds"), "is empty: a dollar limit needs at least one alert threshold")
+        return limit, thresholds, notify
+    _check_account_budget(
+        {
+            "display_name": policy_name if isinstance(policy_name, str) and policy_name else "x",
+            "tags": policy_tag_filter(custom_tags if isinstance(custom_tags, Mapping) else {}),
+            "alerts": serverless_budget_alerts(limit, thresholds, notify),
+        },
+        {"tags": reader.at("customTags"), "alerts": reader.at("alertThresholds"), "alerts.notify": reader.at("notify")},
+        problems,
+    )
+    return limit, thresholds, notify
+
+
+def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) -> DatabricksGatewayBudgetArgs:
+    reader = _Reader(value, path, problems, DATABRICKS_GATEWAY_FIELDS)
+    overrides = reader.get("overrides", dict, {}, what="an object of account principal id to dollars")
+    tags = reader.get("tags", dict, {}, what='an object of tag key to a list of values, e.g. {"env": ["prod"]}')
+    args = DatabricksGatewayBudgetArgs(
+        monthly_limit_usd=_limit(reader, "monthlyLimitUsd", required=True) or 1.0,
+        notify=reader.get("notify", list, [], what="a list of email addresses"),
+        alert_thresholds=_percentages(reader, [50, 80], below_100=True),
+        hard_stop=reader.get("hardStop", bool, True),
+        per_user_limit_usd=_limit(reader, "perUserLimitUsd"),
+        per_user_hard_stop=reader.get("perUserHardStop", bool, True),
+        overrides={str(k): v for k, v in overrides.items()},
+        tags={"team": [team], **tags},
+        workspace_ids=reader.get("workspaceIds", list, []),
+        include_external_spend=reader.get("includeExternalSpend", bool, False),
+        display_name=reader.get("displayName", str, None) or f"{team} AI Gateway",
+    )
+    if overrides and args.per_user_limit_usd is None:
+        problems.add(reader.at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals")
+    checked = _check_account_budget(
+        gateway_budget_props(args.display_name, args),
+        {
+            "display_name": reader.at("displayName"), "alerts": reader.at("alertThresholds"),
+            "alerts.notify": reader.at("notify"), "per_user_alert": reader.at("perUserLimitUsd"),
+            "per_user_alert.notify": reader.at("notify"), "per_user_alert.overrides": reader.at("overrides"),
+            "tags": reader.at("tags"), "workspace_ids": reader.at("workspaceIds"),
+            "include_external_spend": reader.at("includeExternalSpend"),
+        },
+        problems,
+    )
+    if isinstance(checked.get("workspace_ids"), list):
+        args.workspace_ids = checked["workspace_ids"]
+    return args
+
+
+def _webhook(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> WebhookArgs:
     from providers import budget_alert_webhook as hook
 
     reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
-    url = reader.get("url", str, None, required=True, what="the receiver's https URL, e.g. a Slack incoming webhook")
+    route = reader.get("route", str, None, what="a route name of the alert relay's config")
+    url = reader.get("url", str, None, required=route is None,
+                     what="the alert relay `route`, or a receiver's https URL that hears every alert")
     if url is not None:
         hook.validate_url(url, problems, reader.at("url"))
     events = reader.get("events", list, None)
     if events is not None:
         events = hook.validate_events(events, problems, reader.at("events"))
-    return WebhookArgs(
+    webhook = WebhookArgs(
         url=url,
         secret=hook.validate_secret(reader.get("secret", str, None), problems, reader.at("secret")),
         events=events,
         description=reader.get("description", str, None),
         active=reader.get("active", bool, True),
     )
+    if route is not None:
+        webhook.relay = _relay_route(reader, route, webhook, problems, relay_url)
+    return webhook
 
 
-def _gateway(value: Any, path: str, problems: Failures) -> GatewayBudgetArgs:
+def _relay_route(reader: _Reader, route: str, webhook: WebhookArgs, problems: Failures,
+                 relay_url: Optional[str]) -> Optional[RelayRoute]:
+    if webhook.url is not None:
+        problems.add(reader.at("route"), "set either `route` (through the alert relay) or `url`, not both")
+    if not ROUTE_NAME.fullmatch(route):
+        problems.add(reader.at("route"), f"must be a relay route name (1-63 letters, digits, '_' or '-'), got {route!r}")
+    if relay_url is None:
+        problems.add(reader.at("route"), f"needs {NAMESPACE}:alertRelay.url, the relay's base URL")
+    if webhook.secret is None:
+        problems.add(reader.at("secret"), "is required with `route`: the relay forwards only signed deliveries "
+                     "(set it with `pulumi config set --secret --path`, and the same value in the relay's environment)")
+    return RelayRoute(url=relay_url, route=route) if relay_url else None
+
+
+def _check_relay_url_fits(relay: RelayRoute, thresholds: list, hard_stop: bool, reader: _Reader, problems: Failures) -> None:
+    from providers.budget_alert_webhook import MAX_URL_LENGTH
+
+    tiers = len(set(thresholds) - ({100} if hard_stop else set()))
+    length = relay_webhook_url_length(relay, tiers, 1 if hard_stop else 0)
+    if length > MAX_URL_LENGTH:
+        problems.add(reader.at("alertThresholds"), f"has too many tiers for one relay webhook: its URL lists every "
+                     f"policy id and would be {length} characters, MLflow stores at most {MAX_URL_LENGTH} "
+                     "(use fewer tiers, or a shorter alertRelay.url or route)")
+
+
+def _alert_relay(value: Any, problems: Failures) -> Optional[str]:
+    from providers import budget_alert_webhook as hook
+
+    if value is None:
+        return None
+    reader = _Reader(value, f"{NAMESPACE}:alertRelay", problems, RELAY_FIELDS)
+    url = reader.get("url", str, None, required=True, what="the relay's base URL, e.g. https://alert-relay.internal.example.com")
+    if url is None:
+        return None
+    errors = len(problems.items)
+    hook.validate_url(url, problems, reader.at("url"))
+    return url.rstrip("/") if len(problems.items) == errors else None
+
+
+def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> GatewayBudgetArgs:
     from providers import gateway_budget_policy
 
     reader = _Reader(value, path, problems, GATEWAY_FIELDS)
@@ -208,9 +379,11 @@ def _gateway(value: Any, path: str, problems: Failures) -> GatewayBudgetArgs:
             problems.add(f"{reader.at('alertThresholds')}[{i}]", f"must be a percentage in (0, 100], got {pct!r}")
     if len(set(thresholds)) != len(thresholds):
         problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
-    webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems) if "webhook" in reader.value else None
+    webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url) if "webhook" in reader.value else None
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
+    if webhook is not None and webhook.relay is not None:
+        _check_relay_url_fits(webhook.relay, thresholds, hard_stop, reader, problems)
     if limit is not None:
         gateway_budget_policy.validate_amount(limit, problems, reader.at("limitUsd"))
     window = gateway_budget_policy.validate_window(window, problems, reader.at("window"))
@@ -237,16 +410,17 @@ def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> Optional
     return value
 
 
-def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
+def parse_stack_config(teams: Any, gateway_budgets: Any, alert_relay: Any = None) -> StackConfig:
     """Validate raw config values (as ``pulumi.Config.get_object`` returns them)."""
     problems = Failures()
     config = StackConfig()
+    relay_url = _alert_relay(alert_relay, problems)
     if not isinstance(teams or [], list):
         problems.add(f"{NAMESPACE}:teams", "must be a list of teams")
         teams = []
     team_names: set[str] = set()
     for i, raw in enumerate(teams or []):
-        config.teams.append(_team(i, raw, problems, team_names))
+        config.teams.append(_team(i, raw, problems, team_names, relay_url))
 
     if not isinstance(gateway_budgets or [], list):
         problems.add(f"{NAMESPACE}:gatewayBudgets", "must be a list of gateway budgets")
@@ -258,7 +432,7 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
         raw_fields = dict(raw) if isinstance(raw, Mapping) else raw
         raw_name = raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None
         name = _name(raw_name, f"{path}.name", problems, budget_names)
-        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems)
+        config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems, relay_url)
     _check_alerts_have_a_webhook(config, problems)
     _check_teams_do_not_share(config, problems)
     _raise_if_any(problems)
@@ -266,16 +440,18 @@ def parse_stack_config(teams: Any, gateway_budgets: Any) -> StackConfig:
 
 
 def _check_alerts_have_a_webhook(config: StackConfig, problems: Failures) -> None:
-    # MLflow sends every budget alert to every subscribed webhook, so one webhook anywhere in the
-    # stack receives them all; alerts with none at all would fire into the void.
+    # MLflow sends every budget alert to every subscribed webhook: a webhook with a raw URL hears
+    # them all; a relay route forwards only its own budget's.  Alerts that reach no webhook fire
+    # into the void, and a hard stop is announced by an alert too.
     gateways = [(f"{NAMESPACE}:teams[{i}].gateway", t.gateway) for i, t in enumerate(config.teams) if t.gateway]
     gateways += [(f"{NAMESPACE}:gatewayBudgets[{i}]", g) for i, g in enumerate(config.gateway_budgets.values())]
-    if any(g.webhook for _, g in gateways):
+    if any(g.webhook and g.webhook.relay is None for _, g in gateways):
         return
     for path, gateway in gateways:
-        if gateway.alert_thresholds:
-            problems.add(f"{path}.webhook", "is required: alertThresholds fire alerts, and no gateway budget "
-                         "in this stack declares a webhook to receive them")
+        if (gateway.alert_thresholds or gateway.hard_stop) and gateway.webhook is None:
+            fires = "alertThresholds fire alerts" if gateway.alert_thresholds else "hardStop announces itself with an alert"
+            problems.add(f"{path}.webhook", f"is required: {fires}, and no webhook in this stack receives them "
+                         "(give this budget a relay `route`, or give one budget a `url` that hears every alert)")
 
 
 def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
@@ -310,18 +486,23 @@ def _check_one_evaluation_budget_per_experiment(config: StackConfig, problems: F
             owners.setdefault(experiment, i)
 
 
-def _team(index: int, raw: Any, problems: Failures, seen: set[str]) -> TeamConfig:
+def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: Optional[str] = None) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
-    reader = _Reader(raw, path, problems, ("name", "serverless", "gateway", "evaluation"))
+    parts = ("serverless", "gateway", "databricksGateway", "evaluation")
+    reader = _Reader(raw, path, problems, ("name", *parts))
     name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
-    if not any(reader.value.get(part) is not None for part in ("serverless", "gateway", "evaluation")):
-        problems.add(path, "declares none of `serverless`, `gateway`, `evaluation`")
+    if not any(reader.value.get(part) is not None for part in parts):
+        problems.add(path, "declares none of `serverless`, `gateway`, `databricksGateway`, `evaluation`")
     team = TeamConfig(name=name or f"team-{index}")
     legacy_tokens = None
     if reader.value.get("serverless") is not None:
         team.serverless, legacy_tokens = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
     if reader.value.get("gateway") is not None:
-        team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems)
+        team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems, relay_url)
+    if reader.value.get("databricksGateway") is not None:
+        team.databricks_gateway = _databricks_gateway(
+            team.name, reader.value["databricksGateway"], reader.at("databricksGateway"), problems
+        )
     experiments = list(team.serverless.experiments) if team.serverless else []
     if reader.value.get("evaluation") is not None:
         team.evaluation = _evaluation(reader.value["evaluation"], reader.at("evaluation"), problems, experiments)
@@ -337,4 +518,6 @@ def _team(index: int, raw: Any, problems: Failures, seen: set[str]) -> TeamConfi
 
 def load_stack_config(config: Optional[pulumi.Config] = None) -> StackConfig:
     config = config or pulumi.Config(NAMESPACE)
-    return parse_stack_config(config.get_object("teams"), config.get_object("gatewayBudgets"))
+    return parse_stack_config(
+        config.get_object("teams"), config.get_object("gatewayBudgets"), config.get_object("alertRelay")
+    )

@@ -6,8 +6,8 @@ emulator (its own process, request log) and a real ``mlflow server`` (access log
 Pulumi CLI, every run gets a fresh provider server process.
 
 Each team declares: a serverless budget policy with grants and an experiment tag, and a gateway
-budget with two ALERT thresholds, a REJECT hard stop and a webhook with a signing secret, so
-7 resources per team.
+budget with two ALERT thresholds, a REJECT hard stop with its ALERT announcement and a webhook
+with a signing secret, so 8 resources per team.
 
     python -m bench.calls_per_run [--teams 200]
 """
@@ -32,7 +32,7 @@ from bench.common import (
     use_provider_env,
 )
 
-RESOURCES_PER_TEAM = 7
+RESOURCES_PER_TEAM = 8
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # MLflow answers these POSTs without changing anything.
 MLFLOW_READ_SUFFIXES = ("/get", "/search", "/list", "/get-by-name")
@@ -249,7 +249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "# (2) Calls per run\n"
         f"{machine_context()}\n"
         f"{args.teams} teams x {RESOURCES_PER_TEAM} resources (policy, grants, experiment tag, webhook with secret, "
-        "2 ALERT + 1 REJECT gateway budgets). Engine: harness.engine.LocalEngine (program under mocks, "
+        "3 ALERT + 1 REJECT gateway budgets). Engine: harness.engine.LocalEngine (program under mocks, "
         "steps through a fresh `python -m pulumi.dynamic` per run). Reads: GET, and MLflow's POST .../get|search|list. "
         "Client set-up GETs = the databricks-sdk fetching host metadata when a provider process builds its client "
         "(counted apart, not in reads)."

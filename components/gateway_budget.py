@@ -1,13 +1,21 @@
 """``GatewayBudget``: a spend limit on the MLflow AI Gateway.
 
 Alert thresholds (ALERT policies at a percentage of the limit) notify through one webhook; an
-optional hard stop (a REJECT policy at 100 %) answers HTTP 429 until the window resets.
+optional hard stop (a REJECT policy at 100 %) answers HTTP 429 until the window resets.  MLflow
+announces ALERT policies only, so the hard stop is paired with an ALERT at the same amount: the
+moment traffic is cut is announced too.
+
+The webhook goes to a raw URL (which then hears every alert of the MLflow server) or to a route
+of the alert relay (``alert_relay/``): the component builds the route's URL from its own
+policies' ids, ``<relay>/mlflow/<route>?policy=<id>…&hard_stop=<id>``, so the relay forwards
+only this budget's alerts and marks the hard stop's, and recreated policies update it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
+from urllib.parse import urlencode
 
 import pulumi
 
@@ -17,14 +25,40 @@ from providers.gateway_budget_policy import GatewayBudgetPolicy
 
 
 @dataclass
+class RelayRoute:
+    """A route of the alert relay: MLflow posts to ``<url>/mlflow/<route>?policy=…``."""
+
+    url: str
+    """The relay's base URL, e.g. ``https://alert-relay.internal.example.com``."""
+    route: str
+    """A route name of the relay's config (it holds the destinations and the signing secret)."""
+
+
+@dataclass
 class WebhookArgs:
-    url: pulumi.Input[str]
+    url: Optional[pulumi.Input[str]] = None
     """Receiver URL; Slack and PagerDuty URLs carry tokens, so it is always kept secret."""
     secret: Optional[pulumi.Input[str]] = None
     """HMAC key for X-MLflow-Signature; always kept secret."""
     events: Optional[Sequence[str]] = None
     description: Optional[str] = None
     active: bool = True
+    relay: Optional[RelayRoute] = None
+    """Instead of ``url``: deliver through this relay route (needs ``secret``)."""
+
+
+# MLflow budget policy ids are "bp-" + 32 hex digits.
+POLICY_ID_PLACEHOLDER = "bp-" + "0" * 32
+
+
+def relay_webhook_url_length(relay: RelayRoute, alert_tiers: int, hard_stops: int) -> int:
+    """The length of the URL the component will build, known before the policies exist."""
+    return len(relay_webhook_url(relay, [POLICY_ID_PLACEHOLDER] * alert_tiers, [POLICY_ID_PLACEHOLDER] * hard_stops))
+
+
+def relay_webhook_url(relay: RelayRoute, policy_ids: Sequence[str], hard_stop_ids: Sequence[str]) -> str:
+    query = urlencode([("policy", p) for p in policy_ids] + [("hard_stop", p) for p in hard_stop_ids])
+    return f"{relay.url.rstrip('/')}/mlflow/{relay.route}?{query}"
 
 
 @dataclass
@@ -47,25 +81,12 @@ def _secret(value: Optional[pulumi.Input[str]]) -> Optional[pulumi.Output[str]]:
 class GatewayBudget(pulumi.ComponentResource):
     alert_policy_ids: pulumi.Output[dict]
     hard_stop_policy_id: Optional[pulumi.Output[str]]
+    hard_stop_alert_policy_id: Optional[pulumi.Output[str]]
     webhook_id: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: GatewayBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("ml-budgets:index:GatewayBudget", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-
-        self.webhook = None
-        if args.webhook is not None:
-            webhook = args.webhook
-            self.webhook = BudgetAlertWebhook(
-                f"{name}-webhook",
-                webhook_name=slug(name),
-                url=_secret(webhook.url),
-                secret=_secret(webhook.secret),
-                events=list(webhook.events) if webhook.events else None,
-                description=webhook.description or f"ml-budgets alerts for {name}",
-                active=webhook.active,
-                opts=child,
-            )
 
         def policy(suffix: str, amount: float, action: str) -> GatewayBudgetPolicy:
             return GatewayBudgetPolicy(
@@ -83,16 +104,47 @@ class GatewayBudget(pulumi.ComponentResource):
             for percent in args.alert_thresholds
         }
         self.hard_stop = policy("hard-stop", args.limit_usd, "REJECT") if args.hard_stop else None
+        # An alert tier at 100 % already announces the hard stop; otherwise add one.
+        self.hard_stop_alert = None
+        if self.hard_stop is not None:
+            self.hard_stop_alert = self.alerts.get(100.0) or policy("hard-stop-alert", args.limit_usd, "ALERT")
+
+        self.webhook = self._webhook(name, args.webhook, child) if args.webhook is not None else None
 
         self.alert_policy_ids = pulumi.Output.from_input(
             {percent_label(p): r.budget_policy_id for p, r in self.alerts.items()}
         )
         self.hard_stop_policy_id = self.hard_stop.budget_policy_id if self.hard_stop else None
+        self.hard_stop_alert_policy_id = self.hard_stop_alert.budget_policy_id if self.hard_stop_alert else None
         self.webhook_id = self.webhook.webhook_id if self.webhook else None
         self.register_outputs(
             {
                 "alert_policy_ids": self.alert_policy_ids,
                 "hard_stop_policy_id": self.hard_stop_policy_id,
+                "hard_stop_alert_policy_id": self.hard_stop_alert_policy_id,
                 "webhook_id": self.webhook_id,
             }
+        )
+
+    def _webhook(self, name: str, webhook: WebhookArgs, opts: pulumi.ResourceOptions) -> BudgetAlertWebhook:
+        url = webhook.url
+        if webhook.relay is not None:
+            url = self._relay_url(webhook.relay)
+        return BudgetAlertWebhook(
+            f"{name}-webhook",
+            webhook_name=slug(name),
+            url=_secret(url),
+            secret=_secret(webhook.secret),
+            events=list(webhook.events) if webhook.events else None,
+            description=webhook.description or f"ml-budgets alerts for {name}",
+            active=webhook.active,
+            opts=opts,
+        )
+
+    def _relay_url(self, relay: RelayRoute) -> pulumi.Output[str]:
+        stop = self.hard_stop_alert
+        tiers = [r for r in self.alerts.values() if r is not stop]
+        ids = [r.budget_policy_id for r in tiers] + ([stop.budget_policy_id] if stop else [])
+        return pulumi.Output.all(*ids).apply(
+            lambda resolved: relay_webhook_url(relay, resolved[: len(tiers)], resolved[len(tiers):])
         )

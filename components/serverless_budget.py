@@ -1,4 +1,5 @@
-"""``ServerlessBudget``: a Databricks serverless budget policy with its grants and experiment tags."""
+"""``ServerlessBudget``: a Databricks serverless budget policy with its grants and experiment tags,
+and optionally a monthly dollar limit: an account budget over exactly the usage the policy tags."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 
 from components.naming import slug
+from providers.account_budget import AccountBudget
 from providers.budget_policy_grants import BudgetPolicyGrants
 from providers.experiment_policy_tag import ExperimentPolicyTag
 from providers.serverless_budget_policy import ServerlessBudgetPolicy
@@ -24,11 +26,30 @@ class ServerlessBudgetArgs:
     authoritative_grants: bool = False
     experiments: Sequence[str] = ()
     """MLflow experiments (ids or names) whose scorers and evaluations this policy pays for."""
+    monthly_limit_usd: Optional[float] = None
+    """Monthly list-price dollars for the usage carrying this policy's tags (an account budget)."""
+    alert_thresholds: Sequence[float] = (50.0, 80.0, 100.0)
+    """Percentages of ``monthly_limit_usd`` at which ``notify`` gets an email (at most 4)."""
+    notify: Sequence[str] = ()
+    """Email addresses told when a threshold is crossed."""
+
+
+def serverless_budget_alerts(limit_usd: float, thresholds: Sequence[float], notify: Sequence[str]) -> list[dict]:
+    return [
+        {"threshold_usd": round(limit_usd * percent / 100, 2), "notify": list(notify), "block_usage": False}
+        for percent in thresholds
+    ]
+
+
+def policy_tag_filter(custom_tags: Mapping[str, str]) -> dict[str, list[str]]:
+    """The account budget filter that counts exactly the usage a budget policy's tags attribute."""
+    return {key: [value] for key, value in custom_tags.items()}
 
 
 class ServerlessBudget(pulumi.ComponentResource):
     policy_id: pulumi.Output[str]
     policy_name: pulumi.Output[str]
+    budget_id: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: ServerlessBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("ml-budgets:index:ServerlessBudget", name, None, opts)
@@ -57,6 +78,17 @@ class ServerlessBudget(pulumi.ComponentResource):
             for experiment in args.experiments
         ]
 
+        self.budget = None
+        if args.monthly_limit_usd is not None:
+            self.budget = AccountBudget(
+                f"{name}-budget",
+                display_name=args.policy_name,
+                tags=policy_tag_filter(args.custom_tags),
+                alerts=serverless_budget_alerts(args.monthly_limit_usd, args.alert_thresholds, args.notify),
+                opts=child,
+            )
+
         self.policy_id = self.policy.policy_id
         self.policy_name = self.policy.policy_name
-        self.register_outputs({"policy_id": self.policy_id, "policy_name": self.policy_name})
+        self.budget_id = self.budget.budget_id if self.budget else None
+        self.register_outputs({"policy_id": self.policy_id, "policy_name": self.policy_name, "budget_id": self.budget_id})

@@ -1,5 +1,5 @@
-"""``TeamBudget``: one team's serverless budget, gateway budget and evaluation budget, the unit
-most stacks declare."""
+"""``TeamBudget``: one team's serverless budget, MLflow gateway budget, Databricks AI Gateway
+budget and evaluation budget, the unit most stacks declare."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Optional
 
 import pulumi
 
+from components.databricks_gateway_budget import DatabricksGatewayBudget, DatabricksGatewayBudgetArgs
 from components.evaluation_budget import EvaluationBudget, EvaluationBudgetArgs
 from components.gateway_budget import GatewayBudget, GatewayBudgetArgs
 from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
@@ -17,6 +18,7 @@ from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
 class TeamBudgetArgs:
     serverless: Optional[ServerlessBudgetArgs] = None
     gateway: Optional[GatewayBudgetArgs] = None
+    databricks_gateway: Optional[DatabricksGatewayBudgetArgs] = None
     evaluation: Optional[EvaluationBudgetArgs] = None
 
 
@@ -29,6 +31,11 @@ class TeamBudget(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.serverless = ServerlessBudget(f"{team}-serverless", args.serverless, child) if args.serverless else None
         self.gateway = GatewayBudget(f"{team}-gateway", args.gateway, child) if args.gateway else None
+        self.databricks_gateway = (
+            DatabricksGatewayBudget(f"{team}-databricks-gateway", args.databricks_gateway, child)
+            if args.databricks_gateway
+            else None
+        )
         self.evaluation = None
         if args.evaluation:
             # Its token-ceiling tags used to belong to the serverless budget: aliases keep them.
@@ -39,14 +46,19 @@ class TeamBudget(pulumi.ComponentResource):
         self.register_outputs({"policy_id": self.policy_id, "webhook_id": self.webhook_id})
 
     def exports(self) -> dict:
-        """What users need from this team: its policy id, webhook id and gateway policy ids."""
+        """What users need from this team: its policy id, budget ids, webhook id and gateway policy ids."""
         out: dict = {}
         if self.serverless:
             out["policy_id"] = self.serverless.policy_id
+            if self.serverless.budget_id is not None:
+                out["budget_id"] = self.serverless.budget_id
+        if self.databricks_gateway:
+            out["databricks_gateway_budget_id"] = self.databricks_gateway.budget_id
         if self.gateway:
             out["gateway_alert_policy_ids"] = self.gateway.alert_policy_ids
             if self.gateway.hard_stop_policy_id is not None:
                 out["gateway_hard_stop_policy_id"] = self.gateway.hard_stop_policy_id
+                out["gateway_hard_stop_alert_policy_id"] = self.gateway.hard_stop_alert_policy_id
             if self.gateway.webhook_id is not None:
                 out["webhook_id"] = self.gateway.webhook_id
         return out

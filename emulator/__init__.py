@@ -1,11 +1,13 @@
 """A local emulator of the Databricks account API that the real databricks-sdk talks to.
 
-It serves budget policies (``/api/2.1/accounts/{id}/budget-policies``) and their access-control
-rule sets (``/api/2.0/preview/accounts/{id}/access-control/rule-sets``) with Databricks'
-validation, error codes and etag semantics, plus fault injection, a request log and a JSON state
-file.  See emulator/README.md.
+It serves budget policies (``/api/2.1/accounts/{id}/budget-policies``), their access-control
+rule sets (``/api/2.0/preview/accounts/{id}/access-control/rule-sets``) and account budgets with
+their spend statuses (``/api/2.1/accounts/{id}/budgets``, ``…/budget-spend-statuses``) with
+Databricks' validation, error codes and etag semantics, plus fault injection, a request log and a
+JSON state file.  See emulator/README.md.
 
 * :mod:`emulator.state`        the account: its state and operations (pure Python, thread-safe)
+* :mod:`emulator.budgets`      account budgets and spend statuses (part of the account)
 * :mod:`emulator.validation`   what Databricks accepts (limits, names, principals)
 * :mod:`emulator.paging`       list paging (page tokens)
 * :mod:`emulator.persistence`  the state file: snapshot + journal

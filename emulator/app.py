@@ -249,6 +249,33 @@ class EmulatorApp:
     def _h_assignable_roles(self, request: Request) -> dict[str, Any]:
         return self.state.assignable_roles(request.args.get("resource"))
 
+    # Budgets (emulator/budgets.py): PUT replaces the whole budget.
+
+    def _h_create_budget(self, request: Request) -> dict[str, Any]:
+        return self.state.budgets.create(json_object(request))
+
+    def _h_list_budgets(self, request: Request) -> dict[str, Any]:
+        return self.state.budgets.list(request.args.get("page_token") or None)
+
+    def _h_get_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.get(budget_id)
+
+    def _h_update_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.update(budget_id, json_object(request))
+
+    def _h_delete_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        self.state.budgets.delete(budget_id)
+        return {}
+
+    def _h_get_spend_status(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.state.budgets.spend_status(budget_id)
+
+    def _h_list_spend_statuses(self, request: Request) -> dict[str, Any]:
+        args = request.args
+        return self.state.budgets.list_spend_statuses(
+            args.get("filter"), int_arg(args, "page_size"), args.get("page_token") or None
+        )
+
     # ------------------------------------------------------------------ responses
 
     @staticmethod

@@ -63,3 +63,17 @@ class ControlPlane:
     def add_grant(self, request: Request, policy_id: str) -> dict[str, Any]:
         spec = json_object(request)
         return {"etag": self.app.state.add_grant(policy_id, spec["role"], spec["principal"])}
+
+    def add_budget_usage(self, request: Request, budget_id: str) -> dict[str, Any]:
+        spec = json_object(request)
+        return self.app.state.budgets.add_usage(
+            budget_id, spec["usd"], principal_id=spec.get("principal_id"), external=bool(spec.get("external", False))
+        )
+
+    def reorder_budget(self, request: Request, budget_id: str) -> dict[str, Any]:
+        return self.app.state.budgets.reorder(budget_id)
+
+    def set_caller(self, request: Request) -> dict[str, Any]:
+        spec = json_object(request)
+        self.app.state.budgets.caller_group_ids = {int(g) for g in spec.get("group_ids") or []}
+        return {"user_id": self.app.state.creator_user_id, "group_ids": sorted(self.app.state.budgets.caller_group_ids)}

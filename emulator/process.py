@@ -79,6 +79,14 @@ class RemoteControl:
         """Play another writer: grant ``role`` to ``principal`` on a policy; returns the new etag."""
         return self._call("POST", f"policies/{policy_id}/grants", {"role": role, "principal": principal})["etag"]
 
+    def add_budget_usage(self, budget_id: str, usd: str, principal_id: Optional[int] = None, external: bool = False) -> None:
+        """Feed spend (this month, list-price USD) to a budget; ``principal_id`` defaults to the caller."""
+        self._call("POST", f"budgets/{budget_id}/usage", {"usd": str(usd), "principal_id": principal_id, "external": external})
+
+    def reorder_budget(self, budget_id: str) -> dict[str, Any]:
+        """Reverse the order of a budget's alerts, actions and overrides, as a server rewrite may."""
+        return self._call("POST", f"budgets/{budget_id}/reorder")["budget"]
+
 
 class EmulatorProcess:
     """``python -m emulator`` in a child process.

@@ -28,6 +28,16 @@ API_ROUTES: RouteTable = [
         re.compile(rf"^/api/2\.0/preview/accounts/{_ACCOUNT}/access-control/assignable-roles$"),
         {"GET": "assignable_roles"},
     ),
+    (re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budgets$"), {"POST": "create_budget", "GET": "list_budgets"}),
+    (
+        re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budgets/(?P<budget_id>[^/]+)$"),
+        {"GET": "get_budget", "PUT": "update_budget", "DELETE": "delete_budget"},
+    ),
+    (re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budget-spend-statuses$"), {"GET": "list_spend_statuses"}),
+    (
+        re.compile(rf"^/api/2\.1/accounts/{_ACCOUNT}/budget-spend-statuses/(?P<budget_id>[^/]+)$"),
+        {"GET": "get_spend_status"},
+    ),
 ]
 
 CONTROL_ROUTES: RouteTable = [
@@ -38,6 +48,9 @@ CONTROL_ROUTES: RouteTable = [
     (re.compile(r"^/_emulator/reset$"), {"POST": "reset"}),
     (re.compile(r"^/_emulator/state$"), {"GET": "get_state"}),
     (re.compile(r"^/_emulator/policies/(?P<policy_id>[^/]+)/grants$"), {"POST": "add_grant"}),
+    (re.compile(r"^/_emulator/budgets/(?P<budget_id>[^/]+)/usage$"), {"POST": "add_budget_usage"}),
+    (re.compile(r"^/_emulator/budgets/(?P<budget_id>[^/]+)/reorder$"), {"POST": "reorder_budget"}),
+    (re.compile(r"^/_emulator/caller$"), {"POST": "set_caller"}),
 ]
 
 

@@ -45,6 +45,7 @@ from emulator.validation import (
 )
 
 __all__ = ["AccountState", "BUDGET_POLICY_ROLES", "ROLE_MANAGER", "ROLE_USER", "rule_set_name", "new_etag"]
+from emulator.budgets import BudgetStore
 
 STATE_FORMAT = "databricks-account-emulator/1"
 
@@ -151,6 +152,7 @@ class AccountState:
         self._names: dict[str, str] = {}  # active policy name -> policy_id
         self._rule_sets: dict[str, _RuleSet] = {}  # policy_id -> rule set
         self._request_ids: dict[str, dict[str, Any]] = {}  # request_id -> {policy_id, fingerprint, response}
+        self.budgets = BudgetStore(self)
         self._version = 0
         loaded_account = self._load() if self._file and self._file.exists() else None
         if account_id and loaded_account and account_id != loaded_account:
@@ -466,6 +468,7 @@ class AccountState:
         self._names.clear()
         self._rule_sets.clear()
         self._request_ids.clear()
+        self.budgets.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole account as JSON-able data (what the state file holds)."""
@@ -477,6 +480,7 @@ class AccountState:
                 "policies": [p.to_json() for p in self._policies.values()],
                 "rule_sets": {pid: rs.to_json() for pid, rs in self._rule_sets.items()},
                 "request_ids": self._request_ids,
+                "budgets": self.budgets.to_json(),
             }
 
     # ------------------------------------------------------------------ internals
@@ -547,7 +551,7 @@ class AccountState:
         if not self._file:
             return
         self._file.append([self._journal_record(kind, key) for kind, key in changes])
-        if self._file.journal_lines > 2 * len(self._policies) + 1000:
+        if self._file.journal_lines > 2 * (len(self._policies) + len(self.budgets)) + 1000:
             self._write_snapshot()
 
     def _journal_record(self, kind: str, key: Optional[str]) -> dict[str, Any]:
@@ -559,6 +563,10 @@ class AccountState:
             return {"op": "request", "request_id": key, "record": self._request_ids[key]}
         if kind == "delete":
             return {"op": "delete", "policy_id": key}
+        if kind == "budget":
+            return {"op": "budget", "budget": self.budgets.to_json_one(key)}
+        if kind == "budget_delete":
+            return {"op": "budget_delete", "budget_id": key}
         if kind == "reset":
             return {"op": "reset"}
         raise AssertionError(kind)  # pragma: no cover
@@ -577,6 +585,8 @@ class AccountState:
         for policy_id, raw in (data.get("rule_sets") or {}).items():
             self._apply({"op": "rule_set", "policy_id": policy_id, "rule_set": raw})
         self._request_ids = dict(data.get("request_ids") or {})
+        for raw in data.get("budgets") or []:
+            self._apply({"op": "budget", "budget": raw})
         for record in records:
             self._apply(record)
         for policy_id in self._policies:
@@ -605,6 +615,10 @@ class AccountState:
             if policy is not None:
                 self._names.pop(policy.policy_name, None)
             self._rule_sets.pop(record["policy_id"], None)
+        elif op == "budget":
+            self.budgets.load(record["budget"])
+        elif op == "budget_delete":
+            self.budgets.forget(record["budget_id"])
         elif op == "reset":
             self._clear()
         else:

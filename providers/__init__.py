@@ -13,6 +13,7 @@ _RESOURCE_MODULES = {
     "BudgetAlertWebhook": "providers.budget_alert_webhook",
     "ExperimentTag": "providers.experiment_tag",
     "ExperimentPolicyTag": "providers.experiment_policy_tag",
+    "AccountBudget": "providers.account_budget",
 }
 
 __all__ = list(_RESOURCE_MODULES)

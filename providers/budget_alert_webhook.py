@@ -58,6 +58,8 @@ KNOWN_EVENTS = (
 WEBHOOK_NAME = re.compile(r"(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 # The SQL store keeps the Fernet-encrypted secret in a 1000-character column.
 MAX_SECRET_LENGTH = 512
+# The SQL store's webhooks.url column is String(500): PostgreSQL and MySQL refuse (or cut) more.
+MAX_URL_LENGTH = 500
 ENCRYPTION_KEY_ENV = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
 
 IN_PLACE = ("webhook_name", "url", "events", "description", "active")
@@ -90,6 +92,8 @@ def _url_problem(url: Any) -> Optional[str]:
     """Why MLflow would refuse ``url``; never quotes the URL (it may carry a token)."""
     if not isinstance(url, str) or not url.strip():
         return "must be an http(s) URL"
+    if len(url) > MAX_URL_LENGTH:
+        return f"must be at most {MAX_URL_LENGTH} characters (MLflow's limit), got {len(url)}"
     if url != url.strip() or any(c.isspace() for c in url):
         return "must not contain whitespace"
     try:

@@ -13,4 +13,8 @@ pytest_plugins = [
     "harness.mlflow_server",
     "harness.deployment",
     "harness.policy_pack",
+    "harness.slack_fake",
+    "harness.pagerduty_fake",
+    "harness.alertmanager",
+    "harness.alert_relay",
 ]

@@ -244,8 +244,10 @@ def test_policy_config_that_does_not_fit_the_schema_is_refused(pack):
 def test_the_prod_example_passes_with_its_policy_config_and_fails_without(pack):
     config = yaml.safe_load((PROJECT_ROOT / "Pulumi.prod.yaml").read_text())["config"]
     # Set in the real stack with `pulumi config set --secret --path`, as the stack file says.
-    config["ml-budgets:gatewayBudgets"][0]["webhook"]["url"] = "https://events.pagerduty.com/integration/x/enqueue"
-    stack = declared(config, secret_keys=["ml-budgets:gatewayBudgets"])
+    for i, team in enumerate(config["ml-budgets:teams"]):
+        team["gateway"]["webhook"]["secret"] = f"whsec-{i}"
+    config["ml-budgets:gatewayBudgets"][0]["webhook"]["secret"] = "whsec-platform"
+    stack = declared(config, secret_keys=["ml-budgets:teams", "ml-budgets:gatewayBudgets"])
     pack.configure(json.loads((PACK_DIR / "config.prod.json").read_text()))
     assert pack.analyze(stack) == []
     pack.configure({})

@@ -34,7 +34,7 @@ def problems_of(teams=None, gateway_budgets=None) -> str:
 
 def test_local_stack_parses():
     config = stack_file("local")
-    parsed = parse(config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"])
+    parsed = parse_stack_config(config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"])
     search = parsed.teams[0]
     assert search.name == "search"
     assert search.serverless.custom_tags == {"cost-center": "4711", "team": "search"}
@@ -42,17 +42,33 @@ def test_local_stack_parses():
     assert search.gateway.window == {"unit": "MONTHS", "value": 1}
     assert search.gateway.alert_thresholds == [50.0, 80.0]
     assert list(parsed.gateway_budgets) == ["global-cap"]
+    assert search.gateway.webhook.relay.url == "http://127.0.0.1:8486" and search.gateway.webhook.relay.route == "search"
 
 
-def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
+def test_prod_example_parses_once_its_webhook_secrets_are_set():
     config = stack_file("prod")
-    teams, budgets = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"]
-    # The one webhook URL is set with `pulumi config set --secret --path`, as the file says.
-    assert "ml-budgets:gatewayBudgets[0].webhook.url: is required" in problems_of(teams, budgets)
-    budgets[0]["webhook"]["url"] = "https://events.pagerduty.com/integration/x/enqueue"
-    parsed = parse(teams, budgets)
+    teams, budgets, relay = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"]
+    # The signing secrets are set with `pulumi config set --secret --path`, as the file says.
+    problems = problems_of_config(teams, budgets, relay)
+    for path in ("teams[0].gateway", "teams[1].gateway", "teams[2].gateway", "gatewayBudgets[0]"):
+        assert f"ml-budgets:{path}.webhook.secret: is required with `route`" in problems
+    for i, team in enumerate(teams):
+        team["gateway"]["webhook"]["secret"] = f"whsec-{i}"
+    budgets[0]["webhook"]["secret"] = "whsec-platform"
+    parsed = parse_stack_config(teams, budgets, relay)
     assert [t.name for t in parsed.teams] == ["search", "recsys", "support-bot"]
     assert parsed.teams[2].gateway.window == {"unit": "DAYS", "value": 7}
+    routes = [t.gateway.webhook.relay for t in parsed.teams] + [parsed.gateway_budgets["org-wide-cap"].webhook.relay]
+    assert [(r.url, r.route) for r in routes] == [
+        ("https://alert-relay.internal.example.com", name) for name in ("search", "recsys", "support-bot", "platform")
+    ]
+    assert not any(t.gateway.webhook.url for t in parsed.teams), "prod must not point MLflow at Slack or PagerDuty"
+
+
+def problems_of_config(teams, budgets, relay) -> str:
+    with pytest.raises(StackConfigError) as error:
+        parse_stack_config(teams, budgets, relay)
+    return str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +102,7 @@ def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
          "ml-budgets:teams[1].evaluation.experiments[0]: '1' already has a token budget from teams[0]"),
         ([{"name": "a", "serverless": {"policyname": "x"}}], "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName"),
         ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is already taken"),
-        ([{"name": "a"}], "ml-budgets:teams[0]: declares none of `serverless`, `gateway`, `evaluation`"),
+        ([{"name": "a"}], "ml-budgets:teams[0]: declares none of `serverless`, `gateway`, `databricksGateway`, `evaluation`"),
         ("search", "ml-budgets:teams: must be a list of teams"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "ftp://hooks.example.com/x"}}}], "ml-budgets:teams[0].gateway.webhook.url:"),
         ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "https://h.example.com/x", "events": ["budget.spent"]}}}],
@@ -96,6 +112,24 @@ def test_prod_example_parses_once_its_secret_webhook_urls_are_set():
         ([{"name": "a", "serverless": {"experiments": ["7", "7"]}}], "ml-budgets:teams[0].serverless.experiments[1]: '7' is already listed by this team"),
         ([{"name": "a", "serverless": {"experiments": ["7"]}}, {"name": "b", "serverless": {"experiments": ["7"]}}],
          "ml-budgets:teams[1].serverless.experiments[0]: '7' is already listed by teams[0]"),
+        ([{"name": "a", "serverless": {"notify": ["a@example.com"]}}], "ml-budgets:teams[0].serverless.notify: needs `monthlyLimitUsd`"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 0, "notify": ["a@example.com"]}}],
+         "ml-budgets:teams[0].serverless.monthlyLimitUsd: must be monthly list-price US dollars, a number > 0"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100}}], "ml-budgets:teams[0].serverless.notify: is empty and block_usage is false"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["ops"]}}], "ml-budgets:teams[0].serverless.notify: 'ops' is not an email address"),
+        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["o@example.com"], "alertThresholds": [10, 20, 30, 40, 50]}}],
+         "ml-budgets:teams[0].serverless.alertThresholds: has 5 alerts; Databricks allows at most 4"),
+        ([{"name": "a", "databricksGateway": {"notify": ["o@example.com"]}}], "ml-budgets:teams[0].databricksGateway.monthlyLimitUsd: is required"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "alertThresholds": [100]}}],
+         "ml-budgets:teams[0].databricksGateway.alertThresholds[0]: must be a percentage in (0, 100)"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "perUserLimitUsd": 1, "overrides": {"ml-eng": 5}}}],
+         "ml-budgets:teams[0].databricksGateway.overrides: 'ml-eng' is not an account principal id"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "overrides": {"12": 5}}}],
+         "ml-budgets:teams[0].databricksGateway.overrides: needs `perUserLimitUsd`"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "hardStop": False}}],
+         "ml-budgets:teams[0].databricksGateway.notify: is empty and block_usage is false"),
+        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "tags": {"env": "prod"}}}],
+         "ml-budgets:teams[0].databricksGateway.tags: tag 'env': values must be a non-empty list of strings"),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
@@ -103,7 +137,7 @@ def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
 
 
 def test_a_standalone_gateway_budget_cannot_take_a_teams_component_name():
-    teams = [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": []}}]
+    teams = [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": [50], "webhook": {"url": "https://x.example.com/h"}}}]
     message = problems_of(teams, [{"name": "search-gateway", "limitUsd": 9, "alertThresholds": []}])
     assert "ml-budgets:gatewayBudgets[0].name: 'search-gateway' is already taken" in message
     assert parse(teams, [{"name": "search", "limitUsd": 9, "alertThresholds": []}]).gateway_budgets["search"].limit_usd == 9
@@ -142,7 +176,8 @@ def test_program_declares_components_with_children_named_after_them():
         ("ExperimentTag", "search-evaluation-max-tokens-0"), ("ExperimentTag", "search-evaluation-on-exceed-0"),
         ("ExperimentTag", "search-evaluation-cost-per-1k-tokens-0"),
         ("GatewayBudgetPolicy", "search-gateway-alert-50pct"), ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
-        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("BudgetAlertWebhook", "global-cap-webhook"),
+        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("GatewayBudgetPolicy", "search-gateway-hard-stop-alert"),
+        ("BudgetAlertWebhook", "search-gateway-webhook"), ("BudgetAlertWebhook", "global-cap-webhook"),
         ("ServerlessBudgetPolicy", "recsys-serverless-policy"), ("GatewayBudget", "global-cap"),
         ("GatewayBudgetPolicy", "global-cap-alert-90pct"),
     } <= names
@@ -153,8 +188,24 @@ def test_program_declares_components_with_children_named_after_them():
     assert written == {TOKEN_BUDGET_TAG: "2000000", ON_EXCEED_TAG: "warn", COST_PER_1K_TOKENS_TAG: "0.6"}
     webhook = next(r for r in mocks.registrations if r.name == "global-cap-webhook")
     assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
-    assert webhook.inputs["url"]["value"] == "http://127.0.0.1:8485/budget-alerts"
-    assert not any(r.type.endswith("BudgetAlertWebhook") and r.name.startswith("search") for r in mocks.registrations)
+    stop_alert = next(r for r in mocks.registrations if r.name == "search-gateway-hard-stop-alert")
+    assert stop_alert.inputs["amount_usd"] == 500 and stop_alert.inputs["action"] == "ALERT"
+
+
+def test_local_stack_declares_dollar_budgets_on_the_teams_policy_tags():
+    config = config_values(stack_file("local"))
+    mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), config=config)
+    budgets = {r.name: r.inputs for r in mocks.registrations if r.type.endswith(":AccountBudget")}
+    assert set(budgets) == {"search-serverless-budget", "search-databricks-gateway-budget"}
+    serverless = budgets["search-serverless-budget"]
+    assert serverless["tags"] == {"team": ["search"], "cost-center": ["4711"]}
+    assert [(a["threshold_usd"], a["notify"]) for a in serverless["alerts"]] == [
+        (750, ["search-lead@example.com"]), (1200, ["search-lead@example.com"]), (1500, ["search-lead@example.com"])
+    ]
+    gateway = budgets["search-databricks-gateway-budget"]
+    assert gateway["resource_type"] == "AI_GATEWAY" and gateway["tags"] == {"team": ["search"]}
+    assert [(a["threshold_usd"], a["block_usage"]) for a in gateway["alerts"]] == [(600, False), (800, True)]
+    assert gateway["per_user_alert"]["overrides"] == {"1234567890123": 150}
 
 
 def test_the_old_eval_token_budget_key_still_works_with_a_deprecation_warning(monkeypatch):

@@ -93,12 +93,12 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     # preview writes nothing.
     servers.mark()
     preview = engine.preview(config)
-    assert preview.count("create") == 13 and engine.state == {}
+    assert preview.count("create") == 15 and engine.state == {}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
     # up creates everything.
     created = engine.up(config)
-    assert created.summary() == {"create": 13}
+    assert created.summary() == {"create": 15}
     exports = created.exports["teams"]
     search_policy = exports["search"]["policy_id"]
     assert account.budget_policy.get(search_policy).policy_name == "search"
@@ -111,36 +111,36 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     assert tags["ml-budgets.token_budget.cost_per_1k_tokens"] == "0.5"
     store_policies = {p.budget_policy_id: p for p in _gateway_policies(mlflow_server)}
     assert gateway_policy_ids(engine) <= set(store_policies)
-    assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [40.0, 50.0, 80.0, 100.0]
+    assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [40.0, 40.0, 50.0, 80.0, 100.0, 100.0]  # hard stops paired with an ALERT
     # The webhook secret is kept only as a secret in state.
     assert "whsec-search-7f3a" not in engine.state_json()
 
     # A second up with the same config writes nothing.
     servers.mark()
     again = engine.up(config)
-    assert again.summary() == {"same": 13}
+    assert again.summary() == {"same": 15}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
     # A config change updates in place, only what changed.
     servers.mark()
     changed = engine.up({**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)})
-    assert changed.count("update") == 3 and changed.count("same") == 10
-    assert servers.writes() == {"databricks": 0, "mlflow": 3}
+    assert changed.count("update") == 4 and changed.count("same") == 11
+    assert servers.writes() == {"databricks": 0, "mlflow": 4}
     assert sorted(p.budget_amount for p in _gateway_policies(mlflow_server) if p.budget_policy_id in gateway_policy_ids(engine)) == [
-        40.0, 100.0, 160.0, 200.0
+        40.0, 40.0, 100.0, 160.0, 200.0, 200.0
     ]
 
     # Removing a team deletes only its resources.
     recsys_policy = exports["recsys"]["policy_id"]
     search_only = {**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)[:1]}
     removed = engine.up(search_only)
-    assert removed.count("delete") == 3 and removed.count("same") == 10
+    assert removed.count("delete") == 4 and removed.count("same") == 11
     assert account.budget_policy.get(search_policy).policy_name == "search"
     assert recsys_policy not in {p.policy_id for p in account.budget_policy.list()}
 
     # refresh after no outside change: nothing changed.
     refreshed = engine.refresh()
-    assert refreshed.summary() == {"refresh-same": 10}
+    assert refreshed.summary() == {"refresh-same": 11}
 
     # destroy leaves nothing behind.
     remaining_gateway = gateway_policy_ids(engine)
@@ -157,7 +157,9 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
 
 def test_refresh_notices_changes_made_outside_pulumi(stack, databricks_emulator):
     engine, base, experiment_id, servers = stack
-    config = {**base, "ml-budgets:teams": teams_config(experiment_id)[1:]}
+    recsys = teams_config(experiment_id)[1]
+    recsys["gateway"]["webhook"] = {"url": "https://hooks.slack.com/services/T0/B0/recsys"}  # hears its hard stop
+    config = {**base, "ml-budgets:teams": [recsys]}
     exports = engine.up(config).exports["teams"]
     account = databricks_emulator.account_client()
     from databricks.sdk.service.billing import BudgetPolicy
@@ -168,7 +170,7 @@ def test_refresh_notices_changes_made_outside_pulumi(stack, databricks_emulator)
     assert refreshed.count("refresh-changed") == 1
     servers.mark()
     restored = engine.up(config)
-    assert restored.summary() == {"update": 1, "same": 2}
+    assert restored.summary() == {"update": 1, "same": 4}
     assert account.budget_policy.get(policy_id).policy_name == "recsys"
     engine.destroy()
 
@@ -206,10 +208,22 @@ def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_fa
 
     created = engine.up(config)
     # Pulumi.local.yaml's search team: its evaluation block writes three tags on experiment "0".
-    assert created.count("create") == 13, created.summary()
-    assert created.exports["teams"]["search"]["policy_id"]
+    assert created.count("create") == 17, created.summary()
+    search = created.exports["teams"]["search"]
+    assert search["policy_id"]
+    assert search["budget_id"] and search["databricks_gateway_budget_id"]
     assert created.exports["gateway_budgets"]["global-cap"]["webhook_id"]
-    assert engine.up(config).summary() == {"same": 13}
-    assert engine.refresh().summary() == {"refresh-same": 13}
+    # MLflow posts the search team's alerts to its relay route, naming its own policies.
+    from mlflow.tracking._model_registry.utils import _get_store
+
+    hook = _get_store(config["mlflow:trackingUri"]).get_webhook(search["webhook_id"])
+    expected = "http://127.0.0.1:8486/mlflow/search?" + "&".join(
+        [f"policy={search['gateway_alert_policy_ids'][t]}" for t in ("50pct", "80pct")]
+        + [f"hard_stop={search['gateway_hard_stop_alert_policy_id']}"]
+    )
+    assert hook.url == expected
+    assert engine.up(config).summary() == {"same": 17}
+    assert engine.refresh().summary() == {"refresh-same": 17}
     engine.destroy()
     assert list(emulator.account_client().budget_policy.list()) == []
+    assert list(emulator.account_client().budgets.list()) == []

@@ -1,0 +1,3 @@
+from alert_relay.server import main
+
+main()

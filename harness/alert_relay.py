@@ -1,0 +1,166 @@
+"""The alert relay as users run it: ``python -m alert_relay --config FILE --port 0``.
+
+``RelayProcess`` writes the YAML config, starts the relay in its own process group, reads the
+``url`` from its first stdout line and waits for ``/healthz`` (consumer running).  ``kill()``
+SIGKILLs the whole group (web workers and consumer), as a crashed container would be.
+``signed_post`` sends a delivery exactly as MLflow signs one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+import requests
+import yaml
+
+from harness.provider_server import PROJECT_ROOT
+from harness.webhook_receiver import mlflow_signature
+
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+class RelayProcess:
+    def __init__(self, directory: Path, config: dict[str, Any], env: dict[str, str]) -> None:
+        self.directory = directory
+        self.config = config
+        self.env = env
+        self.process: Optional[subprocess.Popen] = None
+        self.url = ""
+        self.consumer_pid = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config_path = directory / "relay.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def start(self) -> "RelayProcess":
+        log = open(self.directory / "relay.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "alert_relay", "--config", str(self.config_path), "--port", "0"],
+            cwd=PROJECT_ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+        )
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"alert relay exited before printing its url:\n{self.log_tail()}")
+        started = json.loads(line)
+        self.url, self.consumer_pid = started["url"], started["consumer_pid"]
+        self.wait_healthy()
+        return self
+
+    def health(self) -> tuple[int, dict]:
+        response = requests.get(f"{self.url}/healthz", timeout=10)
+        return response.status_code, response.json()
+
+    def wait_healthy(self) -> dict:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                status, body = self.health()
+                if status == 200:
+                    return body
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"alert relay not healthy in {STARTUP_TIMEOUT_SECONDS}s:\n{self.log_tail()}")
+
+    def wait_drained(self, timeout: float = 60.0) -> dict:
+        """Health once the queue is empty (every message delivered or dropped)."""
+        deadline = time.monotonic() + timeout
+        body: dict = {}
+        while time.monotonic() < deadline:
+            status, body = self.health()
+            if body.get("queue_depth") == 0:
+                return body
+            time.sleep(0.1)
+        raise AssertionError(f"queue not drained in {timeout}s: {body}\n{self.log_tail()}")
+
+    def webhook_url(self, route: str, policies=(), hard_stops=()) -> str:
+        query = "&".join([f"policy={p}" for p in policies] + [f"hard_stop={p}" for p in hard_stops])
+        return f"{self.url}/mlflow/{route}" + (f"?{query}" if query else "")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+        self._wait_group_gone()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+        self._wait_group_gone()
+
+    def _wait_group_gone(self) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join((self.directory / "relay.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no relay log)"
+
+
+def budget_envelope(policy_id: str, amount: float = 1.0, spend: float = 1.05, **data: Any) -> dict:
+    """The body MLflow's gateway posts for ``budget_policy.exceeded`` (mlflow/gateway/budget.py)."""
+    return {
+        "entity": "budget_policy",
+        "action": "exceeded",
+        "timestamp": "2026-11-30T05:00:00+00:00",
+        "data": {
+            "budget_policy_id": policy_id, "budget_unit": "USD", "budget_amount": amount,
+            "current_spend": spend, "duration_unit": "DAYS", "duration_value": 1,
+            "target_scope": "ENDPOINT", "workspace": "default", "target_value": "e-" + "0" * 32,
+            "window_start": 1796000000000, **data,
+        },
+    }
+
+
+def signed_post(url: str, secret: str, envelope: dict, delivery_id: Optional[str] = None,
+                timestamp: Optional[int] = None, signature: Optional[str] = None) -> requests.Response:
+    """POST as MLflow does: same headers, same signing (json.dumps body)."""
+    body = json.dumps(envelope).encode()
+    delivery_id = delivery_id or str(uuid.uuid4())
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    headers = {
+        "Content-Type": "application/json",
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": stamp,
+        "X-MLflow-Signature": mlflow_signature(secret, delivery_id, stamp, body) if signature is None else signature,
+    }
+    if not headers["X-MLflow-Signature"]:  # signature="" sends none, as a webhook without a secret
+        del headers["X-MLflow-Signature"]
+    return requests.post(url, data=body, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def start_relay(tmp_path) -> Iterator:
+    """``start_relay(config, env)`` → a running ``RelayProcess``; all are stopped at the end."""
+    relays: list[RelayProcess] = []
+
+    def start(config: dict[str, Any], env: dict[str, str], name: str = "relay") -> RelayProcess:
+        relay = RelayProcess(tmp_path / name, config, env).start()
+        relays.append(relay)
+        return relay
+
+    yield start
+    for relay in relays:
+        relay.stop()

@@ -1,0 +1,573 @@
+"""``AccountBudget``: a Databricks account budget (``AccountClient.budgets``), in dollars.
+
+A budget counts the account's monthly list-price spend that matches its filter (tag clauses
+``key IN values`` and workspace ids; empty = the whole account) and, at each alert threshold,
+emails the listed addresses.  An AI Gateway budget (``resource_type="AI_GATEWAY"``) counts
+Databricks AI Gateway spend only and may also *block* usage at its highest shared threshold, and
+carry a per-user limit with per-principal overrides.
+
+The API returns ``action_configurations`` and ``principal_overrides`` in an order of its own,
+so alerts, addresses and overrides are compared as sets keyed by what they mean (threshold,
+address, principal), never by position: a server-side reordering never shows as a change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import time
+from decimal import Decimal
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+
+from providers._base import DynamicResource, Failures, diff_result, gone, is_unknown
+from providers._databricks import DatabricksProvider, databricks_errors
+
+# --- constants -----------------------------------------------------------------------------------
+
+
+MAX_DISPLAY_NAME = 128
+MAX_SHARED_ALERTS = 4  # per period; every alert here is monthly
+MAX_EXACT_INTEGER = 2**53  # numbers cross the Pulumi wire as doubles
+INT64_MAX = 2**63 - 1  # principal ids are map keys (strings), so they keep every digit
+RESOURCE_TYPES = {
+    "ALL": "BUDGET_RESOURCE_TYPE_ALL_RESOURCES",
+    "AI_GATEWAY": "BUDGET_RESOURCE_TYPE_UNITY_AI_GATEWAY",
+}
+ALERT_KEYS = ("threshold_usd", "notify", "block_usage")
+PER_USER_KEYS = (*ALERT_KEYS, "overrides")
+IN_PLACE_FIELDS = ("display_name", "alerts", "tags", "workspace_ids", "per_user_alert")
+REPLACE_FIELDS = ("resource_type", "include_external_spend")
+EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+PRINCIPAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+# --- field validators ----------------------------------------------------------------------------
+#
+# Each reports under ``prop`` and returns the value normalized: alerts sorted by threshold,
+# addresses and tag values sorted and unique, so equal meanings compare equal.
+
+
+def validate_display_name(name: Any, failures: Failures, prop: str = "display_name") -> Any:
+    if not isinstance(name, str) or not name.strip():
+        failures.add(prop, f"is required: a name of 1 to {MAX_DISPLAY_NAME} characters")
+    elif len(name) > MAX_DISPLAY_NAME:
+        failures.add(prop, f"is {len(name)} characters long; at most {MAX_DISPLAY_NAME} allowed")
+    return name
+
+
+def _dollars(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
+
+
+def _addresses(value: Any, prop: str, failures: Failures) -> Optional[list]:
+    if value is None:
+        return []
+    if is_unknown(value):
+        return value
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        failures.add(prop, 'must be a list of email addresses, e.g. ["finops@example.com"]')
+        return None
+    if any(is_unknown(address) for address in value):
+        return list(value)
+    bad = [a for a in value if not isinstance(a, str) or not EMAIL.fullmatch(a.strip())]
+    for address in bad:
+        failures.add(prop, f"{address!r} is not an email address (name@domain)")
+    return None if bad else sorted({a.strip() for a in value})
+
+
+def _alert(raw: Any, prop: str, failures: Failures, keys: Sequence[str]) -> Optional[dict]:
+    """One alert in input shape: threshold in dollars, sorted unique addresses, block flag."""
+    if is_unknown(raw):
+        return raw
+    if not isinstance(raw, Mapping):
+        failures.add(prop, 'must be an object {"threshold_usd": 100, "notify": ["..."], "block_usage": false}')
+        return None
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        failures.add(prop, f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(keys)}")
+    threshold = raw.get("threshold_usd")
+    if not is_unknown(threshold) and _dollars(threshold) is None:
+        failures.add(f"{prop}.threshold_usd", f"must be a number of US dollars greater than 0, got {threshold!r}")
+    block = raw.get("block_usage", False)
+    if block is None:
+        block = False
+    if not isinstance(block, bool) and not is_unknown(block):
+        failures.add(f"{prop}.block_usage", f"must be true or false, got {block!r}")
+    notify = _addresses(raw.get("notify"), f"{prop}.notify", failures)
+    if notify == [] and block is False:
+        failures.add(
+            f"{prop}.notify",
+            "is empty and block_usage is false: this alert would fire with nobody told and nothing stopped; "
+            "list at least one address (or set block_usage on an AI_GATEWAY budget)",
+        )
+    alert = {"threshold_usd": _dollars(threshold) or threshold, "notify": notify, "block_usage": block}
+    return alert
+
+
+def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
+    if raw is None:
+        return {}
+    if is_unknown(raw):
+        return raw
+    if not isinstance(raw, Mapping):
+        failures.add(prop, 'must map an account principal id to dollars, e.g. {"123456789": 250}')
+        return None
+    result = {}
+    for principal, dollars in raw.items():
+        if not PRINCIPAL_ID.fullmatch(str(principal)) or int(principal) > INT64_MAX:
+            failures.add(
+                prop,
+                f"{principal!r} is not an account principal id: use the numeric id of the user, group or "
+                "service principal (Account console > User management, or AccountClient.groups.list())",
+            )
+        elif not is_unknown(dollars) and _dollars(dollars) is None:
+            failures.add(prop, f"principal {principal}: the limit must be a number of US dollars greater than 0, got {dollars!r}")
+        else:
+            result[str(int(principal))] = _dollars(dollars) or dollars
+    return dict(sorted(result.items(), key=lambda item: int(item[0])))
+
+
+def validate_alerts(raw: Any, failures: Failures, prop: str = "alerts", gateway: bool = False) -> Any:
+    """Shared monthly alerts: at most 4, distinct thresholds, BLOCK_USAGE only on AI_GATEWAY
+    and only on the highest threshold."""
+    if raw is None:
+        return []
+    if is_unknown(raw):
+        return raw
+    if isinstance(raw, (str, Mapping)) or not isinstance(raw, Sequence):
+        failures.add(prop, 'must be a list of {"threshold_usd", "notify", "block_usage"} objects')
+        return None
+    alerts = [_alert(a, f"{prop}[{i}]", failures, ALERT_KEYS) for i, a in enumerate(raw)]
+    if len(alerts) > MAX_SHARED_ALERTS:
+        failures.add(prop, f"has {len(alerts)} alerts; Databricks allows at most {MAX_SHARED_ALERTS} per month")
+    known = [a for a in alerts if isinstance(a, dict) and isinstance(a["threshold_usd"], float)]
+    thresholds = [a["threshold_usd"] for a in known]
+    repeated = sorted({t for t in thresholds if thresholds.count(t) > 1})
+    if repeated:
+        failures.add(prop, f"threshold(s) {', '.join(_money(t) for t in repeated)} appear twice; each alert needs its own threshold")
+    blocking = [a for a in known if a["block_usage"] is True]
+    if blocking and not gateway:
+        failures.add(prop, 'block_usage is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove block_usage')
+    elif len(blocking) > 1:
+        failures.add(prop, "more than one alert has block_usage; only the alert with the highest threshold may block")
+    elif blocking and blocking[0]["threshold_usd"] != max(thresholds):
+        failures.add(
+            prop,
+            f"block_usage is on {_money(blocking[0]['threshold_usd'])} but the highest threshold is "
+            f"{_money(max(thresholds))}; Databricks blocks only at the highest shared threshold",
+        )
+    if any(a is None for a in alerts):
+        return None
+    return sorted(alerts, key=_threshold_order)
+
+
+def _threshold_order(alert: Any) -> tuple:
+    threshold = alert.get("threshold_usd") if isinstance(alert, dict) else None
+    return (0, threshold) if isinstance(threshold, float) else (1, 0)
+
+
+def validate_per_user_alert(raw: Any, failures: Failures, prop: str = "per_user_alert", gateway: bool = False) -> Any:
+    if raw is None:
+        return None
+    if is_unknown(raw):
+        return raw
+    if not gateway:
+        failures.add(prop, 'is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove it')
+    alert = _alert(raw, prop, failures, PER_USER_KEYS)
+    if alert is None or not isinstance(raw, Mapping):
+        return None
+    alert["overrides"] = _overrides(raw.get("overrides"), f"{prop}.overrides", failures)
+    return alert
+
+
+def validate_tags(raw: Any, failures: Failures, prop: str = "tags") -> Any:
+    if raw is None:
+        return {}
+    if is_unknown(raw):
+        return raw
+    if not isinstance(raw, Mapping):
+        failures.add(prop, 'must map a tag key to the list of values to count, e.g. {"team": ["search"]}')
+        return None
+    tags = {}
+    for key, values in raw.items():
+        if not isinstance(key, str) or not key:
+            failures.add(prop, f"tag key {key!r} must be a non-empty string")
+            continue
+        if is_unknown(values):
+            tags[key] = values
+            continue
+        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+            failures.add(prop, f"tag {key!r}: values must be a non-empty list of strings, e.g. [{values!r}]" if isinstance(values, str)
+                         else f"tag {key!r}: values must be a non-empty list of strings")
+            continue
+        if any(is_unknown(v) for v in values):
+            tags[key] = list(values)
+        elif not all(isinstance(v, str) and v for v in values):
+            failures.add(prop, f"tag {key!r}: every value must be a non-empty string, got {list(values)!r}")
+        else:
+            tags[key] = sorted(set(values))
+    return dict(sorted(tags.items()))
+
+
+def validate_workspace_ids(raw: Any, failures: Failures, prop: str = "workspace_ids") -> Any:
+    if raw is None:
+        return []
+    if is_unknown(raw):
+        return raw
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
+        failures.add(prop, "must be a list of workspace ids, e.g. [1234567890123456]")
+        return None
+    if any(is_unknown(v) for v in raw):
+        return list(raw)
+    ids = set()
+    for value in raw:
+        number = int(value) if isinstance(value, float) and value.is_integer() else value
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number <= MAX_EXACT_INTEGER:
+            failures.add(prop, f"{value!r} is not a workspace id (a positive integer below 2^53)")
+        else:
+            ids.add(number)
+    return sorted(ids)
+
+
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
+    """Validate and normalize inputs without any API call (``check()``, and stack config)."""
+    failures = Failures()
+    inputs = dict(news)
+    if not is_unknown(news.get("display_name")):
+        validate_display_name(news.get("display_name"), failures)
+    resource_type = news.get("resource_type") or "ALL"
+    if not is_unknown(resource_type) and resource_type not in RESOURCE_TYPES:
+        failures.add("resource_type", f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {resource_type!r}')
+    inputs["resource_type"] = resource_type
+    gateway = resource_type == "AI_GATEWAY" or is_unknown(resource_type)
+    inputs["alerts"] = validate_alerts(news.get("alerts"), failures, gateway=gateway)
+    inputs["per_user_alert"] = validate_per_user_alert(news.get("per_user_alert"), failures, gateway=gateway)
+    if inputs["alerts"] == [] and inputs["per_user_alert"] is None:
+        failures.add("alerts", "is empty: a budget needs at least one alert (a threshold in dollars and who to notify)")
+    inputs["tags"] = validate_tags(news.get("tags"), failures)
+    inputs["workspace_ids"] = validate_workspace_ids(news.get("workspace_ids"), failures)
+    external = news.get("include_external_spend")
+    external = False if external is None else external
+    if not is_unknown(external):
+        if not isinstance(external, bool):
+            failures.add("include_external_spend", f"must be true or false, got {external!r}")
+        elif external and not gateway:
+            failures.add("include_external_spend", 'applies only to AI Gateway budgets: set resource_type "AI_GATEWAY" or remove it')
+    inputs["include_external_spend"] = external
+    return inputs, failures
+
+
+def _money(dollars: float) -> str:
+    return f"${_decimal_string(dollars)}"
+
+
+# --- wire conversion -----------------------------------------------------------------------------
+
+
+def _decimal_string(dollars: float) -> str:
+    """``quantity_threshold`` is a decimal string: 80.0 -> "80", 12.5 -> "12.5" (never 1E+2)."""
+    text = format(Decimal(repr(float(dollars))).normalize(), "f")
+    return text
+
+
+def _alert_configuration(alert: Mapping[str, Any], per_user: bool, existing=None, with_ids: bool = False):
+    from databricks.sdk.service import billing
+
+    action_types = billing.ActionConfigurationType
+    wanted = [(action_types.EMAIL_NOTIFICATION, address) for address in alert.get("notify") or []]
+    if alert.get("block_usage"):
+        wanted.append((action_types.BLOCK_USAGE, None))
+    old_ids = {(a.action_type, a.target or None): a.action_configuration_id for a in (existing.action_configurations or [])} if existing else {}
+    scope = billing.AlertConfigurationScopeType
+    common = dict(
+        quantity_threshold=_decimal_string(alert["threshold_usd"]),
+        quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
+        time_period=billing.AlertConfigurationTimePeriod.MONTH,
+        trigger_type=billing.AlertConfigurationTriggerType.CUMULATIVE_SPENDING_EXCEEDED,
+        scope_type=scope.ALERT_CONFIGURATION_SCOPE_TYPE_PER_USER if per_user else scope.ALERT_CONFIGURATION_SCOPE_TYPE_SHARED,
+        principal_overrides=[
+            billing.PrincipalOverride(override_threshold=_decimal_string(dollars), principal_id=int(principal))
+            for principal, dollars in (alert.get("overrides") or {}).items()
+        ] if per_user else None,
+    )
+    if not with_ids:
+        actions = [billing.CreateBudgetConfigurationBudgetActionConfigurations(action_type=t, target=target) for t, target in wanted]
+        return billing.CreateBudgetConfigurationBudgetAlertConfigurations(action_configurations=actions, **common)
+    # An update names the alerts and actions it keeps by id, matched by meaning (never by
+    # position: the API reorders them, and an id moved onto another action type is refused).
+    actions = [
+        billing.ActionConfiguration(action_configuration_id=old_ids.get((t, target)), action_type=t, target=target)
+        for t, target in wanted
+    ]
+    return billing.AlertConfiguration(
+        alert_configuration_id=existing.alert_configuration_id if existing else None, action_configurations=actions, **common
+    )
+
+
+def _filter(props: Mapping[str, Any]):
+    from databricks.sdk.service import billing
+
+    tags = [
+        billing.BudgetConfigurationFilterTagClause(
+            key=key, value=billing.BudgetConfigurationFilterClause(operator=billing.BudgetConfigurationFilterOperator.IN, values=list(values))
+        )
+        for key, values in (props.get("tags") or {}).items()
+    ]
+    workspaces = None
+    if props.get("workspace_ids"):
+        workspaces = billing.BudgetConfigurationFilterWorkspaceIdClause(
+            operator=billing.BudgetConfigurationFilterOperator.IN, values=[int(w) for w in props["workspace_ids"]]
+        )
+    return billing.BudgetConfigurationFilter(tags=tags, workspace_id=workspaces)
+
+
+def _create_body(props: Mapping[str, Any]):
+    from databricks.sdk.service import billing
+
+    gateway = props.get("resource_type") == "AI_GATEWAY"
+    alerts = [_alert_configuration(a, per_user=False) for a in props.get("alerts") or []]
+    if props.get("per_user_alert"):
+        alerts.append(_alert_configuration(props["per_user_alert"], per_user=True))
+    return billing.CreateBudgetConfigurationBudget(
+        display_name=props["display_name"],
+        filter=_filter(props),
+        alert_configurations=alerts,
+        resource_type=billing.BudgetResourceType(RESOURCE_TYPES[props.get("resource_type") or "ALL"]),
+        include_external_spend=bool(props.get("include_external_spend")) if gateway else None,
+    )
+
+
+def _update_body(budget_id: str, props: Mapping[str, Any], current):
+    from databricks.sdk.service import billing
+
+    def scope_of(alert) -> str:
+        return (alert.scope_type.value if alert.scope_type else "ALERT_CONFIGURATION_SCOPE_TYPE_SHARED")
+
+    shared_now = {Decimal(a.quantity_threshold): a for a in current.alert_configurations or [] if scope_of(a).endswith("SHARED")}
+    per_user_now = next((a for a in current.alert_configurations or [] if scope_of(a).endswith("PER_USER")), None)
+    alerts = [
+        _alert_configuration(a, per_user=False, existing=shared_now.get(Decimal(_decimal_string(a["threshold_usd"]))), with_ids=True)
+        for a in props.get("alerts") or []
+    ]
+    if props.get("per_user_alert"):
+        alerts.append(_alert_configuration(props["per_user_alert"], per_user=True, existing=per_user_now, with_ids=True))
+    return billing.UpdateBudgetConfigurationBudget(
+        budget_configuration_id=budget_id,
+        display_name=props["display_name"],
+        filter=_filter(props),
+        alert_configurations=alerts,
+        resource_type=current.resource_type,
+        include_external_spend=current.include_external_spend,
+    )
+
+
+def budget_inputs(budget) -> dict[str, Any]:
+    """A ``BudgetConfiguration`` in the inputs' normalized shape (what check() produces)."""
+    resource_type = next(
+        (short for short, full in RESOURCE_TYPES.items() if budget.resource_type and budget.resource_type.value == full), "ALL"
+    )
+    shared, per_user = [], None
+    for alert in budget.alert_configurations or []:
+        actions = alert.action_configurations or []
+        shape = {
+            "threshold_usd": float(Decimal(alert.quantity_threshold or "0")),
+            "notify": sorted({a.target for a in actions if a.action_type and a.action_type.value == "EMAIL_NOTIFICATION" and a.target}),
+            "block_usage": any(a.action_type and a.action_type.value == "BLOCK_USAGE" for a in actions),
+        }
+        if alert.scope_type and alert.scope_type.value.endswith("PER_USER"):
+            shape["overrides"] = {
+                str(o.principal_id): float(Decimal(o.override_threshold or "0"))
+                for o in sorted(alert.principal_overrides or [], key=lambda o: o.principal_id or 0)
+            }
+            per_user = shape
+        else:
+            shared.append(shape)
+    filter_ = budget.filter
+    tags = {t.key: sorted(set(t.value.values or [])) for t in (filter_.tags if filter_ else None) or [] if t.value}
+    workspaces = sorted(int(w) for w in ((filter_.workspace_id.values or []) if filter_ and filter_.workspace_id else []))
+    return {
+        "display_name": budget.display_name,
+        "alerts": sorted(shared, key=lambda a: a["threshold_usd"]),
+        "tags": dict(sorted(tags.items())),
+        "workspace_ids": workspaces,
+        "resource_type": resource_type,
+        "per_user_alert": per_user,
+        "include_external_spend": bool(budget.include_external_spend),
+    }
+
+
+def _outputs(budget, account_id: str) -> dict[str, Any]:
+    return {"budget_id": budget.budget_configuration_id, "account_id": account_id, **budget_inputs(budget)}
+
+
+# --- create without twins ------------------------------------------------------------------------
+#
+# The budgets API takes no request id, and the SDK re-sends a POST whose answer was lost (dropped
+# connection, timeout, 503): if the first attempt had been committed, that makes a twin budget
+# no state tracks.  So a create is sent once (the SDK does not retry a body it cannot rewind),
+# and before sending again after an answer that may have been lost, the account is searched for
+# the budget that attempt made.
+
+class _SendOnce(io.RawIOBase):
+    """A request body the SDK cannot rewind, so it sends it exactly once."""
+
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer) -> int:
+        chunk, self._payload = self._payload[: len(buffer)], self._payload[len(buffer):]
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _create_without_twins(client, props: Mapping[str, Any]):
+    import requests
+    from databricks.sdk.errors import TemporarilyUnavailable, TooManyRequests
+    from databricks.sdk.service.billing import CreateBudgetConfigurationResponse
+
+    payload = json.dumps({"budget": _create_body(props).as_dict()}).encode()
+    path = f"/api/2.1/accounts/{client.config.account_id}/budgets"
+    wanted = {k: props.get(k) for k in (*IN_PLACE_FIELDS, *REPLACE_FIELDS)}
+    started_ms = time.time() * 1000 - 60_000  # allow for clock skew with the server
+    deadline = time.monotonic() + (client.config.retry_timeout_seconds or 300)
+    for attempt in range(1, 1_000_000):
+        try:
+            answer = client.api_client.do(
+                "POST", path, data=_SendOnce(payload),
+                headers={"Accept": "application/json", "Content-Type": "application/json"},
+            )
+            return CreateBudgetConfigurationResponse.from_dict(answer).budget
+        except TooManyRequests as error:  # refused at the door: nothing was created
+            last, wait = error, error.retry_after_secs or min(attempt, 10)
+        except (requests.ConnectionError, requests.Timeout, TemporarilyUnavailable) as error:
+            made = _budget_made_since(client, wanted, started_ms)
+            if made is not None:
+                return made
+            last, wait = error, getattr(error, "retry_after_secs", None) or min(attempt, 10)
+        if time.monotonic() + wait > deadline:
+            raise TimeoutError(f"Timed out after {client.config.retry_timeout_seconds or 300}s") from last
+        time.sleep(wait)
+
+
+def _budget_made_since(client, wanted: Mapping[str, Any], since_ms: float):
+    for budget in client.budgets.list():
+        if (budget.create_time or 0) >= since_ms and all(
+            _comparable(k, v) == _comparable(k, wanted.get(k)) for k, v in budget_inputs(budget).items()
+        ):
+            return budget
+    return None
+
+
+# --- provider ------------------------------------------------------------------------------------
+
+
+class AccountBudgetProvider(DatabricksProvider):
+    def check(self, _olds, news):
+        inputs, failures = check_inputs(news)
+        return failures.result(inputs)
+
+    def diff(self, _id, olds, news) -> DiffResult:
+        result = diff_result(olds, news, in_place=IN_PLACE_FIELDS, replace=REPLACE_FIELDS, normalize=_comparable)
+        return self.replace_if_account_moved(result, olds)
+
+    def create(self, props) -> CreateResult:
+        client = self.account.client()
+        with databricks_errors("create", "account budget", props["display_name"]):
+            budget = _create_without_twins(client, props)
+        return CreateResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id))
+
+    def read(self, id_, props) -> ReadResult:
+        from databricks.sdk.errors import NotFound
+
+        client = self.account.client(props.get("account_id"))
+        try:
+            with databricks_errors("read", "account budget", id_, expected=(NotFound,)):
+                budget = client.budgets.get(id_).budget
+        except NotFound:
+            return gone()
+        return ReadResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id), budget_inputs(budget))
+
+    def update(self, id_, olds, news) -> UpdateResult:
+        client = self.account.client(olds.get("account_id"))
+        with databricks_errors("update", "account budget", id_):
+            current = client.budgets.get(id_).budget
+            budget = client.budgets.update(id_, _update_body(id_, news, current)).budget
+        return UpdateResult(_outputs(budget, client.config.account_id))
+
+    def delete(self, id_, props) -> None:
+        from databricks.sdk.errors import NotFound
+
+        try:
+            with databricks_errors("delete", "account budget", id_, expected=(NotFound,)):
+                self.account.client(props.get("account_id")).budgets.delete(id_)
+        except NotFound:
+            pass  # already gone
+
+
+def _comparable(name: str, value: Any) -> Any:
+    # State written by check() and by read() have the same shape; numbers may arrive as int or
+    # float and absent optional fields as None or empty.
+    if name == "per_user_alert" and value in (None, {}):
+        return None
+    if name in ("alerts", "workspace_ids") and value is None:
+        return []
+    if name == "tags" and value is None:
+        return {}
+    return value
+
+
+# --- resource ------------------------------------------------------------------------------------
+
+
+class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
+    """A Databricks account budget: monthly list-price dollars over usage matching a tag and
+    workspace filter, with alerts that email addresses and (AI Gateway budgets) block usage."""
+
+    budget_id: pulumi.Output[str]
+    account_id: pulumi.Output[str]
+    display_name: pulumi.Output[str]
+    alerts: pulumi.Output[list]
+    tags: pulumi.Output[dict]
+    workspace_ids: pulumi.Output[list]
+    resource_type: pulumi.Output[str]
+    per_user_alert: pulumi.Output[Optional[dict]]
+    include_external_spend: pulumi.Output[bool]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        display_name: pulumi.Input[str],
+        alerts: Optional[pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
+        tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[str]]]]]] = None,
+        workspace_ids: Optional[pulumi.Input[Sequence[pulumi.Input[int]]]] = None,
+        resource_type: pulumi.Input[str] = "ALL",
+        per_user_alert: Optional[pulumi.Input[Mapping[str, Any]]] = None,
+        include_external_spend: pulumi.Input[bool] = False,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ) -> None:
+        props = {
+            "display_name": display_name,
+            "alerts": alerts or [],
+            "tags": tags or {},
+            "workspace_ids": workspace_ids or [],
+            "resource_type": resource_type,
+            "per_user_alert": per_user_alert,
+            "include_external_spend": include_external_spend,
+            "budget_id": None,
+            "account_id": None,
+        }
+        super().__init__(AccountBudgetProvider(), resource_name, props, opts)
