@@ -11,6 +11,7 @@ server process by ``configure()`` and kept in memory only: never pickled, never 
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Any, Optional
 
@@ -40,7 +41,33 @@ def _new_client(settings: dict[str, Any]):
     from databricks.sdk import AccountClient
     from databricks.sdk.core import Config
 
-    return AccountClient(config=Config(**settings))
+    return AccountClient(config=Config(**settings, clock=_retry_counting_clock()))
+
+
+def _retry_counting_clock():
+    from databricks.sdk.clock import RealClock
+
+    class RetryCountingClock(RealClock):
+        """The SDK's clock, counting per thread the retries it sleeps before."""
+
+        def __init__(self) -> None:
+            self._local = threading.local()
+
+        def sleep(self, seconds: float) -> None:
+            self._local.retries = self.retries() + 1
+            super().sleep(seconds)
+
+        def retries(self) -> int:
+            return getattr(self._local, "retries", 0)
+
+    return RetryCountingClock()
+
+
+def sdk_retries(client) -> int:
+    """How many times the SDK has retried a call in this thread (a retried write may have landed
+    before its answer was lost: the SDK re-sends it and reports only the last answer)."""
+    retries = getattr(client.config.clock, "retries", None)
+    return retries() if retries else 0
 
 
 def _key(settings: dict[str, Any]) -> tuple:

@@ -202,3 +202,78 @@ def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
     inputs.update(policy_id=rpc.UNKNOWN, users=["groups/search", rpc.UNKNOWN])
     assert server.check(server.urn(TYPE, "preview"), inputs).failures == []
     assert databricks_emulator.requests == []
+
+
+# ---- never revoke what we did not grant ---------------------------------------------------
+
+
+def test_a_declared_pair_granted_before_us_survives_undeclaring_and_delete(server, databricks_emulator, policy_id):
+    """Granted in the UI (or by another stack) before our resource declared it: not ours to revoke."""
+    urn = server.urn(TYPE, "pre-existing")
+    grant_out_of_band(databricks_emulator, policy_id, USER, "groups/search")
+    grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/lead@example.com")
+    id_, created = server.apply(urn, declared(policy_id=policy_id, users=["groups/search", "groups/ranking"], managers=["users/lead@example.com"]))
+
+    # Dropping both declared users revokes only the one we added.
+    changed = server.check(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"])).inputs
+    outs = server.update(urn, id_, created, changed)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}, MANAGER: {"users/lead@example.com"}}
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}, MANAGER: {"users/lead@example.com"}}
+    assert (created["granted_users"], created["granted_managers"]) == (["groups/ranking"], [])
+
+
+def _another_writer_grants(databricks_emulator, policy_id, role, principal):
+    databricks_emulator.before_next("PUT", "/access-control/rule-sets", lambda state: state.add_grant(policy_id, role, principal))
+
+
+def test_create_race_a_writer_granting_our_pair_between_read_and_write_keeps_it(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race-create")
+    _another_writer_grants(databricks_emulator, policy_id, USER, "groups/search")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search", "groups/ranking"]))
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
+    assert outs["granted_users"] == ["groups/ranking"]
+
+
+def test_update_race_a_writer_granting_our_new_pair_between_read_and_write_keeps_it(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race-update")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/ranking"]))
+    _another_writer_grants(databricks_emulator, policy_id, MANAGER, "users/lead@example.com")
+    changed = server.check(urn, declared(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])).inputs
+    outs = server.update(urn, id_, outs, changed)
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/lead@example.com"}}
+    assert (outs["granted_users"], outs["granted_managers"]) == (["groups/ranking"], [])
+
+
+def test_delete_race_a_writer_between_read_and_write_loses_nothing(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race-delete")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/ranking"]))
+    _another_writer_grants(databricks_emulator, policy_id, USER, OUT_OF_BAND)
+    server.delete(urn, id_, outs)
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
+
+
+def test_after_a_lost_answer_the_pairs_we_wrote_are_still_ours_to_revoke(server, databricks_emulator, policy_id):
+    """Our PUT lands, its answer is lost, the SDK's retry meets our own new etag (409): the rule
+    set is exactly what we wrote, so the pair is ours and delete revokes it."""
+    grant_out_of_band(databricks_emulator, policy_id)
+    databricks_emulator.faults.inject("503", "PUT", "/access-control/rule-sets", phase="after")
+    urn = server.urn(TYPE, "lost-then-delete")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
+    assert outs["granted_users"] == ["groups/search"]
+
+
+def test_state_written_before_granted_pairs_were_recorded_still_releases_its_declared_pairs(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "old-state")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+    old_state = {k: v for k, v in outs.items() if not k.startswith("granted_")}
+    server.delete(urn, id_, old_state)
+    assert rule_set(databricks_emulator, policy_id) == {}
