@@ -151,6 +151,9 @@ class AccountState:
         Databricks does for the policy's creator.  ``None`` (default): new rule sets are empty.
     :param creator_user_name, creator_user_id: who the (single) token belongs to; recorded on
         created policies and matched by the list filter ``filter_by.creator_user_*``.
+    :param lowercase_emails: store ``users/<email>`` principals in lower case, as other Databricks
+        APIs answer emails (whether rule sets do is not documented): a client comparing principals
+        as exact strings then sees drift that is not there.
     :param fsync: fsync the state file on every write (off by default: ``os.replace`` is atomic
         for a process restart; fsync only matters for a machine crash).
     """
@@ -163,9 +166,11 @@ class AccountState:
         creator_manager: Optional[str] = None,
         creator_user_name: str = "emulator-user@example.com",
         creator_user_id: int = 4242424242424242,
+        lowercase_emails: bool = False,
         fsync: bool = False,
     ) -> None:
         self._lock = threading.RLock()
+        self.lowercase_emails = lowercase_emails
         self.path = os.fspath(path) if path else None
         self.fsync = fsync
         self.creator_user_name = creator_user_name
@@ -397,7 +402,7 @@ class AccountState:
             )
         with self._lock:
             policy_id = self._rule_set_policy(name)
-            grant_rules = _validate_grant_rules(rule_set.get("grant_rules"), name)
+            grant_rules = self._as_stored(_validate_grant_rules(rule_set.get("grant_rules"), name))
             current = self._rule_sets[policy_id]
             if etag != current.etag:
                 raise errors.conflict("Conflict with another RuleSet operation")
@@ -456,7 +461,7 @@ class AccountState:
         """Another writer replaces the rule set (validated, new etag).  Returns the new etag."""
         with self._lock:
             self._rule_sets_of(policy_id)
-            rules = _validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id))
+            rules = self._as_stored(_validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id)))
             self._rule_sets[policy_id] = self._new_rule_set(rules)
             self._journal(("rule_set", policy_id))
             return self._rule_sets[policy_id].etag
@@ -554,6 +559,19 @@ class AccountState:
         policy_id = match.group("policy")
         self._policy(policy_id)
         return policy_id
+
+    def _as_stored(self, grant_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.lowercase_emails:
+            return grant_rules
+        stored = []
+        for rule in grant_rules:
+            principals: list[str] = []
+            for principal in rule["principals"]:
+                principal = principal.lower() if principal.startswith("users/") else principal
+                if principal not in principals:
+                    principals.append(principal)
+            stored.append({"role": rule["role"], "principals": principals})
+        return stored
 
     def _rule_set_wire(self, policy_id: str) -> dict[str, Any]:
         rule_set = self._rule_sets[policy_id]

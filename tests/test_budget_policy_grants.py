@@ -277,3 +277,37 @@ def test_state_written_before_granted_pairs_were_recorded_still_releases_its_dec
     old_state = {k: v for k, v in outs.items() if not k.startswith("granted_")}
     server.delete(urn, id_, old_state)
     assert rule_set(databricks_emulator, policy_id) == {}
+
+
+# ---- principals as the server returns them ------------------------------------------------
+
+
+@pytest.mark.parametrize("authoritative", [False, True])
+def test_a_server_that_lowercases_emails_shows_no_drift(databricks_emulator_factory, provider_server_factory, authoritative):
+    emulator = databricks_emulator_factory(lowercase_emails=True)
+    server = provider_server_factory(config=emulator.config())
+    from databricks.sdk.service.billing import BudgetPolicy
+
+    policy_id = emulator.account_client().budget_policy.create(policy=BudgetPolicy(policy_name="team")).policy_id
+    urn = server.urn(TYPE, "mixed-case")
+    inputs = declared(policy_id=policy_id, users=["users/Alice.Smith@Example.com", "groups/Search"], authoritative=authoritative)
+    id_, outs = server.apply(urn, inputs)
+    assert rule_set(emulator, policy_id) == {USER: {"users/alice.smith@example.com", "groups/Search"}}
+
+    read = server.read(urn, id_, outs)
+    checked = server.check(urn, inputs).inputs
+    assert server.diff(urn, id_, read.outs, checked).changes == "none"
+    emulator.reset_requests()
+    server.update(urn, id_, read.outs, checked)  # an update for another reason writes nothing here
+    assert emulator.count("PUT", "/rule-sets") == 0
+    server.delete(urn, id_, read.outs)
+    assert rule_set(emulator, policy_id) == {}
+
+
+def test_an_email_granted_before_us_in_another_case_is_not_ours(server, databricks_emulator, policy_id):
+    grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/Lead@Example.com")
+    urn = server.urn(TYPE, "case")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"]))
+    assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/Lead@Example.com"}}, "no second spelling added"
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/Lead@Example.com"}}
