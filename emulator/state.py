@@ -151,6 +151,10 @@ class AccountState:
         Databricks does for the policy's creator.  ``None`` (default): new rule sets are empty.
     :param creator_user_name, creator_user_id: who the (single) token belongs to; recorded on
         created policies and matched by the list filter ``filter_by.creator_user_*``.
+    :param omitted_lists: what PATCH does with a ``custom_tags`` / ``binding_workspace_ids`` list
+        absent from the body (the SDK leaves empty lists out): ``"clear"`` (default) empties it,
+        ``"keep"`` leaves it unchanged.  The API says every field must be given on update but not
+        which of the two an absent list means, so both are modelled.
     :param lowercase_emails: store ``users/<email>`` principals in lower case, as other Databricks
         APIs answer emails (whether rule sets do is not documented): a client comparing principals
         as exact strings then sees drift that is not there.
@@ -167,8 +171,12 @@ class AccountState:
         creator_user_name: str = "emulator-user@example.com",
         creator_user_id: int = 4242424242424242,
         lowercase_emails: bool = False,
+        omitted_lists: str = "clear",
         fsync: bool = False,
     ) -> None:
+        if omitted_lists not in ("clear", "keep"):
+            raise ValueError(f"omitted_lists must be 'clear' or 'keep', not {omitted_lists!r}")
+        self.omitted_lists = omitted_lists
         self._lock = threading.RLock()
         self.lowercase_emails = lowercase_emails
         self.path = os.fspath(path) if path else None
@@ -272,7 +280,8 @@ class AccountState:
         """``PATCH .../budget-policies/{policy_id}``: the body is the whole policy (full replacement).
 
         The SDK sends ``policy.as_dict()``, which leaves out empty lists, so an absent
-        ``custom_tags`` / ``binding_workspace_ids`` means "none" and clears them.
+        ``custom_tags`` / ``binding_workspace_ids`` means "none" and clears them -- or, with
+        ``omitted_lists="keep"``, leaves them as they were.
         """
         policy = _expect_object(policy if policy is not None else {}, "policy")
         body_id = policy.get("policy_id")
@@ -288,8 +297,10 @@ class AccountState:
                 del self._names[current.policy_name]
                 self._names[name] = policy_id
             current.policy_name = name
-            current.custom_tags = tags
-            current.binding_workspace_ids = workspaces
+            if "custom_tags" in policy or self.omitted_lists == "clear":
+                current.custom_tags = tags
+            if "binding_workspace_ids" in policy or self.omitted_lists == "clear":
+                current.binding_workspace_ids = workspaces
             self._journal(("policy", policy_id))
             return current.wire()
 
