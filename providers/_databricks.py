@@ -133,8 +133,6 @@ class DatabricksProviderError(ProviderError):
 
 # What to do, by the SDK's error class (databricks.sdk.errors), most specific first.
 _HINTS = (
-    ("PermissionDenied", "Give the identity in the databricks:* stack config the account admin role "
-                         "(or billing admin), or configure an identity that has it."),
     ("Unauthenticated", "Check the credentials: databricks:token, or databricks:clientId and "
                         "databricks:clientSecret, or the DATABRICKS_* environment variables."),
     ("NotFound", "It was deleted outside Pulumi: run `pulumi refresh`, then `pulumi up` to recreate it."),
@@ -144,10 +142,18 @@ _HINTS = (
 )
 _DEFAULT_HINT = "Run `pulumi up` again; if it keeps failing, check the Databricks account's status."
 
+# Who may do what (Databricks: "new policies can only be accessed by the policy creator and users
+# with the billing admin role"; the creator is made the policy's Manager).
+BILLING_ADMIN = "the billing admin role"
+POLICY_MANAGER = "the billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy"
+
 
 @contextmanager
-def databricks_errors(verb: str, thing: str, name: Any, expected: tuple[type[BaseException], ...] = ()):
+def databricks_errors(
+    verb: str, thing: str, name: Any, expected: tuple[type[BaseException], ...] = (), needs: str = BILLING_ADMIN
+):
     """Give every Databricks failure the providers' one error shape; ``expected`` pass through.
+    ``needs`` is the role the call requires, named when Databricks answers 403.
 
     The SDK answers a call whose retries ran out with a bare ``TimeoutError``; every other API
     failure is a ``DatabricksError`` (403 PERMISSION_DENIED included) whose class says what to do.
@@ -171,12 +177,15 @@ def databricks_errors(verb: str, thing: str, name: Any, expected: tuple[type[Bas
     except DatabricksError as error:
         code = f"{error.error_code}: " if getattr(error, "error_code", None) else ""
         raise api_error(
-            verb, thing, name, f"{code}{error}", _hint_for(error), error_class=DatabricksProviderError
+            verb, thing, name, f"{code}{error}", _hint_for(error, needs), error_class=DatabricksProviderError
         ) from None
 
 
-def _hint_for(error: BaseException) -> str:
+def _hint_for(error: BaseException, needs: str) -> str:
     names = {cls.__name__ for cls in type(error).__mro__}
+    if "PermissionDenied" in names:
+        return (f"The identity in the databricks:* stack config needs {needs}: have it granted, "
+                "or configure an identity that has it.")
     return next((hint for name, hint in _HINTS if name in names), _DEFAULT_HINT)
 
 

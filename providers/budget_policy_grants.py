@@ -27,7 +27,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
-from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors, sdk_retries
+from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors, sdk_retries
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         policy_id = props.get("policy_id") or id_
         client = self.account.client(props.get("account_id"))
         try:
-            with databricks_errors("read", "grants of budget policy", policy_id):
+            with databricks_errors("read", "grants of budget policy", policy_id, needs=POLICY_MANAGER):
                 actual = grants_of(self._get_rule_set(client, policy_id))
         except PolicyNotFound:
             return gone()
@@ -302,7 +302,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
     ) -> tuple[str, Grants]:
         """Apply ``change`` to the rule set; returns the account it lives in and the pairs added."""
         client = self.account.client(account_id)
-        with databricks_errors("write", "grants of budget policy", policy_id):
+        with databricks_errors("write", "grants of budget policy", policy_id, needs=POLICY_MANAGER):
             added = self._read_modify_write_attempts(client, policy_id, change)
         return client.config.account_id, added
 

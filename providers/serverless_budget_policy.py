@@ -14,7 +14,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
-from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors
+from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
 
         client = self.account.client(props.get("account_id"))
         try:
-            with databricks_errors("read", "budget policy", id_, expected=(NotFound,)):
+            with databricks_errors("read", "budget policy", id_, expected=(NotFound,), needs=POLICY_MANAGER):
                 policy = client.budget_policy.get(id_)
         except NotFound:
             return gone()
@@ -214,7 +214,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
     def update(self, id_, olds, news) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
         cleared = [field for field in LIST_FIELDS if olds.get(field) and not news.get(field)]
-        with databricks_errors("update", "budget policy", id_):
+        with databricks_errors("update", "budget policy", id_, needs=POLICY_MANAGER):
             policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
             if cleared:
                 # The SDK leaves empty lists out of the body, and whether Databricks reads an absent
@@ -234,7 +234,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
         from databricks.sdk.errors import NotFound
 
         try:
-            with databricks_errors("delete", "budget policy", id_, expected=(NotFound,)):
+            with databricks_errors("delete", "budget policy", id_, expected=(NotFound,), needs=POLICY_MANAGER):
                 self.account.client(props.get("account_id")).budget_policy.delete(id_)
         except NotFound:
             pass  # gone already

@@ -311,3 +311,14 @@ def test_an_email_granted_before_us_in_another_case_is_not_ours(server, databric
     assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/Lead@Example.com"}}, "no second spelling added"
     server.delete(urn, id_, outs)
     assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/Lead@Example.com"}}
+
+
+def test_a_refused_grant_write_names_the_policy_and_the_role_needed(server, databricks_emulator, policy_id):
+    databricks_emulator.faults.error(
+        "PUT", "/access-control/rule-sets", status=403, error_code="PERMISSION_DENIED",
+        message="You are not allowed to call this API, consider getting billing.admin role",
+    )
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "denied"), declared(policy_id=policy_id, users=["groups/search"]))
+    assert f"Unable to write grants of budget policy '{policy_id}': PERMISSION_DENIED" in error.value.message
+    assert "billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message

@@ -241,7 +241,7 @@ def test_a_refused_call_says_what_failed_and_what_to_do(databricks_emulator, ser
         server.apply(server.urn(TYPE, "denied"), declared(policy_name="denied"))
     message = error.value.message
     assert "Unable to create budget policy 'denied': PERMISSION_DENIED: You are not allowed" in message
-    assert "account admin role" in message and "\n" not in message.strip()
+    assert "needs the billing admin role" in message and "\n" not in message.strip()
     assert list(databricks_emulator.account_client().budget_policy.list()) == []
 
 
@@ -295,3 +295,16 @@ def test_clearing_the_last_tag_and_binding_is_verified(databricks_emulator_facto
     assert f"Unable to update budget policy '{policy_id}'" in error.value.message
     assert "custom_tags and binding_workspace_ids" in error.value.message
     assert remote().custom_tags, "the server really kept them"
+
+
+def test_a_refused_update_names_the_policy_and_the_role_needed(databricks_emulator, server):
+    urn = server.urn(TYPE, "managed")
+    policy_id, outs = server.apply(urn, declared(policy_name="managed"))
+    databricks_emulator.faults.error(
+        "PATCH", "/budget-policies/", status=403, error_code="PERMISSION_DENIED",
+        message="You are not allowed to call this API, consider getting billing.admin role",
+    )
+    with pytest.raises(ProviderError) as error:
+        server.update(urn, policy_id, outs, server.check(urn, declared(policy_name="renamed"), outs).inputs)
+    assert f"Unable to update budget policy '{policy_id}': PERMISSION_DENIED" in error.value.message
+    assert "Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message
