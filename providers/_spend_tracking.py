@@ -54,23 +54,21 @@ def endpoint_models(store, endpoint) -> list[tuple[str, str, str]]:
     return models
 
 
-def untracked_spend(store, endpoint) -> list[str]:
-    """Why calls through ``endpoint`` would not count against a budget (empty: they all count)."""
+def untracked_spend(store, endpoint) -> list[tuple[str, str]]:
+    """``(why, fix)`` for each reason calls through ``endpoint`` would not count (empty: all count)."""
     if not endpoint.usage_tracking:
-        return [
-            "its usage tracking is off, so MLflow records no cost for its calls; turn usage "
-            f"tracking on (MLflow UI, or update_gateway_endpoint('{endpoint.endpoint_id}', "
-            "usage_tracking=True))"
-        ]
+        return [(
+            "its usage tracking is off, so MLflow records no cost for its calls",
+            f"Turn it on (MLflow UI, or update_gateway_endpoint('{endpoint.endpoint_id}', usage_tracking=True))",
+        )]
     reasons = []
     for provider, model_name, definition in endpoint_models(store, endpoint):
         if not model_price_is_known(provider, model_name):
-            reasons.append(
-                f"its model '{provider}/{model_name}' (model definition '{definition}') has no "
-                f"price in {price_sources()}, so its calls cost $0; route the "
-                "endpoint to a priced model, or give MLflow a catalog that prices it "
-                "(MLFLOW_MODEL_CATALOG_URI, on the server and here)"
-            )
+            reasons.append((
+                f"its model '{provider}/{model_name}' has no price in {price_sources()}, so its calls cost $0",
+                f"Route model definition '{definition}' to a priced model, or give MLflow a catalog that "
+                "prices it (MLFLOW_MODEL_CATALOG_URI, on the server and here)",
+            ))
     return reasons
 
 
@@ -96,5 +94,5 @@ def server_has_authentication(host_creds) -> Optional[bool]:
 
 def opt_out_hint(declared_at: Optional[Any]) -> str:
     if declared_at:
-        return f"Fix that, or set allowUntracked: true at {declared_at} to accept a budget that cannot trip."
-    return "Fix that, or set allow_untracked=True to accept a budget that cannot trip."
+        return f"or set allowUntracked: true at {declared_at} to accept a budget that cannot trip"
+    return "or set allow_untracked=True to accept a budget that cannot trip"

@@ -265,10 +265,11 @@ def refuse_untracked_endpoint(store, server: TrackingServer, inputs: Mapping[str
     except Exception as error:  # noqa: BLE001
         raise_mlflow_error("read", "gateway endpoint's models", endpoint.endpoint_id, server, error)
     if reasons:
+        article = "an" if inputs["action"] == "ALERT" else "a"
         raise api_error(
-            "set", f"a {inputs['action']} budget on gateway endpoint", endpoint.name or endpoint.endpoint_id,
-            "it could never trip: " + "; ".join(reasons),
-            _spend_tracking.opt_out_hint(inputs.get("declared_at")),
+            "set", f"{article} {inputs['action']} budget on gateway endpoint", endpoint.name or endpoint.endpoint_id,
+            "it could never trip: " + "; ".join(why for why, _ in reasons),
+            "; ".join(fix for _, fix in reasons) + f"; {_spend_tracking.opt_out_hint(inputs.get('declared_at'))}.",
             f"({endpoint.endpoint_id}) on {server.public_uri}{_declared_at_suffix(inputs)}", MlflowProviderError,
         )
 

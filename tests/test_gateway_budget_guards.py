@@ -228,7 +228,8 @@ def mlflow_server_policy(mlflow_server, policy_id):
 
 def gateway_team(endpoint_name: str, **extra) -> list[dict]:
     gateway = {"limitUsd": 20, "window": "daily", "scope": "ENDPOINT", "target": endpoint_name,
-               "alertThresholds": [], "hardStop": True, **extra}
+               "alertThresholds": [], "hardStop": True,
+               "webhook": {"url": "https://hooks.slack.com/services/T0/B0/guards"}, **extra}
     return [{"name": f"team-{uuid.uuid4().hex[:6]}", "gateway": gateway}]
 
 
@@ -244,9 +245,11 @@ def test_stack_program_names_the_config_path_and_honours_allow_untracked(mlflow_
     assert "declared at ml-budgets:teams[0].gateway" in message
     assert "set allowUntracked: true at ml-budgets:teams[0].gateway" in message
     assert f"endpoint '{untracked.name}'" in message
-    assert engine.state == {}
+    assert not [key for key in engine.state if key[0].endswith("GatewayBudgetPolicy")]
 
     teams[0]["gateway"]["allowUntracked"] = True
-    result = engine.up({**config, "ml-budgets:teams": teams})
-    assert result.count("create") == 1
+    engine.up({**config, "ml-budgets:teams": teams})
+    policies = [e for key, e in engine.state.items() if key[0].endswith("GatewayBudgetPolicy")]
+    assert len(policies) == 2  # the hard stop and the ALERT that announces it
+    assert all(e.outputs["allow_untracked"] for e in policies)
     engine.destroy()
