@@ -137,7 +137,7 @@ DATABRICKS_GATEWAY_FIELDS = (
     "overrides", "tags", "workspaceIds", "includeExternalSpend", "displayName",
 )
 EVALUATION_FIELDS = ("experiments", "maxTokens", "onExceed", "pricePer1kTokens")
-GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook")
+GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook", "allowUntracked")
 WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
 RELAY_FIELDS = ("url",)
 
@@ -374,9 +374,16 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str]
     window = reader.get("window", (str, dict), "monthly", what='"daily", "weekly", "monthly" or {unit, value}')
     thresholds = reader.get("alertThresholds", list, [50, 80], what="a list of percentages of limitUsd")
     hard_stop = reader.get("hardStop", bool, True)
+    allow_untracked = reader.get("allowUntracked", bool, False)
     for i, pct in enumerate(thresholds):
         if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:
             problems.add(f"{reader.at('alertThresholds')}[{i}]", f"must be a percentage in (0, 100], got {pct!r}")
+        elif limit is not None and limit > 0:
+            # Each alert tier is a policy of its own: its amount has the same bounds.
+            tier = Failures()
+            gateway_budget_policy.validate_amount(limit * pct / 100, tier, "amount")
+            for failure in tier.items:
+                problems.add(f"{reader.at('alertThresholds')}[{i}]", f"{pct:g}% of limitUsd {failure.reason}")
     if len(set(thresholds)) != len(thresholds):
         problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
     webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url) if "webhook" in reader.value else None
@@ -397,6 +404,8 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str]
         alert_thresholds=[float(p) for p in thresholds if isinstance(p, (int, float)) and not isinstance(p, bool)],
         hard_stop=hard_stop,
         webhook=webhook,
+        allow_untracked=allow_untracked,
+        declared_at=path,
     )
 
 

@@ -72,6 +72,10 @@ class GatewayBudgetArgs:
     hard_stop: bool = True
     """A REJECT policy at 100 % of ``limit_usd``."""
     webhook: Optional[WebhookArgs] = None
+    allow_untracked: bool = False
+    """Accept a budget MLflow cannot count spend for (usage tracking off, unpriced model)."""
+    declared_at: Optional[str] = None
+    """Where this budget is declared (a stack config path), for error messages."""
 
 
 def _secret(value: Optional[pulumi.Input[str]]) -> Optional[pulumi.Output[str]]:
@@ -96,6 +100,8 @@ class GatewayBudget(pulumi.ComponentResource):
                 action=action,
                 scope=args.scope,
                 target=args.target,
+                allow_untracked=args.allow_untracked,
+                declared_at=args.declared_at,
                 opts=child,
             )
 

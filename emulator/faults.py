@@ -157,6 +157,15 @@ class FaultInjector:
         """Sleep ``seconds`` before answering."""
         return self.inject("slow", method, path, seconds=seconds, count=count, **kw)
 
+    def spurious_duplicate(self, *, count: Optional[int] = 1, **kw: Any) -> Fault:
+        """Refuse a budget policy create with 409 "Duplicate policy name found." although no policy
+        has the name, as the real service sometimes does under load (terraform-provider-databricks
+        #4600): nothing is created."""
+        return self.error(
+            "POST", "/budget-policies", status=409, error_code="RESOURCE_ALREADY_EXISTS",
+            message="Duplicate policy name found.", count=count, **kw,
+        )
+
     def error(
         self, method: str = "*", path: str = "", *, status: int, error_code: str, message: str = "injected error",
         count: Optional[int] = 1, **kw: Any,

@@ -99,6 +99,8 @@ class EmulatorServer:
     :param account_id: the account served (default: a random UUID, or the one in ``state_path``).
     :param state_path: persist the account to this JSON file on every mutation.
     :param creator_manager: see :class:`AccountState` (model Databricks' creator-is-Manager grant).
+    :param lowercase_emails: see :class:`AccountState` (a server that lowercases user principals).
+    :param omitted_lists: see :class:`AccountState` (``"clear"`` or ``"keep"`` lists a PATCH leaves out).
     :param state: use this :class:`AccountState` instead of building one.
     """
 
@@ -110,13 +112,18 @@ class EmulatorServer:
         account_id: Optional[str] = None,
         state_path: Optional[str] = None,
         creator_manager: Optional[str] = None,
+        lowercase_emails: bool = False,
+        omitted_lists: str = "clear",
         state: Optional[AccountState] = None,
         fault_seed: Optional[int] = None,
         echo_unknown_routes: bool = True,
     ) -> None:
         self.host = host
         self._requested_port = port
-        self.state = state or AccountState(account_id, path=state_path, creator_manager=creator_manager)
+        self.state = state or AccountState(
+            account_id, path=state_path, creator_manager=creator_manager,
+            lowercase_emails=lowercase_emails, omitted_lists=omitted_lists,
+        )
         self.faults = FaultInjector(seed=fault_seed)
         self.app = EmulatorApp(self.state, self.faults, echo_unknown_routes=echo_unknown_routes)
         self._server: Optional[BaseWSGIServer] = None

@@ -126,6 +126,13 @@ class AccountState:
         Databricks does for the policy's creator.  ``None`` (default): new rule sets are empty.
     :param creator_user_name, creator_user_id: who the (single) token belongs to; recorded on
         created policies and matched by the list filter ``filter_by.creator_user_*``.
+    :param omitted_lists: what PATCH does with a ``custom_tags`` / ``binding_workspace_ids`` list
+        absent from the body (the SDK leaves empty lists out): ``"clear"`` (default) empties it,
+        ``"keep"`` leaves it unchanged.  The API says every field must be given on update but not
+        which of the two an absent list means, so both are modelled.
+    :param lowercase_emails: store ``users/<email>`` principals in lower case, as other Databricks
+        APIs answer emails (whether rule sets do is not documented): a client comparing principals
+        as exact strings then sees drift that is not there.
     :param fsync: fsync the state file on every write (off by default: ``os.replace`` is atomic
         for a process restart; fsync only matters for a machine crash).
     """
@@ -138,9 +145,15 @@ class AccountState:
         creator_manager: Optional[str] = None,
         creator_user_name: str = "emulator-user@example.com",
         creator_user_id: int = 4242424242424242,
+        lowercase_emails: bool = False,
+        omitted_lists: str = "clear",
         fsync: bool = False,
     ) -> None:
+        if omitted_lists not in ("clear", "keep"):
+            raise ValueError(f"omitted_lists must be 'clear' or 'keep', not {omitted_lists!r}")
+        self.omitted_lists = omitted_lists
         self._lock = threading.RLock()
+        self.lowercase_emails = lowercase_emails
         self.path = os.fspath(path) if path else None
         self._file = StateFile(self.path, fsync=fsync) if self.path else None
         self.creator_user_name = creator_user_name
@@ -239,7 +252,8 @@ class AccountState:
         """``PATCH .../budget-policies/{policy_id}``: the body is the whole policy (full replacement).
 
         The SDK sends ``policy.as_dict()``, which leaves out empty lists, so an absent
-        ``custom_tags`` / ``binding_workspace_ids`` means "none" and clears them.
+        ``custom_tags`` / ``binding_workspace_ids`` means "none" and clears them -- or, with
+        ``omitted_lists="keep"``, leaves them as they were.
         """
         policy = expect_object(policy if policy is not None else {}, "policy")
         body_id = policy.get("policy_id")
@@ -255,8 +269,10 @@ class AccountState:
                 del self._names[current.policy_name]
                 self._names[name] = policy_id
             current.policy_name = name
-            current.custom_tags = tags
-            current.binding_workspace_ids = workspaces
+            if "custom_tags" in policy or self.omitted_lists == "clear":
+                current.custom_tags = tags
+            if "binding_workspace_ids" in policy or self.omitted_lists == "clear":
+                current.binding_workspace_ids = workspaces
             self._journal(("policy", policy_id))
             return current.wire()
 
@@ -369,7 +385,7 @@ class AccountState:
             )
         with self._lock:
             policy_id = self._rule_set_policy(name)
-            grant_rules = validate_grant_rules(rule_set.get("grant_rules"), name)
+            grant_rules = self._as_stored(validate_grant_rules(rule_set.get("grant_rules"), name))
             current = self._rule_sets[policy_id]
             if etag != current.etag:
                 raise errors.conflict("Conflict with another RuleSet operation")
@@ -428,7 +444,7 @@ class AccountState:
         """Another writer replaces the rule set (validated, new etag).  Returns the new etag."""
         with self._lock:
             self._rule_sets_of(policy_id)
-            rules = validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id))
+            rules = self._as_stored(validate_grant_rules(list(grant_rules), self.rule_set_name(policy_id)))
             self._rule_sets[policy_id] = self._new_rule_set(rules)
             self._journal(("rule_set", policy_id))
             return self._rule_sets[policy_id].etag
@@ -525,6 +541,19 @@ class AccountState:
         policy_id = match.group("policy")
         self._policy(policy_id)
         return policy_id
+
+    def _as_stored(self, grant_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.lowercase_emails:
+            return grant_rules
+        stored = []
+        for rule in grant_rules:
+            principals: list[str] = []
+            for principal in rule["principals"]:
+                principal = principal.lower() if principal.startswith("users/") else principal
+                if principal not in principals:
+                    principals.append(principal)
+            stored.append({"role": rule["role"], "principals": principals})
+        return stored
 
     def _rule_set_wire(self, policy_id: str) -> dict[str, Any]:
         rule_set = self._rule_sets[policy_id]

@@ -11,6 +11,7 @@ server process by ``configure()`` and kept in memory only: never pickled, never 
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Any, Optional
 
@@ -40,7 +41,33 @@ def _new_client(settings: dict[str, Any]):
     from databricks.sdk import AccountClient
     from databricks.sdk.core import Config
 
-    return AccountClient(config=Config(**settings))
+    return AccountClient(config=Config(**settings, clock=_retry_counting_clock()))
+
+
+def _retry_counting_clock():
+    from databricks.sdk.clock import RealClock
+
+    class RetryCountingClock(RealClock):
+        """The SDK's clock, counting per thread the retries it sleeps before."""
+
+        def __init__(self) -> None:
+            self._local = threading.local()
+
+        def sleep(self, seconds: float) -> None:
+            self._local.retries = self.retries() + 1
+            super().sleep(seconds)
+
+        def retries(self) -> int:
+            return getattr(self._local, "retries", 0)
+
+    return RetryCountingClock()
+
+
+def sdk_retries(client) -> int:
+    """How many times the SDK has retried a call in this thread (a retried write may have landed
+    before its answer was lost: the SDK re-sends it and reports only the last answer)."""
+    retries = getattr(client.config.clock, "retries", None)
+    return retries() if retries else 0
 
 
 def _key(settings: dict[str, Any]) -> tuple:
@@ -106,8 +133,6 @@ class DatabricksProviderError(ProviderError):
 
 # What to do, by the SDK's error class (databricks.sdk.errors), most specific first.
 _HINTS = (
-    ("PermissionDenied", "Give the identity in the databricks:* stack config the account admin role "
-                         "(or billing admin), or configure an identity that has it."),
     ("Unauthenticated", "Check the credentials: databricks:token, or databricks:clientId and "
                         "databricks:clientSecret, or the DATABRICKS_* environment variables."),
     ("NotFound", "It was deleted outside Pulumi: run `pulumi refresh`, then `pulumi up` to recreate it."),
@@ -117,10 +142,18 @@ _HINTS = (
 )
 _DEFAULT_HINT = "Run `pulumi up` again; if it keeps failing, check the Databricks account's status."
 
+# Who may do what (Databricks: "new policies can only be accessed by the policy creator and users
+# with the billing admin role"; the creator is made the policy's Manager).
+BILLING_ADMIN = "the billing admin role"
+POLICY_MANAGER = "the billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy"
+
 
 @contextmanager
-def databricks_errors(verb: str, thing: str, name: Any, expected: tuple[type[BaseException], ...] = ()):
+def databricks_errors(
+    verb: str, thing: str, name: Any, expected: tuple[type[BaseException], ...] = (), needs: str = BILLING_ADMIN
+):
     """Give every Databricks failure the providers' one error shape; ``expected`` pass through.
+    ``needs`` is the role the call requires, named when Databricks answers 403.
 
     The SDK answers a call whose retries ran out with a bare ``TimeoutError``; every other API
     failure is a ``DatabricksError`` (403 PERMISSION_DENIED included) whose class says what to do.
@@ -144,12 +177,15 @@ def databricks_errors(verb: str, thing: str, name: Any, expected: tuple[type[Bas
     except DatabricksError as error:
         code = f"{error.error_code}: " if getattr(error, "error_code", None) else ""
         raise api_error(
-            verb, thing, name, f"{code}{error}", _hint_for(error), error_class=DatabricksProviderError
+            verb, thing, name, f"{code}{error}", _hint_for(error, needs), error_class=DatabricksProviderError
         ) from None
 
 
-def _hint_for(error: BaseException) -> str:
+def _hint_for(error: BaseException, needs: str) -> str:
     names = {cls.__name__ for cls in type(error).__mro__}
+    if "PermissionDenied" in names:
+        return (f"The identity in the databricks:* stack config needs {needs}: have it granted, "
+                "or configure an identity that has it.")
     return next((hint for name, hint in _HINTS if name in names), _DEFAULT_HINT)
 
 

@@ -262,6 +262,39 @@ def _decrypt_hint(error: BaseException) -> str:
     return ""
 
 
+def webhooks_named(store, server: TrackingServer, name: str) -> list:
+    found, page_token = [], None
+    try:
+        while True:
+            page = store.list_webhooks(max_results=1000, page_token=page_token)
+            found.extend(w for w in page if w.name == name)
+            page_token = page.token
+            if not page_token:
+                return found
+    except Exception as error:  # noqa: BLE001
+        raise_mlflow_error("list", "webhooks named", name, server, error)
+
+
+def webhook_ids_named(store, server: TrackingServer, name: str) -> set[str]:
+    return {w.webhook_id for w in webhooks_named(store, server, name)}
+
+
+def remove_twins(store, server: TrackingServer, created, before: set[str]) -> None:
+    """Delete webhooks a retried create made besides ``created``: same settings, new since ``before``."""
+
+    def settings(webhook):
+        return (webhook.name, webhook.url, sorted(map(str, webhook.events)), webhook.description or "", webhook.status)
+
+    for webhook in webhooks_named(store, server, created.name):
+        if webhook.webhook_id not in before | {created.webhook_id} and settings(webhook) == settings(created):
+            try:
+                store.delete_webhook(webhook.webhook_id)
+            except Exception as error:  # noqa: BLE001
+                if not is_not_found(error):
+                    raise_mlflow_error("delete", "webhook", webhook.webhook_id, server, error,
+                                       hint=f"It is a twin of webhook {created.webhook_id} left by a retried create; delete it by hand.")
+
+
 def outputs_of(webhook, hash_: Optional[str], server: TrackingServer) -> dict[str, Any]:
     return {
         "webhook_name": webhook.name,
@@ -303,6 +336,9 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         secret = props.get("secret")
         require_encryption_key(server, props["webhook_name"], secret)
         store = registry_store(server)
+        # MLflow's HTTP client re-sends a create whose answer was lost: the twin it leaves has our
+        # name and settings and was not there before (MLflow has no idempotency key for webhooks).
+        before = webhook_ids_named(store, server, props["webhook_name"]) if server.is_http else set()
         try:
             webhook = store.create_webhook(
                 name=props["webhook_name"],
@@ -315,6 +351,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         except Exception as error:  # noqa: BLE001
             redact = (*url_parts(props["url"]), secret)
             raise_mlflow_error("create", "webhook", props["webhook_name"], server, error, redact=redact)
+        if server.is_http:
+            remove_twins(store, server, webhook, before)
         return CreateResult(webhook.webhook_id, outputs_of(webhook, secret_hash(secret), server))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

@@ -6,9 +6,15 @@ set as a whole and guards it with an etag, so every write here is read-modify-wr
 409 ``RESOURCE_CONFLICT`` with a fresh read: a grant written concurrently by someone else is
 never overwritten, and ours always lands.
 
-* additive (default): the resource owns only the (principal, role) pairs it declares;
+* additive (default): the resource manages only the (principal, role) pairs it declares, and
+  revokes only those it added itself (``granted_users``/``granted_managers``): a declared pair that
+  was already there (granted in the UI, by another stack) stays when the resource lets go of it;
 * authoritative: the rule set is exactly what is declared (like pulumi-databricks
   ``AccessControlRuleSet``); refresh reports any other grant as drift, and delete empties it.
+
+Databricks identifies users by email regardless of case (and service principals by a UUID), so
+principals are compared that way: a server that answers ``users/Alice@Example.com`` as
+``users/alice@example.com`` is not drift.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
-from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors
+from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors, sdk_retries
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -43,6 +49,31 @@ POLICY_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{36}")
 MAX_WRITE_ATTEMPTS = 8
 
 Grants = dict[str, set[str]]  # role -> principals
+
+
+def principal_key(principal: str) -> str:
+    """How Databricks tells principals apart: emails and UUIDs ignore case, group names do not."""
+    kind, _, rest = principal.partition("/")
+    return principal if kind == "groups" else f"{kind}/{rest.lower()}"
+
+
+def _keys(principals) -> set[str]:
+    return {principal_key(p) for p in principals}
+
+
+def _only(principals, among) -> set[str]:
+    """``principals`` (as spelled there) that are also in ``among``."""
+    keys = _keys(among)
+    return {p for p in principals if principal_key(p) in keys}
+
+
+def _without(principals, removed) -> set[str]:
+    keys = _keys(removed)
+    return {p for p in principals if principal_key(p) not in keys}
+
+
+def _plus(principals, added) -> set[str]:
+    return set(principals) | _without(added, principals)
 
 
 def rule_set_name(account_id: str, policy_id: str) -> str:
@@ -75,7 +106,10 @@ def validate_principals(principals: Any, failures: Failures, prop: str) -> Optio
         return None
     if any(is_unknown(p) for p in principals):
         return list(principals)  # preview: some principals are outputs not known yet
-    return sorted(set(principals))
+    unique: dict[str, str] = {}
+    for principal in sorted(principals):
+        unique.setdefault(principal_key(principal), principal)
+    return sorted(unique.values())
 
 
 def validate_authoritative(authoritative: Any, failures: Failures, prop: str = "authoritative") -> Any:
@@ -112,10 +146,20 @@ def grants_of(rule_set) -> Grants:
 def with_grants(current: Grants, add: Grants, remove: Grants) -> Grants:
     result = {role: set(principals) for role, principals in current.items()}
     for role, principals in remove.items():
-        result[role] = result.get(role, set()) - principals
+        result[role] = _without(result.get(role, set()), principals)
     for role, principals in add.items():
-        result[role] = result.get(role, set()) | principals
+        result[role] = _plus(result.get(role, set()), principals)
     return _without_empty(result)
+
+
+def missing_from(current: Grants, wanted: Grants) -> Grants:
+    """The pairs of ``wanted`` that ``current`` does not hold (what a write adds)."""
+    return {role: _without(principals, current.get(role, set())) for role, principals in wanted.items()}
+
+
+def same_grants(a: Grants, b: Grants) -> bool:
+    roles = set(a) | set(b)
+    return all(_keys(a.get(role, set())) == _keys(b.get(role, set())) for role in roles)
 
 
 def _without_empty(grants: Grants) -> Grants:
@@ -132,20 +176,38 @@ def _grant_rules(grants: Grants):
     return [GrantRule(role=role, principals=sorted(grants[role])) for role in sorted(grants) if grants[role]]
 
 
+def _comparable(name: str, value: Any) -> Any:
+    """Principals as Databricks tells them apart, for diff."""
+    if name in ROLE_OF_FIELD and isinstance(value, list):
+        return sorted(_keys(value))
+    return value
+
+
 def owned_grants(outputs: Mapping[str, Any]) -> Grants:
-    """The grants a resource owns, from its outputs (``declared_*``; older state: ``users``/``managers``)."""
+    """The grants a resource manages, from its outputs (``declared_*``; older state: ``users``/``managers``)."""
     return {
         role: set(outputs.get(f"declared_{field}", outputs.get(field)) or [])
         for field, role in ROLE_OF_FIELD.items()
     }
 
 
-def _outputs(props: Mapping[str, Any], account_id: str, seen: Grants, owned: Optional[Grants] = None) -> dict[str, Any]:
+def granted_grants(outputs: Mapping[str, Any]) -> Grants:
+    """The pairs a resource added itself and may revoke (``granted_*``).  State written before
+    they were recorded has only ``declared_*``: those are taken as granted, as they were then."""
+    if all(outputs.get(f"granted_{field}") is None for field in ROLE_OF_FIELD):
+        return owned_grants(outputs)
+    return {role: set(outputs.get(f"granted_{field}") or []) for field, role in ROLE_OF_FIELD.items()}
+
+
+def _outputs(
+    props: Mapping[str, Any], account_id: str, seen: Grants, granted: Grants, owned: Optional[Grants] = None
+) -> dict[str, Any]:
     owned = owned if owned is not None else declared_grants(props)
     return {
         "policy_id": props["policy_id"],
         **_fields_from(seen),
         **{f"declared_{field}": sorted(owned.get(role, set())) for field, role in ROLE_OF_FIELD.items()},
+        **{f"granted_{field}": sorted(granted.get(role, set())) for field, role in ROLE_OF_FIELD.items()},
         "authoritative": bool(props.get("authoritative")),
         "account_id": account_id,
         "rule_set_name": rule_set_name(account_id, props["policy_id"]),
@@ -162,30 +224,33 @@ class PolicyNotFound(Exception):
 class BudgetPolicyGrantsProvider(DatabricksProvider):
     """Outputs ``users``/``managers`` are the grants seen on the rule set (all of them when
     authoritative, the declared ones still present when additive) so refresh shows drift;
-    ``declared_users``/``declared_managers`` are what this resource owns and may release."""
+    ``declared_users``/``declared_managers`` are what this resource manages, and
+    ``granted_users``/``granted_managers`` the pairs it added itself, the only ones it revokes."""
 
     def check(self, _olds, news):
         inputs, failures = check_inputs(news)
         return failures.result(inputs)
 
     def diff(self, _id, olds, news) -> DiffResult:
-        result = diff_result(olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",))
+        result = diff_result(
+            olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",), normalize=_comparable
+        )
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props) -> CreateResult:
-        account_id = self._write_declared(props, previously_owned=None, account_id=None)
-        return CreateResult(props["policy_id"], _outputs(props, account_id, seen=declared_grants(props)))
+        account_id, granted = self._write_declared(props, previously_granted={}, account_id=None)
+        return CreateResult(props["policy_id"], _outputs(props, account_id, seen=declared_grants(props), granted=granted))
 
     def update(self, _id, olds, news) -> UpdateResult:
-        account_id = self._write_declared(news, previously_owned=owned_grants(olds), account_id=olds.get("account_id"))
-        return UpdateResult(_outputs(news, account_id, seen=declared_grants(news)))
+        account_id, granted = self._write_declared(news, granted_grants(olds), account_id=olds.get("account_id"))
+        return UpdateResult(_outputs(news, account_id, seen=declared_grants(news), granted=granted))
 
     def delete(self, _id, props) -> None:
         if props.get("authoritative"):
             change = lambda current: {}  # noqa: E731 - authoritative owns the whole rule set
         else:
-            owned = owned_grants(props)
-            change = lambda current: with_grants(current, add={}, remove=owned)  # noqa: E731
+            granted = granted_grants(props)
+            change = lambda current: with_grants(current, add={}, remove=granted)  # noqa: E731
         try:
             self._read_modify_write(props.get("account_id"), props["policy_id"], change)
         except PolicyNotFound:
@@ -195,61 +260,79 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         policy_id = props.get("policy_id") or id_
         client = self.account.client(props.get("account_id"))
         try:
-            with databricks_errors("read", "grants of budget policy", policy_id):
+            with databricks_errors("read", "grants of budget policy", policy_id, needs=POLICY_MANAGER):
                 actual = grants_of(self._get_rule_set(client, policy_id))
         except PolicyNotFound:
             return gone()
         state = {**props, "policy_id": policy_id, "authoritative": bool(props.get("authoritative"))}
         owned = owned_grants(state)
-        seen = actual if state["authoritative"] else {role: owned[role] & actual.get(role, set()) for role in owned}
-        outputs = _outputs(state, client.config.account_id, seen=seen, owned=owned)
+        seen = actual if state["authoritative"] else {role: _only(owned[role], actual.get(role, set())) for role in owned}
+        # A pair we added and someone removed is no longer ours to revoke.
+        granted = {role: _only(principals, actual.get(role, set())) for role, principals in granted_grants(state).items()}
+        outputs = _outputs(state, client.config.account_id, seen=seen, owned=owned, granted=granted)
         inputs = {k: outputs[k] for k in ("policy_id", "users", "managers", "authoritative")}
         return ReadResult(id_, outputs, inputs)
 
     # ---- rule set access ------------------------------------------------------------------
 
-    def _write_declared(self, props, previously_owned: Optional[Grants], account_id: Optional[str]) -> str:
+    def _write_declared(self, props, previously_granted: Grants, account_id: Optional[str]) -> tuple[str, Grants]:
+        """Write the declared grants; returns the account and the pairs this resource now holds
+        as its own grants (those it added, now or before)."""
         declared = declared_grants(props)
         if props.get("authoritative"):
             change = lambda current: _without_empty(declared)  # noqa: E731
         else:
-            old = previously_owned or {}
-            released = {role: old.get(role, set()) - declared[role] for role in declared}
+            released = {role: _without(previously_granted.get(role, set()), declared[role]) for role in declared}
             change = lambda current: with_grants(current, add=declared, remove=released)  # noqa: E731
         try:
-            return self._read_modify_write(account_id, props["policy_id"], change)
+            account_id, added = self._read_modify_write(account_id, props["policy_id"], change)
         except PolicyNotFound:
             raise api_error(
                 "write", "grants of budget policy", props["policy_id"],
                 f"no such budget policy in account {self.account.account_id}",
                 "Check policy_id (or create the policy first).", error_class=DatabricksProviderError,
             ) from None
+        if props.get("authoritative"):
+            return account_id, declared  # it owns the whole rule set
+        kept = {role: _only(previously_granted.get(role, set()), declared[role]) for role in declared}
+        return account_id, {role: _plus(kept[role], _only(declared[role], added.get(role, set()))) for role in declared}
 
-    def _read_modify_write(self, account_id: Optional[str], policy_id: str, change: Callable[[Grants], Grants]) -> str:
-        """Apply ``change`` to the rule set; returns the account it lives in."""
+    def _read_modify_write(
+        self, account_id: Optional[str], policy_id: str, change: Callable[[Grants], Grants]
+    ) -> tuple[str, Grants]:
+        """Apply ``change`` to the rule set; returns the account it lives in and the pairs added."""
         client = self.account.client(account_id)
-        with databricks_errors("write", "grants of budget policy", policy_id):
-            self._read_modify_write_attempts(client, policy_id, change)
-        return client.config.account_id
+        with databricks_errors("write", "grants of budget policy", policy_id, needs=POLICY_MANAGER):
+            added = self._read_modify_write_attempts(client, policy_id, change)
+        return client.config.account_id, added
 
-    def _read_modify_write_attempts(self, client, policy_id: str, change: Callable[[Grants], Grants]) -> None:
+    def _read_modify_write_attempts(self, client, policy_id: str, change: Callable[[Grants], Grants]) -> Grants:
         from databricks.sdk.errors import ResourceConflict
         from databricks.sdk.service.iam import RuleSetUpdateRequest
 
         name = rule_set_name(client.config.account_id, policy_id)
+        unsure: Optional[tuple[Grants, Grants]] = None  # (written, added) of a write that may have landed
         for attempt in range(MAX_WRITE_ATTEMPTS):
             rule_set = self._get_rule_set(client, policy_id)
             current = _without_empty(grants_of(rule_set))
+            if unsure is not None and same_grants(current, unsure[0]):
+                # The SDK re-sent our write after losing its answer and met our own new etag:
+                # the rule set is exactly what we wrote, so the pairs we added are ours.
+                return unsure[1]
             wanted = change(current)
-            if wanted == current:
-                return
+            if same_grants(wanted, current):
+                return {}
+            retries_before = sdk_retries(client)
             try:
                 client.access_control.update_rule_set(
                     name=name,
                     rule_set=RuleSetUpdateRequest(name=name, etag=rule_set.etag, grant_rules=_grant_rules(wanted)),
                 )
-                return
+                return missing_from(current, wanted)
             except ResourceConflict:
+                # Another writer came between our read and write -- or, if the SDK retried, our own
+                # first attempt did (its answer lost).  Re-read and decide on what is there now.
+                unsure = (wanted, missing_from(current, wanted)) if sdk_retries(client) > retries_before else None
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         raise api_error(
             "write", "grants of budget policy", policy_id,
@@ -278,6 +361,8 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
     managers: pulumi.Output[list]
     declared_users: pulumi.Output[list]
     declared_managers: pulumi.Output[list]
+    granted_users: pulumi.Output[list]
+    granted_managers: pulumi.Output[list]
     authoritative: pulumi.Output[bool]
     account_id: pulumi.Output[str]
     rule_set_name: pulumi.Output[str]
@@ -299,6 +384,8 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
             "authoritative": authoritative if authoritative is not None else False,
             "declared_users": None,
             "declared_managers": None,
+            "granted_users": None,
+            "granted_managers": None,
             "account_id": None,
             "rule_set_name": None,
         }

@@ -5,6 +5,12 @@
 is the whole gateway (``GLOBAL``), a workspace, one endpoint (``target`` = its name or id) or one
 user (``target`` = username).  MLflow has no client method for budgets: the tracking store's
 gateway methods are used (REST ``/api/3.0/mlflow/gateway/budgets/*`` or the SQL store).
+
+A budget that cannot trip is refused before it is written: amounts outside $0.01–$10^9 and
+windows longer than a year at check (one window MLflow cannot compute disables every budget of
+the gateway); USER scope on a store without authentication at check (SQL store) or create
+(server); an ENDPOINT budget whose endpoint has usage tracking off or an unpriced model at create,
+update or the diff of a preview (``providers/_spend_tracking.py``), unless ``allow_untracked``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any, Mapping, Optional, Union
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from providers import _spend_tracking
 from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
 from providers._mlflow import (
     MlflowProvider,
@@ -40,12 +47,19 @@ SCOPES = ("GLOBAL", "WORKSPACE", "ENDPOINT", "USER")
 TARGETED_SCOPES = ("ENDPOINT", "USER")
 ENDPOINT_ID = re.compile(r"e-[0-9a-f]{32}")
 
-INPUTS = ("amount_usd", "window", "action", "scope", "target")
+INPUTS = ("amount_usd", "window", "action", "scope", "target", "allow_untracked")
 WINDOW_HELP = (
     '"daily", "weekly", "monthly" or {unit, value} with unit one of '
     + ", ".join(WINDOW_UNITS)
-    + " and value an integer >= 1"
+    + " and value a whole number from 1 up to one year"
 )
+MIN_AMOUNT_USD = 0.01
+MAX_AMOUNT_USD = 1e9  # no real budget reaches it; 1e308 would
+# One year in each unit.  MLflow's gateway loads every policy at once and computes each window
+# with datetime arithmetic: one window it cannot compute (10^18 days, 10^6 months) makes the
+# whole load fail and no budget is enforced at all, every team's included.
+MAX_WINDOW = {"MINUTES": 366 * 24 * 60, "HOURS": 366 * 24, "DAYS": 366, "WEEKS": 52, "MONTHS": 12}
+MAX_WINDOW_HELP = ", ".join(f"{unit} <= {limit}" for unit, limit in MAX_WINDOW.items())
 
 
 # --- field validators ----------------------------------------------------------------------------
@@ -55,8 +69,8 @@ def validate_amount(value: Any, failures: Failures, prop: str = "amount_usd") ->
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         failures.add(prop, "must be a number of US dollars greater than 0")
         return value
-    if not math.isfinite(value) or value <= 0:
-        failures.add(prop, f"must be greater than 0 (got {value})")
+    if not math.isfinite(value) or not MIN_AMOUNT_USD <= value <= MAX_AMOUNT_USD:
+        failures.add(prop, f"must be between {MIN_AMOUNT_USD} and {MAX_AMOUNT_USD:.0e} US dollars (got {value})")
         return value
     return float(value)
 
@@ -88,6 +102,11 @@ def _normalized_window(value: Any) -> tuple[Any, Optional[str]]:
         return value, f"value must be an integer >= 1 (got {length!r})"
     if length < 1:
         return value, f"value must be >= 1 (got {int(length)})"
+    if length > MAX_WINDOW[unit]:
+        return value, (
+            f"at most one year: {unit} value must be <= {MAX_WINDOW[unit]} (got {int(length)}); "
+            f"windows: {MAX_WINDOW_HELP}"
+        )
     return {"unit": unit, "value": int(length)}, None
 
 
@@ -128,13 +147,48 @@ def validate_target(target: Any, failures: Failures, prop: str = "target", scope
     return target
 
 
+def validate_allow_untracked(value: Any, failures: Failures, prop: str = "allow_untracked") -> Any:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        failures.add(prop, f"must be true or false (got {value!r})")
+    return value
+
+
+def validate_declared_at(value: Any, failures: Failures, prop: str = "declared_at") -> Any:
+    if value is not None and not isinstance(value, str):
+        failures.add(prop, f"must be a config path string (got {value!r})")
+    return value
+
+
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     inputs, failures = check_fields(
         news,
-        {"amount_usd": validate_amount, "window": validate_window, "action": validate_action, "scope": validate_scope},
+        {"amount_usd": validate_amount, "window": validate_window, "action": validate_action, "scope": validate_scope,
+         "allow_untracked": validate_allow_untracked, "declared_at": validate_declared_at},
     )
     inputs["target"] = validate_target(inputs.get("target"), failures, scope=inputs.get("scope"))
     return inputs, failures
+
+
+def user_scope_failure(inputs: Mapping[str, Any]) -> Optional[str]:
+    """USER scope on a store without a server: no request it sees ever carries a username."""
+    uri = inputs.get("tracking_uri")
+    if inputs.get("scope") != "USER" or not isinstance(uri, str):
+        return None
+    if TrackingServer(uri).is_http or uri.split(":", 1)[0] == "databricks":
+        return None  # a server: whether it has authentication is asked at create
+    return (
+        f"USER scope needs an MLflow server with authentication, and {uri} is a database store "
+        "with no users: the budget would never match a request. Point mlflow:trackingUri at the "
+        "server (mlflow server --app-name basic-auth) or use scope ENDPOINT, WORKSPACE or GLOBAL"
+        + _declared_at_suffix(inputs)
+    )
+
+
+def _declared_at_suffix(inputs: Mapping[str, Any]) -> str:
+    declared_at = inputs.get("declared_at")
+    return f" (declared at {declared_at})" if isinstance(declared_at, str) and declared_at else ""
 
 
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
@@ -160,36 +214,79 @@ def budget_arguments(inputs: Mapping[str, Any], target_value: Optional[str]) -> 
     }
 
 
-def find_endpoint_id(store, target: str) -> Optional[str]:
-    """The id of the gateway endpoint ``target`` names (an id or a name), None if none."""
+def find_endpoint(store, target: str):
+    """The gateway endpoint ``target`` names (an id or a name), None if none."""
     lookups = [{"endpoint_id": target}] if ENDPOINT_ID.fullmatch(target) else []
     lookups.append({"name": target})
     for lookup in lookups:
         try:
-            return store.get_gateway_endpoint(**lookup).endpoint_id
+            return store.get_gateway_endpoint(**lookup)
         except Exception as error:  # noqa: BLE001
             if not is_not_found(error):
                 raise
     return None
 
 
+def find_endpoint_id(store, target: str) -> Optional[str]:
+    endpoint = find_endpoint(store, target)
+    return endpoint.endpoint_id if endpoint is not None else None
+
+
 def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any]) -> Optional[str]:
-    """What MLflow stores as ``target_value``: endpoint id for ENDPOINT, username for USER."""
+    """What MLflow stores as ``target_value``: endpoint id for ENDPOINT, username for USER.
+
+    Before anything is written it refuses a budget that could never trip (unless the input
+    ``allow_untracked`` accepts that): an endpoint whose spend MLflow does not count, a user
+    on a server without authentication.
+    """
     scope, target = inputs["scope"], inputs.get("target")
     if scope == "USER":
+        refuse_user_scope_without_authentication(server, inputs)
         return target
     if scope != "ENDPOINT":
         return None
     try:
-        endpoint_id = find_endpoint_id(store, target)
+        endpoint = find_endpoint(store, target)
     except Exception as error:  # noqa: BLE001
         raise_mlflow_error("look up", "gateway endpoint", target, server, error)
-    if endpoint_id is None:
+    if endpoint is None:
         raise api_error(
             "find", "gateway endpoint", target, f"no AI Gateway endpoint named or with id {target!r}",
             "Create the endpoint first or fix target.", f"on {server.public_uri}", MlflowProviderError,
         )
-    return endpoint_id
+    if not inputs.get("allow_untracked"):
+        refuse_untracked_endpoint(store, server, inputs, endpoint)
+    return endpoint.endpoint_id
+
+
+def refuse_untracked_endpoint(store, server: TrackingServer, inputs: Mapping[str, Any], endpoint) -> None:
+    try:
+        reasons = _spend_tracking.untracked_spend(store, endpoint)
+    except Exception as error:  # noqa: BLE001
+        raise_mlflow_error("read", "gateway endpoint's models", endpoint.endpoint_id, server, error)
+    if reasons:
+        article = "an" if inputs["action"] == "ALERT" else "a"
+        raise api_error(
+            "set", f"{article} {inputs['action']} budget on gateway endpoint", endpoint.name or endpoint.endpoint_id,
+            "it could never trip: " + "; ".join(why for why, _ in reasons),
+            "; ".join(fix for _, fix in reasons) + f"; {_spend_tracking.opt_out_hint(inputs.get('declared_at'))}.",
+            f"({endpoint.endpoint_id}) on {server.public_uri}{_declared_at_suffix(inputs)}", MlflowProviderError,
+        )
+
+
+def refuse_user_scope_without_authentication(server: TrackingServer, inputs: Mapping[str, Any]) -> None:
+    if not server.is_http:
+        return  # check() already refused SQL stores; Databricks always authenticates
+    from providers._mlflow import _host_creds
+
+    if _spend_tracking.server_has_authentication(_host_creds(server)) is False:
+        raise api_error(
+            "set", "a USER budget for", inputs.get("target"),
+            "the server runs without authentication, so no request carries a username and the "
+            "budget would never match",
+            "Start it with `mlflow server --app-name basic-auth`, or use scope ENDPOINT, WORKSPACE or GLOBAL.",
+            f"on {server.public_uri}{_declared_at_suffix(inputs)}", MlflowProviderError,
+        )
 
 
 def get_policy(store, server: TrackingServer, policy_id: str):
@@ -211,6 +308,7 @@ def outputs_of(policy, declared: Mapping[str, Any], server: TrackingServer) -> d
         "scope": policy.target_scope.value,
         "target": declared.get("target") if "target" in declared else policy.target_value,
         "target_value": policy.target_value,
+        "allow_untracked": bool(declared.get("allow_untracked")),
         "budget_policy_id": policy.budget_policy_id,
         "tracking_uri": server.public_uri,
     }
@@ -247,10 +345,17 @@ def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
 def _comparable(name: str, value: Any) -> Any:
     if name == "amount_usd" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return round(float(value), 6)
+    if name == "allow_untracked":
+        return bool(value)  # state written before this input existed holds None
     if name == "window" and isinstance(value, Mapping):
         length = value.get("value")
         return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
     return value
+
+
+def _guard_applies(inputs: Mapping[str, Any]) -> bool:
+    names = ("scope", "target", "action", "allow_untracked")
+    return inputs.get("scope") in TARGETED_SCOPES and not any(is_unknown(inputs.get(n)) for n in names)
 
 
 def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,10 +377,18 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]):
         inputs, failures = check_inputs(news)
         self.record_tracking_uri(inputs, failures)
+        reason = user_scope_failure(inputs)
+        if reason:
+            failures.add("scope", reason)
         return failures.result(inputs)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
-        return diff_result(olds, news, in_place=INPUTS, replace=("tracking_uri",), normalize=_comparable)
+        result = diff_result(olds, news, in_place=INPUTS, replace=("tracking_uri",), normalize=_comparable)
+        if result.changes and not result.replaces and _guard_applies(news):
+            # Preview of an update: the earliest phase that can ask the server (check cannot).
+            server = self.server_for(olds.get("tracking_uri"))
+            resolve_target_value(tracking_store(server), server, news)
+        return result
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         server = self.configured_server()
@@ -328,6 +441,7 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
     scope: pulumi.Output[str]
     target: pulumi.Output[Optional[str]]
     target_value: pulumi.Output[Optional[str]]
+    allow_untracked: pulumi.Output[bool]
     budget_policy_id: pulumi.Output[str]
     tracking_uri: pulumi.Output[str]
 
@@ -340,14 +454,21 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
         action: pulumi.Input[str],
         scope: pulumi.Input[str] = "GLOBAL",
         target: Optional[pulumi.Input[str]] = None,
+        allow_untracked: pulumi.Input[bool] = False,
+        declared_at: Optional[str] = None,
         opts: Optional[pulumi.ResourceOptions] = None,
     ) -> None:
+        """``allow_untracked=True`` accepts a budget that MLflow cannot count spend for (an
+        endpoint with usage tracking off or an unpriced model); ``declared_at`` names where the
+        budget was declared (a stack config path) in error messages."""
         props = {
             "amount_usd": amount_usd,
             "window": window,
             "action": action,
             "scope": scope,
             "target": target,
+            "allow_untracked": allow_untracked,
+            "declared_at": declared_at,
             "target_value": None,
             "budget_policy_id": None,
             "tracking_uri": None,

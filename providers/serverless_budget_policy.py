@@ -6,6 +6,7 @@ custom tags it carries, and can be bound to chosen workspaces.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Mapping, Optional, Sequence
 
@@ -13,7 +14,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
-from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors
+from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -27,6 +28,10 @@ RESERVED_NAME_PREFIX = "databricks:default-policy"
 
 MAX_EXACT_WORKSPACE_ID = 2**53  # numbers cross the Pulumi wire as doubles
 IN_PLACE_FIELDS = ("policy_name", "custom_tags", "binding_workspace_ids")
+LIST_FIELDS = ("custom_tags", "binding_workspace_ids")
+# Databricks sometimes refuses a create with "Duplicate policy name found." under load although
+# no policy has the name (terraform-provider-databricks #4600): retried this many times.
+MAX_CREATE_ATTEMPTS = 5
 
 
 # --- field validators ----------------------------------------------------------------------------
@@ -164,25 +169,43 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props) -> CreateResult:
-        from databricks.sdk.errors import ResourceAlreadyExists
-
         client = self.account.client()
         # One request_id for this create: the SDK re-sends the same body on 429/503 and
         # connection errors, and Databricks returns the policy made by the first attempt.
         request_id = str(uuid.uuid4())
-        try:
-            with databricks_errors("create", "budget policy", props["policy_name"], expected=(ResourceAlreadyExists,)):
-                policy = client.budget_policy.create(policy=_to_budget_policy(props), request_id=request_id)
-        except ResourceAlreadyExists as error:
-            raise self._name_taken(client, props["policy_name"], error) from None
+        with databricks_errors("create", "budget policy", props["policy_name"]):
+            policy = self._create_despite_spurious_duplicates(client, props, request_id)
         return CreateResult(policy.policy_id, _outputs(policy, client.config.account_id))
+
+    def _create_despite_spurious_duplicates(self, client, props, request_id: str):
+        """Create; a "Duplicate policy name found." while no policy has the name is retried with
+        the same request_id (an attempt that did land is returned, never made twice)."""
+        from databricks.sdk.errors import ResourceAlreadyExists
+
+        name = props["policy_name"]
+        for attempt in range(MAX_CREATE_ATTEMPTS):
+            try:
+                return client.budget_policy.create(policy=_to_budget_policy(props), request_id=request_id)
+            except ResourceAlreadyExists as error:
+                refusal = error
+                if self._policy_named(client, name) is not None:
+                    break
+                time.sleep(min(0.2 * 2**attempt, 2.0))
+        else:
+            raise api_error(
+                "create", "budget policy", name,
+                f"Databricks answered {str(refusal)!r} {MAX_CREATE_ATTEMPTS} times although no policy has that name "
+                "(a spurious answer it gives under load)",
+                "Run `pulumi up` again later.", error_class=DatabricksProviderError,
+            )
+        raise self._name_taken(client, name, refusal)
 
     def read(self, id_, props) -> ReadResult:
         from databricks.sdk.errors import NotFound
 
         client = self.account.client(props.get("account_id"))
         try:
-            with databricks_errors("read", "budget policy", id_, expected=(NotFound,)):
+            with databricks_errors("read", "budget policy", id_, expected=(NotFound,), needs=POLICY_MANAGER):
                 policy = client.budget_policy.get(id_)
         except NotFound:
             return gone()
@@ -190,23 +213,40 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
 
     def update(self, id_, olds, news) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
-        with databricks_errors("update", "budget policy", id_):
+        cleared = [field for field in LIST_FIELDS if olds.get(field) and not news.get(field)]
+        with databricks_errors("update", "budget policy", id_, needs=POLICY_MANAGER):
             policy = client.budget_policy.update(id_, _to_budget_policy(news, policy_id=id_))
+            if cleared:
+                # The SDK leaves empty lists out of the body, and whether Databricks reads an absent
+                # list as "none" or as "unchanged" is not documented: read back.
+                policy = client.budget_policy.get(id_)
+        kept = [field for field in cleared if _policy_inputs(policy)[field]]
+        if kept:
+            raise api_error(
+                "update", "budget policy", id_,
+                f"Databricks kept its {' and '.join(kept)} although the update gave none (an empty list is left out "
+                "of the request, and this server reads that as unchanged)",
+                "Remove them in the account console, then run `pulumi refresh`.", error_class=DatabricksProviderError,
+            )
         return UpdateResult(_outputs(policy, client.config.account_id))
 
     def delete(self, id_, props) -> None:
         from databricks.sdk.errors import NotFound
 
         try:
-            with databricks_errors("delete", "budget policy", id_, expected=(NotFound,)):
+            with databricks_errors("delete", "budget policy", id_, expected=(NotFound,), needs=POLICY_MANAGER):
                 self.account.client(props.get("account_id")).budget_policy.delete(id_)
         except NotFound:
             pass  # gone already
 
     @staticmethod
-    def _name_taken(client, name: str, error: BaseException) -> DatabricksProviderError:
+    def _policy_named(client, name: str):
+        """The active policy with exactly this name, if any (the list filter matches substrings)."""
         with databricks_errors("list", "budget policies named", name):
-            existing = next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
+            return next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
+
+    def _name_taken(self, client, name: str, error: BaseException) -> DatabricksProviderError:
+        existing = self._policy_named(client, name)
         adopt = (
             f"To manage it with Pulumi, adopt it: declare the resource with "
             f"`opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")`, run `pulumi up`, then remove the option. "

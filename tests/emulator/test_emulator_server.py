@@ -23,10 +23,12 @@ from emulator.state import AccountState
 
 def test_sdk_construction_reads_host_metadata_without_warnings(databricks_emulator, caplog):
     caplog.set_level(logging.DEBUG, logger="databricks.sdk")
-    started = time.monotonic()
-    # No account id given: the SDK must learn it from /.well-known/databricks-config.
+    # No account id given: the SDK must learn it from /.well-known/databricks-config, in one
+    # request that succeeds (no retries, no fallbacks).
     config = Config(host=databricks_emulator.url, token="dapi-test", auth_type="pat")
-    assert time.monotonic() - started < 2
+    assert [(r["method"], r["path"], r["status"]) for r in databricks_emulator.requests] == [
+        ("GET", "/.well-known/databricks-config", 200)
+    ]
     assert config.account_id == databricks_emulator.account_id
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
     assert databricks_emulator.requests[0]["path"] == "/.well-known/databricks-config"
@@ -36,7 +38,10 @@ def test_sdk_construction_reads_host_metadata_without_warnings(databricks_emulat
         "oidc_endpoint": f"{databricks_emulator.url}/oidc/accounts/{{account_id}}",
         "account_id": databricks_emulator.account_id,
     }
-    assert AccountClient(config=config).budget_policy.list() is not None
+    # The client built from that metadata reaches the account API (list is lazy: consume it).
+    assert list(AccountClient(config=config).budget_policy.list()) == []
+    assert databricks_emulator.requests[-1]["path"] == f"/api/2.1/accounts/{databricks_emulator.account_id}/budget-policies"
+    assert databricks_emulator.requests[-1]["status"] == 200
 
 
 def test_unknown_route_is_a_loud_endpoint_not_found(databricks_emulator, capfd):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -332,22 +333,35 @@ def test_response_text_prefers_the_generated_message():
     assert response_text({"answer": "yes", "sources": ["a", "b"]}) == "yes\na\nb"
 
 
-def test_tiktoken_counter_counts_exactly_when_installed():
-    pytest.importorskip("tiktoken")
-    try:
-        count = resolve_token_counter("tiktoken")
-    except Exception as error:  # the encoding file is fetched on first use
-        pytest.skip(f"tiktoken encoding not available offline: {error}")
-    assert count("hello world") == 2
+class _FakeEncoding:
+    """Stands in for a tiktoken encoding: one token per whitespace-separated word."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.special_arguments = []
+
+    def encode(self, text: str, disallowed_special=()):
+        self.special_arguments.append(disallowed_special)
+        return text.split()
 
 
-def test_asking_for_tiktoken_without_it_is_a_clear_error():
-    try:
-        import tiktoken  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("tiktoken is installed")
+def test_tiktoken_counter_counts_with_the_tiktoken_encoding(monkeypatch):
+    """tiktoken is optional and fetches encodings online: a stand-in module proves the wiring."""
+    encodings = []
+
+    def get_encoding(name):
+        encodings.append(_FakeEncoding(name))
+        return encodings[-1]
+
+    monkeypatch.setitem(sys.modules, "tiktoken", SimpleNamespace(get_encoding=get_encoding))
+    count = resolve_token_counter("tiktoken")
+    assert [e.name for e in encodings] == ["cl100k_base"]
+    assert count("hello big world") == 3 and count("") == 0
+    assert encodings[0].special_arguments == [()], "text that looks like a special token is counted, not refused"
+
+
+def test_asking_for_tiktoken_without_it_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tiktoken", None)  # import fails as if it were not installed
     with pytest.raises(ImportError, match="pip install tiktoken"):
         TokenBudgetEvaluator(model_using(1, 1), max_tokens=10, token_counter="tiktoken")
 

@@ -200,3 +200,123 @@ def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
     inputs.update(policy_id=rpc.UNKNOWN, users=["groups/search", rpc.UNKNOWN])
     assert server.check(server.urn(TYPE, "preview"), inputs).failures == []
     assert databricks_emulator.requests == []
+
+
+# ---- never revoke what we did not grant ---------------------------------------------------
+
+
+def test_a_declared_pair_granted_before_us_survives_undeclaring_and_delete(server, databricks_emulator, policy_id):
+    """Granted in the UI (or by another stack) before our resource declared it: not ours to revoke."""
+    urn = server.urn(TYPE, "pre-existing")
+    grant_out_of_band(databricks_emulator, policy_id, USER, "groups/search")
+    grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/lead@example.com")
+    id_, created = server.apply(urn, declared(policy_id=policy_id, users=["groups/search", "groups/ranking"], managers=["users/lead@example.com"]))
+
+    # Dropping both declared users revokes only the one we added.
+    changed = server.check(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"])).inputs
+    outs = server.update(urn, id_, created, changed)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}, MANAGER: {"users/lead@example.com"}}
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}, MANAGER: {"users/lead@example.com"}}
+    assert (created["granted_users"], created["granted_managers"]) == (["groups/ranking"], [])
+
+
+def _another_writer_grants(databricks_emulator, policy_id, role, principal):
+    databricks_emulator.before_next("PUT", "/access-control/rule-sets", lambda state: state.add_grant(policy_id, role, principal))
+
+
+def test_create_race_a_writer_granting_our_pair_between_read_and_write_keeps_it(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race-create")
+    _another_writer_grants(databricks_emulator, policy_id, USER, "groups/search")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search", "groups/ranking"]))
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
+    assert outs["granted_users"] == ["groups/ranking"]
+
+
+def test_update_race_a_writer_granting_our_new_pair_between_read_and_write_keeps_it(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race-update")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/ranking"]))
+    _another_writer_grants(databricks_emulator, policy_id, MANAGER, "users/lead@example.com")
+    changed = server.check(urn, declared(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])).inputs
+    outs = server.update(urn, id_, outs, changed)
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/lead@example.com"}}
+    assert (outs["granted_users"], outs["granted_managers"]) == (["groups/ranking"], [])
+
+
+def test_delete_race_a_writer_between_read_and_write_loses_nothing(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "race-delete")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/ranking"]))
+    _another_writer_grants(databricks_emulator, policy_id, USER, OUT_OF_BAND)
+    server.delete(urn, id_, outs)
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
+
+
+def test_after_a_lost_answer_the_pairs_we_wrote_are_still_ours_to_revoke(server, databricks_emulator, policy_id):
+    """Our PUT lands, its answer is lost, the SDK's retry meets our own new etag (409): the rule
+    set is exactly what we wrote, so the pair is ours and delete revokes it."""
+    grant_out_of_band(databricks_emulator, policy_id)
+    databricks_emulator.faults.inject("503", "PUT", "/access-control/rule-sets", phase="after")
+    urn = server.urn(TYPE, "lost-then-delete")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+    assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
+    assert outs["granted_users"] == ["groups/search"]
+
+
+def test_state_written_before_granted_pairs_were_recorded_still_releases_its_declared_pairs(server, databricks_emulator, policy_id):
+    urn = server.urn(TYPE, "old-state")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+    old_state = {k: v for k, v in outs.items() if not k.startswith("granted_")}
+    server.delete(urn, id_, old_state)
+    assert rule_set(databricks_emulator, policy_id) == {}
+
+
+# ---- principals as the server returns them ------------------------------------------------
+
+
+@pytest.mark.parametrize("authoritative", [False, True])
+def test_a_server_that_lowercases_emails_shows_no_drift(databricks_emulator_factory, provider_server_factory, authoritative):
+    emulator = databricks_emulator_factory(lowercase_emails=True)
+    server = provider_server_factory(config=emulator.config())
+    from databricks.sdk.service.billing import BudgetPolicy
+
+    policy_id = emulator.account_client().budget_policy.create(policy=BudgetPolicy(policy_name="team")).policy_id
+    urn = server.urn(TYPE, "mixed-case")
+    inputs = declared(policy_id=policy_id, users=["users/Alice.Smith@Example.com", "groups/Search"], authoritative=authoritative)
+    id_, outs = server.apply(urn, inputs)
+    assert rule_set(emulator, policy_id) == {USER: {"users/alice.smith@example.com", "groups/Search"}}
+
+    read = server.read(urn, id_, outs)
+    checked = server.check(urn, inputs).inputs
+    assert server.diff(urn, id_, read.outs, checked).changes == "none"
+    emulator.reset_requests()
+    server.update(urn, id_, read.outs, checked)  # an update for another reason writes nothing here
+    assert emulator.count("PUT", "/rule-sets") == 0
+    server.delete(urn, id_, read.outs)
+    assert rule_set(emulator, policy_id) == {}
+
+
+def test_an_email_granted_before_us_in_another_case_is_not_ours(server, databricks_emulator, policy_id):
+    grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/Lead@Example.com")
+    urn = server.urn(TYPE, "case")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"]))
+    assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/Lead@Example.com"}}, "no second spelling added"
+    server.delete(urn, id_, outs)
+    assert rule_set(databricks_emulator, policy_id) == {MANAGER: {"users/Lead@Example.com"}}
+
+
+def test_a_refused_grant_write_names_the_policy_and_the_role_needed(server, databricks_emulator, policy_id):
+    databricks_emulator.faults.error(
+        "PUT", "/access-control/rule-sets", status=403, error_code="PERMISSION_DENIED",
+        message="You are not allowed to call this API, consider getting billing.admin role",
+    )
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "denied"), declared(policy_id=policy_id, users=["groups/search"]))
+    assert f"Unable to write grants of budget policy '{policy_id}': PERMISSION_DENIED" in error.value.message
+    assert "billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message

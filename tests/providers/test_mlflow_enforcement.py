@@ -7,8 +7,6 @@ bundled prices make $0.21 a call: a $0.50 cap is spent after three calls.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -65,6 +63,30 @@ def test_reject_policy_answers_429_until_the_amount_is_raised(mlflow_server, pro
     assert len(openai_fake.requests) == 4
 
 
+class AlertMarkers:
+    """Fresh ALERT policies, each on a fresh endpoint and exceeded by one call: the delivery of
+    a marker proves the server has fired everything triggered before it, without sleeping.
+    (A fresh endpoint each time: spend already in the window would count as exceeded at load,
+    and an exceeded-at-load window never fires.)"""
+
+    def __init__(self, mlflow_server, provider, deploy, openai_fake, receiver) -> None:
+        self.mlflow_server, self.provider, self.deploy, self.receiver = mlflow_server, provider, deploy, receiver
+        self.openai_fake = openai_fake
+
+    def send(self, timeout: float = 5.0) -> bool:
+        """Exceed a new marker policy; True once its delivery arrived (False at timeout)."""
+        endpoint = create_gateway_endpoint(self.mlflow_server.tracking_uri, self.openai_fake.url)
+        marker = self.deploy(self.provider, GatewayBudgetPolicy)
+        marker.up(amount_usd=0.01, window="daily", action="ALERT", scope="ENDPOINT", target=endpoint.name)
+        assert invoke(self.mlflow_server, endpoint.name).status_code == 200
+        arrived = self.receiver.wait_for(lambda d: d.json.get("data", {}).get("budget_policy_id") == marker.id, timeout=timeout)
+        return len(arrived) == 1
+
+    def until_delivered(self, attempts: int = 10) -> None:
+        """Send markers until one arrives: the server's webhook cache now lists the receiver."""
+        assert any(self.send() for _ in range(attempts)), "the server never delivered to the receiver"
+
+
 def test_alert_policy_delivers_one_signed_webhook_per_window(
     mlflow_server, provider, deploy, openai_fake, webhook_receiver
 ):
@@ -72,9 +94,11 @@ def test_alert_policy_delivers_one_signed_webhook_per_window(
     endpoint = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
     hook = deploy(provider, BudgetAlertWebhook)
     hook.up(webhook_name=f"alerts-{endpoint.name}", url=webhook_receiver.url, secret=secret)
+    markers = AlertMarkers(mlflow_server, provider, deploy, openai_fake, webhook_receiver)
+    # The server caches its list of webhooks (MLFLOW_WEBHOOK_CACHE_TTL): wait until it lists ours.
+    markers.until_delivered()
     policy = deploy(provider, GatewayBudgetPolicy)
     policy.up(amount_usd=0.30, window="daily", action="ALERT", scope="ENDPOINT", target=endpoint.name)
-    time.sleep(1.2)  # the server caches the list of webhooks for MLFLOW_WEBHOOK_CACHE_TTL=1 s
 
     statuses = [invoke(mlflow_server, endpoint.name).status_code for _ in range(5)]
     assert statuses == [200] * 5  # ALERT lets traffic flow
@@ -82,8 +106,11 @@ def test_alert_policy_delivers_one_signed_webhook_per_window(
     def ours(delivery):
         return delivery.json.get("data", {}).get("budget_policy_id") == policy.id
 
-    webhook_receiver.wait_for(ours, count=1)
-    time.sleep(1.0)  # would a second delivery for the same window arrive?
+    assert len(webhook_receiver.wait_for(ours, count=1)) == 1
+    # More spend in the same window, then a marker sent after it: once the marker has arrived,
+    # a second delivery for our window would have been fired before it.
+    assert invoke(mlflow_server, endpoint.name).status_code == 200
+    assert markers.send(), "the marker after the extra spend was not delivered"
     deliveries = webhook_receiver.matching(ours)
     assert len(deliveries) == 1
     delivery = deliveries[0]

@@ -40,7 +40,7 @@ def test_check_reports_every_bad_input_naming_the_property(checker):
     )
     assert outcome.failed_properties() == {"amount_usd", "window", "action", "target"}
     reasons = dict(outcome.failures)
-    assert "greater than 0" in reasons["amount_usd"]
+    assert "between 0.01 and 1e+09" in reasons["amount_usd"]
     assert "MINUTES, HOURS, DAYS, WEEKS, MONTHS" in reasons["window"]
     assert "ALERT, REJECT" in reasons["action"]
     assert "endpoint name or id" in reasons["target"]
@@ -62,10 +62,12 @@ def test_check_reports_every_bad_input_naming_the_property(checker):
         ({"scope": "USER", "target": "  "}, "target"),
     ],
 )
-def test_check_rejects(checker, kwargs, prop):
+def test_check_rejects(checker, mlflow_backend, kwargs, prop):
     base = {"amount_usd": 10, "window": "daily", "action": "ALERT"}
     outcome = check(checker, **{**base, **kwargs})
-    assert outcome.failed_properties() == {prop}
+    # A SQL store also refuses USER scope itself (no users there).
+    user_on_sqlite = kwargs.get("scope") == "USER" and mlflow_backend.kind == "sqlite"
+    assert outcome.failed_properties() == {prop} | ({"scope"} if user_on_sqlite else set())
 
 
 def test_check_normalizes_presets_enums_and_defaults(checker, mlflow_backend):
@@ -222,15 +224,22 @@ def test_read_reports_drift_then_disappearance(mlflow_backend, deploy):
 def test_user_scope(mlflow_backend, deploy):
     policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
     args = dict(amount_usd=100_000, window="daily", action="ALERT", scope="USER", target="alice")
+    before = len(mlflow_backend.tracking_store().list_budget_policies(max_results=1000))
     if mlflow_backend.kind == "sqlite":
-        policy.up(**args)
-        assert policy_of(mlflow_backend, policy.id).target_value == "alice"
-        return
-    # The server refuses USER scope unless it runs with authentication (`--app-name basic-auth`).
-    with pytest.raises(ProviderError) as error:
-        policy.up(**args)
-    assert "require server authentication" in error.value.message
-    assert "Unable to create budget policy 'ALERT 100000 USD per 1 DAYS, USER alice' on http://127.0.0.1:" in error.value.message
+        # A database store has no users: refused at check (preview), before any request.
+        outcome = policy.check(**args)
+        assert outcome.failed_properties() == {"scope"}
+        assert "USER scope needs an MLflow server with authentication" in dict(outcome.failures)["scope"]
+    else:
+        # The server runs without authentication (`--app-name basic-auth`): refused at create,
+        # by us (the server's users API is absent) before the write.
+        mark = mlflow_backend.server.mark()
+        with pytest.raises(ProviderError) as error:
+            policy.up(**args)
+        assert "the server runs without authentication" in error.value.message
+        assert "--app-name basic-auth" in error.value.message
+        assert not [r for r in mlflow_backend.server.requests(mark) if "budgets/create" in r.path]
+    assert len(mlflow_backend.tracking_store().list_budget_policies(max_results=1000)) == before
 
 
 def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_server_factory,

@@ -242,5 +242,70 @@ def test_a_refused_call_says_what_failed_and_what_to_do(databricks_emulator, ser
         deploy(server, ServerlessBudgetPolicy).up(policy_name="denied")
     message = error.value.message
     assert "Unable to create budget policy 'denied': PERMISSION_DENIED: You are not allowed" in message
-    assert "account admin role" in message and "\n" not in message.strip()
+    assert "needs the billing admin role" in message and "\n" not in message.strip()
     assert list(databricks_emulator.account_client().budget_policy.list()) == []
+
+
+# ---- spurious "Duplicate policy name found." (terraform-provider-databricks #4600) -----------
+
+
+def test_a_spurious_duplicate_name_answer_is_retried_and_makes_one_policy(server, databricks_emulator):
+    fault = databricks_emulator.faults.spurious_duplicate(count=2)
+    policy_id, outs = server.apply(server.urn(TYPE, "busy"), declared(policy_name="busy-hour"))
+    assert fault.fired == 2
+    assert databricks_emulator.count("POST", "/budget-policies", status=409) == 2
+    assert databricks_emulator.count("POST", "/budget-policies", status=200) == 1
+    named = [p.policy_id for p in databricks_emulator.account_client().budget_policy.list() if p.policy_name == "busy-hour"]
+    assert named == [policy_id]
+    # Every attempt carried the same request_id: an attempt that did land is never made twice.
+    request_ids = {r["body"]["request_id"] for r in databricks_emulator.requests if r["method"] == "POST"}
+    assert len(request_ids) == 1
+
+
+def test_a_duplicate_name_answer_that_never_stops_fails_clearly_without_the_adopt_hint(server, databricks_emulator):
+    databricks_emulator.faults.spurious_duplicate(count=None)
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "storm"), declared(policy_name="storm"))
+    message = error.value.message
+    assert "Unable to create budget policy 'storm'" in message
+    assert "no policy has that name" in message and "import" not in message
+    databricks_emulator.faults.clear()
+    assert list(databricks_emulator.account_client().budget_policy.list()) == []
+
+
+# ---- clearing the last tag / binding: PATCH leaves empty lists out -----------------------------
+
+
+@pytest.mark.parametrize("omitted_lists", ["clear", "keep"])
+def test_clearing_the_last_tag_and_binding_is_verified(databricks_emulator_factory, provider_server_factory, omitted_lists):
+    emulator = databricks_emulator_factory(omitted_lists=omitted_lists)
+    server = provider_server_factory(config=emulator.config())
+    urn = server.urn(TYPE, "clear")
+    policy_id, outs = server.apply(urn, declared(policy_name="clear", custom_tags={"team": "a"}, binding_workspace_ids=[1001]))
+    cleared = server.check(urn, declared(policy_name="clear"), outs).inputs
+    assert server.diff(urn, policy_id, outs, cleared).changes == "some"
+    remote = lambda: emulator.account_client().budget_policy.get(policy_id)  # noqa: E731
+    if omitted_lists == "clear":
+        outs = server.update(urn, policy_id, outs, cleared)
+        assert (outs["custom_tags"], outs["binding_workspace_ids"]) == ({}, [])
+        assert not remote().custom_tags and not remote().binding_workspace_ids
+        return
+    # A server that reads an absent list as "unchanged": the provider must not report success.
+    with pytest.raises(ProviderError) as error:
+        server.update(urn, policy_id, outs, cleared)
+    assert f"Unable to update budget policy '{policy_id}'" in error.value.message
+    assert "custom_tags and binding_workspace_ids" in error.value.message
+    assert remote().custom_tags, "the server really kept them"
+
+
+def test_a_refused_update_names_the_policy_and_the_role_needed(databricks_emulator, server):
+    urn = server.urn(TYPE, "managed")
+    policy_id, outs = server.apply(urn, declared(policy_name="managed"))
+    databricks_emulator.faults.error(
+        "PATCH", "/budget-policies/", status=403, error_code="PERMISSION_DENIED",
+        message="You are not allowed to call this API, consider getting billing.admin role",
+    )
+    with pytest.raises(ProviderError) as error:
+        server.update(urn, policy_id, outs, server.check(urn, declared(policy_name="renamed"), outs).inputs)
+    assert f"Unable to update budget policy '{policy_id}': PERMISSION_DENIED" in error.value.message
+    assert "Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message
