@@ -170,7 +170,7 @@ def validate_hard_stops(args: StackValidationArgs, report: ReportViolation) -> N
         needs_stop = (scope == "ACCOUNT" or scope in scopes) and target not in alert_only
         if not stops and needs_stop:
             tiers = ", ".join(l.describe() for l in limits)
-            fix = ("add an alert with block_usage: true" if scope == "ACCOUNT"
+            fix = ("set hardStop: true (the alert at the cap gets block_usage)" if scope == "ACCOUNT"
                    else "set hardStop: true (a REJECT policy at the limit)")
             exemption = f"list {target!r} in alertOnlyTargets" if target else "remove its scope from scopes"
             report(f"{subject} has alert tiers ({tiers}) but no hard stop, so spend is never cut off: "

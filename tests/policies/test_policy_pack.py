@@ -39,7 +39,12 @@ COMPLIANT = {
                 "users": ["groups/search-engineers"],
                 "managers": ["users/search-lead@example.com", "groups/search-leads"],
                 "authoritativeGrants": True,
+                "monthlyLimitUsd": 3000,
+                "alertThresholds": [80],
+                "notify": ["finops@example.com"],
             },
+            "databricksGateway": {"monthlyLimitUsd": 1000, "alertThresholds": [50],
+                                  "notify": ["search-lead@example.com"]},
             "gateway": {"limitUsd": 2000, "scope": "ENDPOINT", "target": "search-chat",
                         "alertThresholds": [50, 80], "hardStop": True},
         },
@@ -99,6 +104,7 @@ def test_compliant_stack_passes_every_policy(pack):
         "pulumi-python:dynamic/mlbudgets:GatewayBudgetPolicy",
         "pulumi-python:dynamic/mlbudgets:BudgetPolicyGrants",
         "pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy",
+        "pulumi-python:dynamic/mlbudgets:AccountBudget",
         "ml-budgets:index:TeamBudget",
     } <= stack.types()
     # As in `pulumi preview`, the grants' policy_id (an output of the policy) is not known yet.
@@ -131,12 +137,24 @@ def _cap_over_org_ceiling(config):
 
 
 def _teams_together_over_org_ceiling(config):
-    team(config, "search")["gateway"]["limitUsd"] = 4900
+    team(config, "search")["gateway"]["limitUsd"] = 3900  # + the $1,000 Databricks AI Gateway cap
     config["ml-budgets:teams"] += [
         {"name": f"team-{i}", "gateway": {"limitUsd": 4900, "scope": "ENDPOINT", "target": f"chat-{i}",
                                            "alertThresholds": [], "hardStop": True}}
         for i in range(3)
     ]
+
+
+def _databricks_gateway_without_hard_stop(config):
+    team(config, "search")["databricksGateway"]["hardStop"] = False
+
+
+def _databricks_gateway_over_team_ceiling(config):
+    team(config, "search")["databricksGateway"]["monthlyLimitUsd"] = 3500  # + the $2,000 MLflow cap
+
+
+def _budget_that_tells_no_one(config):
+    team(config, "search")["databricksGateway"].update(notify=[], alertThresholds=[])
 
 
 def _user_granted_use(config):
@@ -156,6 +174,17 @@ VIOLATIONS = {
                      "ENDPOINT 'search-chat' has alert tiers ($1,000.00 per month, $1,600.00 per month) but no hard stop"),
     "alert above hard stop": (_alert_above_hard_stop, "gateway-hard-stop",
                               "the alert tier at $250.00 per month is above the hard stop at $100.00 per month"),
+    "an AI Gateway account budget without a hard stop": (
+        _databricks_gateway_without_hard_stop, "gateway-hard-stop",
+        "account budget 'search AI Gateway' has alert tiers ($500.00 per month, $1,000.00 per month) but no "
+        "hard stop"),
+    "an AI Gateway account budget over the team ceiling": (
+        _databricks_gateway_over_team_ceiling, "gateway-cap-ceilings",
+        "team 'search' caps $5,500.00 per 30 days (search-gateway-hard-stop: $2,000.00 per month; "
+        "search-databricks-gateway-budget: $3,500.00 per month), above the team ceiling of $5,000.00"),
+    "an account budget that tells no one": (
+        _budget_that_tells_no_one, "account-budget-notifies",
+        "account budget 'search AI Gateway' notifies no one, so usage is blocked with nobody told"),
     "team over its ceiling": (_team_over_ceiling, "gateway-cap-ceilings",
                               "team 'recsys' caps $6,000.00 per 30 days (recsys-gateway-hard-stop: $200.00 per day), "
                               "above the team ceiling of $5,000.00"),

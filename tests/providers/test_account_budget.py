@@ -329,3 +329,15 @@ def json_roundtrip(value):
     import json
 
     return json.loads(json.dumps(value))
+
+
+def test_a_missing_billing_admin_role_is_named_without_a_partial_write(server, databricks_emulator):
+    databricks_emulator.faults.error(
+        "POST", "/budgets", status=403, error_code="PERMISSION_DENIED",
+        message="You are not allowed to call this API, consider getting billing.admin role",
+    )
+    with pytest.raises(ProviderError) as error:
+        server.apply(server.urn(TYPE, "no-role"), gateway_budget())
+    assert "Unable to create account budget 'search AI Gateway'" in error.value.message
+    assert "billing admin role" in error.value.message
+    assert len(databricks_emulator.state.budgets) == 0 and databricks_emulator.count("POST", "/budgets") == 1
