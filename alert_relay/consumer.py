@@ -34,13 +34,14 @@ def _watch(outbox: Outbox, parent_pid: int | None) -> None:
         time.sleep(HEARTBEAT_SECONDS)
 
 
-def run(config_path: str, parent_pid: int | None = None) -> None:
+def run(config_path: str, parent_pid: int | None = None, started_at: float | None = None) -> None:
     config = load_config(config_path)
     outbox = Outbox(config)
-    # A local SQLite queue has one consumer: whatever it left in flight was interrupted.
-    recovered = outbox.recover(0 if config.redis_url is None else LEASE_SECONDS)
-    if recovered:
-        log.warning("re-queued %d message(s) interrupted by the last stop", recovered)
+    if config.redis_url is None and started_at is not None:
+        # A local SQLite queue has this one consumer: what the last run left behind was interrupted.
+        outbox.recover_lost(started_before=started_at)
+    else:
+        outbox.recover(LEASE_SECONDS)
     threading.Thread(target=_watch, args=(outbox, parent_pid), daemon=True).start()
     consumer = outbox.huey.create_consumer(
         workers=config.workers, worker_type="thread", periodic=True,
@@ -53,10 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m alert_relay.consumer", description=__doc__)
     parser.add_argument("--config", required=True)
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--started-at", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [alert_relay.consumer] %(message)s")
     logging.getLogger("huey").setLevel(logging.WARNING)
-    run(args.config, args.parent_pid)
+    run(args.config, args.parent_pid, args.started_at)
 
 
 if __name__ == "__main__":

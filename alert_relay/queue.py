@@ -6,9 +6,11 @@ so it moves with the queue when the storage changes:
 * ``delivery:<id>`` claims an MLflow delivery id (``put_if_empty``, atomic): at most once;
 * ``pending:<message id>`` exists from enqueue until the message is delivered or dropped (the
   queue depth and oldest age of ``/healthz``: huey's own queue misses a task being run);
-* ``inflight:<message id>`` holds a message while it is being sent: huey takes a task off the
-  queue before running it, so a relay killed mid-request would otherwise lose it.  A starting
-  consumer puts in-flight messages back on the queue;
+* ``inflight:<message id>`` holds a message while it is being sent, with its attempt count;
+* huey takes a task off the queue before running it, so a relay killed at that moment or
+  mid-request would lose it: a relay starting on its SQLite queue puts back every pending message
+  of the previous run that is neither queued nor scheduled (``recover_lost``); on a shared Redis
+  queue, in-flight messages whose consumer went silent for a minute are put back (``recover``);
 * ``dead:<message id>`` keeps a message refused by its destination or expired, for the operator.
 
 The queue stores no secret: destinations' URLs and keys are read from the config at send time.
@@ -83,7 +85,7 @@ class Outbox:
         for destination in destinations:
             message = {"id": uuid.uuid4().hex, "route": alert.route, "destination": destination,
                        "alert": alert.to_dict(), "created_at": time.time(), "attempts": 0}
-            self.huey.put(f"pending:{message['id']}", {k: message[k] for k in ("route", "destination", "created_at")})
+            self.huey.put(f"pending:{message['id']}", message)
             self.deliver(message)
             ids.append(message["id"])
         return ids
@@ -139,6 +141,23 @@ class Outbox:
                 self.huey.delete(key)
                 recovered += 1
                 log.warning("re-queued %s message %s interrupted mid-delivery", message["destination"], message["id"])
+        return recovered
+
+    def recover_lost(self, started_before: float) -> int:
+        """Re-queue the previous run's pending messages that huey no longer holds (one consumer only)."""
+        queued = {t.args[0]["id"] for t in [*self.huey.pending(), *self.huey.scheduled()] if t.name == TASK_NAME and t.args}
+        inflight = dict(self._entries("inflight:"))
+        recovered = 0
+        for key, message in self._entries("pending:"):
+            message_id = key.split(":", 1)[1]
+            if message.get("created_at", started_before) >= started_before or message_id in queued:
+                continue
+            latest = inflight.get(f"inflight:{message_id}", message)
+            self.deliver({k: v for k, v in latest.items() if k != "leased_at"})
+            recovered += 1
+            log.warning("re-queued %s message %s interrupted by the last stop", message["destination"], message_id)
+        for key in inflight:
+            self.huey.delete(key)
         return recovered
 
     def sweep(self) -> None:

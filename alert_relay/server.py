@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from typing import Optional
 
 from gunicorn.app.base import BaseApplication
@@ -53,7 +54,9 @@ class RelayServer(BaseApplication):
     def _when_ready(self, arbiter) -> None:
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
         self.consumer = subprocess.Popen(
-            [sys.executable, "-m", "alert_relay.consumer", "--config", self.config_path, "--parent-pid", str(os.getpid())]
+            # Before any web worker of this run exists: older pending messages are the last run's.
+            [sys.executable, "-m", "alert_relay.consumer", "--config", self.config_path,
+             "--parent-pid", str(os.getpid()), "--started-at", repr(time.time())]
         )
         url_host = f"[{host}]" if ":" in host else host
         print(json.dumps({"url": f"http://{url_host}:{port}", "pid": os.getpid(), "consumer_pid": self.consumer.pid}),

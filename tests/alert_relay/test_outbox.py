@@ -68,3 +68,17 @@ def test_the_window_end_follows_mlflows_calendar():
         route="r", team="t", hard_stop=True, delivery_id="d")
     assert (monthly.window_end.year, monthly.window_end.month, monthly.window_end.day) == (2027, 1, 1)
     assert monthly.severity == "critical" and monthly.dedup_key == "bp-1:1796083200000"
+
+
+def test_a_restart_requeues_a_message_the_killed_consumer_had_taken_off_the_queue(tmp_path):
+    box = outbox(tmp_path)
+    taken = box.enqueue(alert("bp-taken"), ["webhook"])
+    box.huey.storage.dequeue()  # taken by a consumer that was SIGKILLed before it ran
+    waiting = box.enqueue(alert("bp-waiting"), ["webhook"])
+    restart = time.time()
+    # Accepted by this run and being sent by its consumer right now: not the last run's.
+    box.huey.put("pending:m-new", {"id": "m-new", "destination": "webhook", "created_at": restart + 1})
+
+    assert box.recover_lost(started_before=restart) == 1
+    assert sorted(t.args[0]["id"] for t in box.huey.pending()) == sorted(taken + waiting)
+    assert box.recover_lost(started_before=restart) == 0  # nothing is queued twice
