@@ -15,6 +15,7 @@ import sys
 
 from emulator.app import EmulatorApp
 from emulator.faults import FaultInjector
+from emulator.permissions import CALLER, DEFAULT_PRINCIPAL, Permissions
 from emulator.server import serve
 from emulator.state import AccountState
 
@@ -27,16 +28,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-id", default=None, help="account id to serve (default: the state file's, else a random UUID)")
     parser.add_argument(
         "--creator-manager",
-        default=None,
+        default=CALLER,
         metavar="PRINCIPAL",
-        help="give this principal (e.g. users/admin@example.com) Manager on every new policy, as Databricks does for the creator",
+        help="who gets Manager on every new policy: 'caller' (default: the creating token's principal, as in "
+        "Databricks), a principal such as users/admin@example.com, or 'none'",
+    )
+    parser.add_argument(
+        "--token", action="append", default=[], metavar="TOKEN=PRINCIPAL",
+        help="the principal a bearer token belongs to (repeatable; other tokens: users/emulator-user@example.com)",
+    )
+    parser.add_argument(
+        "--billing-admin", action="append", default=None, metavar="PRINCIPAL",
+        help="a principal with the billing admin role (repeatable; default: users/emulator-user@example.com)",
     )
     parser.add_argument("--fsync", action="store_true", help="fsync the state file on every write")
     parser.add_argument("--fault-seed", type=int, default=None, help="seed for probabilistic faults")
     args = parser.parse_args(argv)
 
     try:
-        state = AccountState(args.account_id, path=args.state, creator_manager=args.creator_manager, fsync=args.fsync)
+        tokens = dict(item.split("=", 1) for item in args.token)
+        admins = set(args.billing_admin) if args.billing_admin is not None else {DEFAULT_PRINCIPAL}
+        creator = None if args.creator_manager == "none" else args.creator_manager
+        state = AccountState(
+            args.account_id, path=args.state, creator_manager=creator, fsync=args.fsync,
+            permissions=Permissions(tokens=tokens, billing_admins=admins),
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

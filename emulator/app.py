@@ -186,6 +186,8 @@ class EmulatorApp:
                     "Send 'Authorization: Bearer <token>'."
                 )
             self.state.check_account(params["account_id"])
+        # Who calls: the bearer token's principal (emulator/permissions.py).
+        request.environ["emulator.caller"] = self.state.permissions.principal_of(request.headers.get("Authorization"))
         return getattr(self, "_h_" + handler_name)(request, **{k: v for k, v in params.items() if k != "account_id"})
 
     def _unknown_route(self, method: str, path: str) -> None:
@@ -210,7 +212,7 @@ class EmulatorApp:
         unknown = sorted(set(body) - {"policy", "request_id"})
         if unknown:
             raise errors.invalid(f"Unknown field(s) in the request body: {', '.join(unknown)}.")
-        return self.state.create_policy(body.get("policy"), body.get("request_id"))
+        return self.state.create_policy(body.get("policy"), body.get("request_id"), caller=_caller(request))
 
     def _h_list_policies(self, request: Request) -> dict[str, Any]:
         args = request.args
@@ -222,29 +224,30 @@ class EmulatorApp:
             filter_creator_user_name=args.get("filter_by.creator_user_name"),
             sort_field=args.get("sort_spec.field"),
             sort_descending=bool_arg(args, "sort_spec.descending"),
+            caller=_caller(request),
         )
 
     def _h_get_policy(self, request: Request, policy_id: str) -> dict[str, Any]:
-        return self.state.get_policy(policy_id)
+        return self.state.get_policy(policy_id, caller=_caller(request))
 
     def _h_update_policy(self, request: Request, policy_id: str) -> dict[str, Any]:
         # The SDK sends policy.as_dict() as the whole body and the deprecated limit_config
         # (empty) as query parameters ``limit_config.*``, which carry nothing.
-        return self.state.update_policy(policy_id, json_object(request))
+        return self.state.update_policy(policy_id, json_object(request), caller=_caller(request))
 
     def _h_delete_policy(self, request: Request, policy_id: str) -> dict[str, Any]:
-        self.state.delete_policy(policy_id)
+        self.state.delete_policy(policy_id, caller=_caller(request))
         return {}
 
     def _h_get_rule_set(self, request: Request) -> dict[str, Any]:
-        return self.state.get_rule_set(request.args.get("name"), request.args.get("etag"))
+        return self.state.get_rule_set(request.args.get("name"), request.args.get("etag"), caller=_caller(request))
 
     def _h_update_rule_set(self, request: Request) -> dict[str, Any]:
         body = json_object(request)
         unknown = sorted(set(body) - {"name", "rule_set"})
         if unknown:
             raise errors.invalid(f"Unknown field(s) in the request body: {', '.join(unknown)}.")
-        return self.state.update_rule_set(body.get("name"), body.get("rule_set"))
+        return self.state.update_rule_set(body.get("name"), body.get("rule_set"), caller=_caller(request))
 
     def _h_assignable_roles(self, request: Request) -> dict[str, Any]:
         return self.state.assignable_roles(request.args.get("resource"))
@@ -299,6 +302,10 @@ class EmulatorApp:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _caller(request: Request) -> Optional[str]:
+    return request.environ.get("emulator.caller")
 
 
 def _drop_connection(environ: dict[str, Any]) -> None:

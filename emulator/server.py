@@ -17,6 +17,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from emulator.app import EmulatorApp
 from emulator.faults import FaultInjector
+from emulator.permissions import CALLER, DEFAULT_PRINCIPAL, Permissions
 from emulator.state import AccountState
 
 DEFAULT_TOKEN = "dapi-test"
@@ -88,6 +89,13 @@ def account_client(
     return AccountClient(config=Config(**kwargs))
 
 
+def _permissions(tokens: Optional[dict[str, str]], billing_admins: Optional[set[str]]) -> Permissions:
+    return Permissions(
+        tokens=dict(tokens or {}),
+        billing_admins=set(billing_admins) if billing_admins is not None else {DEFAULT_PRINCIPAL},
+    )
+
+
 def pulumi_config(url: str, account_id: str, token: str = PULUMI_TOKEN) -> dict[str, str]:
     """Stack config that points the ml-budgets Databricks providers at an emulator."""
     return {"databricks:host": url, "databricks:accountId": account_id, "databricks:token": token}
@@ -98,7 +106,10 @@ class EmulatorServer:
 
     :param account_id: the account served (default: a random UUID, or the one in ``state_path``).
     :param state_path: persist the account to this JSON file on every mutation.
-    :param creator_manager: see :class:`AccountState` (model Databricks' creator-is-Manager grant).
+    :param creator_manager: see :class:`AccountState` (default: the creating token's principal
+        becomes the new policy's Manager, as in Databricks).
+    :param tokens: token -> principal (default: every token is ``users/emulator-user@example.com``).
+    :param billing_admins: principals with the billing admin role (default: that same user).
     :param lowercase_emails: see :class:`AccountState` (a server that lowercases user principals).
     :param omitted_lists: see :class:`AccountState` (``"clear"`` or ``"keep"`` lists a PATCH leaves out).
     :param state: use this :class:`AccountState` instead of building one.
@@ -111,7 +122,9 @@ class EmulatorServer:
         port: int = 0,
         account_id: Optional[str] = None,
         state_path: Optional[str] = None,
-        creator_manager: Optional[str] = None,
+        creator_manager: Optional[str] = CALLER,
+        tokens: Optional[dict[str, str]] = None,
+        billing_admins: Optional[set[str]] = None,
         lowercase_emails: bool = False,
         omitted_lists: str = "clear",
         state: Optional[AccountState] = None,
@@ -122,6 +135,7 @@ class EmulatorServer:
         self._requested_port = port
         self.state = state or AccountState(
             account_id, path=state_path, creator_manager=creator_manager,
+            permissions=_permissions(tokens, billing_admins),
             lowercase_emails=lowercase_emails, omitted_lists=omitted_lists,
         )
         self.faults = FaultInjector(seed=fault_seed)

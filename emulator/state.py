@@ -46,6 +46,7 @@ from emulator.validation import (
 
 __all__ = ["AccountState", "BUDGET_POLICY_ROLES", "ROLE_MANAGER", "ROLE_USER", "rule_set_name", "new_etag"]
 from emulator.budgets import BudgetStore
+from emulator.permissions import CALLER, Permissions
 
 STATE_FORMAT = "databricks-account-emulator/1"
 
@@ -121,9 +122,11 @@ class AccountState:
 
     :param account_id: the account served; requests for any other account are refused (403).
     :param path: JSON file to persist to after every mutation, and to load from if it exists.
-    :param creator_manager: when set (a principal such as ``users/admin@example.com``), a new
-        policy's rule set starts with that principal as ``roles/budgetPolicy.manager``, as real
-        Databricks does for the policy's creator.  ``None`` (default): new rule sets are empty.
+    :param creator_manager: who a new policy's rule set names as ``roles/budgetPolicy.manager``:
+        ``"caller"`` (default) the principal whose token created it, as real Databricks does for a
+        policy's creator; a principal such as ``users/admin@example.com``; or ``None`` (empty).
+    :param permissions: the token -> principal map and the billing admins
+        (:class:`emulator.permissions.Permissions`; default: every token is a billing admin).
     :param creator_user_name, creator_user_id: who the (single) token belongs to; recorded on
         created policies and matched by the list filter ``filter_by.creator_user_*``.
     :param omitted_lists: what PATCH does with a ``custom_tags`` / ``binding_workspace_ids`` list
@@ -142,7 +145,8 @@ class AccountState:
         account_id: Optional[str] = None,
         *,
         path: Optional[str] = None,
-        creator_manager: Optional[str] = None,
+        creator_manager: Optional[str] = CALLER,
+        permissions: Optional[Permissions] = None,
         creator_user_name: str = "emulator-user@example.com",
         creator_user_id: int = 4242424242424242,
         lowercase_emails: bool = False,
@@ -158,8 +162,9 @@ class AccountState:
         self._file = StateFile(self.path, fsync=fsync) if self.path else None
         self.creator_user_name = creator_user_name
         self.creator_user_id = creator_user_id
-        if creator_manager is not None:
+        if creator_manager not in (None, CALLER):
             check_principal(creator_manager)
+        self.permissions = permissions or Permissions()
         self.creator_manager = creator_manager
         self._policies: dict[str, _Policy] = {}
         self._names: dict[str, str] = {}  # active policy name -> policy_id
@@ -188,7 +193,9 @@ class AccountState:
 
     # ------------------------------------------------------------------ budget policies
 
-    def create_policy(self, policy: Optional[dict[str, Any]], request_id: Optional[str] = None) -> dict[str, Any]:
+    def create_policy(
+        self, policy: Optional[dict[str, Any]], request_id: Optional[str] = None, *, caller: Optional[str] = None
+    ) -> dict[str, Any]:
         """``POST /api/2.1/accounts/{account_id}/budget-policies`` with ``{policy, request_id}``."""
         if request_id is not None and request_id != "":
             check_request_id(request_id)
@@ -227,8 +234,9 @@ class AccountState:
             self._policies[policy_id] = created
             self._names[name] = policy_id
             initial_rules = []
-            if self.creator_manager:
-                initial_rules = [{"role": ROLE_MANAGER, "principals": [self.creator_manager]}]
+            creator = caller if self.creator_manager == CALLER else self.creator_manager
+            if creator:
+                initial_rules = [{"role": ROLE_MANAGER, "principals": [creator]}]
             self._rule_sets[policy_id] = self._new_rule_set(initial_rules)
             response = created.wire()
             if request_id is not None:
@@ -243,12 +251,14 @@ class AccountState:
             self._journal(*changes)
             return response
 
-    def get_policy(self, policy_id: str) -> dict[str, Any]:
+    def get_policy(self, policy_id: str, *, caller: Optional[str] = None) -> dict[str, Any]:
         """``GET .../budget-policies/{policy_id}``."""
         with self._lock:
-            return self._policy(policy_id).wire()
+            found = self._policy(policy_id)
+            self._authorize(policy_id, caller, (ROLE_MANAGER, ROLE_USER))
+            return found.wire()
 
-    def update_policy(self, policy_id: str, policy: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def update_policy(self, policy_id: str, policy: Optional[dict[str, Any]], *, caller: Optional[str] = None) -> dict[str, Any]:
         """``PATCH .../budget-policies/{policy_id}``: the body is the whole policy (full replacement).
 
         The SDK sends ``policy.as_dict()``, which leaves out empty lists, so an absent
@@ -263,6 +273,7 @@ class AccountState:
             )
         with self._lock:
             current = self._policy(policy_id)
+            self._authorize(policy_id, caller)
             name, tags, workspaces = validate_policy_fields(policy, "policy.")
             self._check_name_free(name, policy_id)
             if current.policy_name != name:
@@ -276,10 +287,11 @@ class AccountState:
             self._journal(("policy", policy_id))
             return current.wire()
 
-    def delete_policy(self, policy_id: str) -> None:
+    def delete_policy(self, policy_id: str, *, caller: Optional[str] = None) -> None:
         """``DELETE .../budget-policies/{policy_id}``: the policy, its name and its rule set go."""
         with self._lock:
             current = self._policy(policy_id)
+            self._authorize(policy_id, caller)
             del self._policies[policy_id]
             self._names.pop(current.policy_name, None)
             self._rule_sets.pop(policy_id, None)
@@ -295,6 +307,7 @@ class AccountState:
         filter_creator_user_name: Optional[str] = None,
         sort_field: Optional[str] = None,
         sort_descending: bool = False,
+        caller: Optional[str] = None,
     ) -> dict[str, Any]:
         """``GET .../budget-policies``: sorted by name, paged by an opaque ``page_token``.
 
@@ -324,7 +337,7 @@ class AccountState:
         if page_token:
             after = decode_page_token(page_token, query_key)
         with self._lock:
-            items = list(self._policies.values())
+            items = [p for p in self._policies.values() if self._may_see(p.policy_id, caller)]
         if filter_policy_name:
             needle = filter_policy_name.lower()
             items = [p for p in items if needle in p.policy_name.lower()]
@@ -349,16 +362,19 @@ class AccountState:
 
     # ------------------------------------------------------------------ rule sets
 
-    def get_rule_set(self, name: Optional[str], etag: Optional[str] = None) -> dict[str, Any]:
+    def get_rule_set(self, name: Optional[str], etag: Optional[str] = None, *, caller: Optional[str] = None) -> dict[str, Any]:
         """``GET /api/2.0/preview/accounts/{account_id}/access-control/rule-sets?name=&etag=``.
 
         The answer is always the latest version, which is "at least as fresh" as any etag given.
         """
         with self._lock:
             policy_id = self._rule_set_policy(name)
+            self._authorize(policy_id, caller)
             return self._rule_set_wire(policy_id)
 
-    def update_rule_set(self, name: Optional[str], rule_set: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def update_rule_set(
+        self, name: Optional[str], rule_set: Optional[dict[str, Any]], *, caller: Optional[str] = None
+    ) -> dict[str, Any]:
         """``PUT .../access-control/rule-sets`` with ``{name, rule_set: {name, etag, grant_rules}}``.
 
         Replaces every grant rule.  The etag must be the current one, otherwise 409
@@ -385,6 +401,7 @@ class AccountState:
             )
         with self._lock:
             policy_id = self._rule_set_policy(name)
+            self._authorize(policy_id, caller)
             grant_rules = self._as_stored(validate_grant_rules(rule_set.get("grant_rules"), name))
             current = self._rule_sets[policy_id]
             if etag != current.etag:
@@ -510,6 +527,21 @@ class AccountState:
         if found is None:
             raise errors.not_found(f"Budget policy {policy_id} does not exist.")
         return found
+
+    def _holders(self, policy_id: str, roles: tuple[str, ...]) -> list[str]:
+        rules = self._rule_sets[policy_id].grant_rules
+        return [p for rule in rules if rule["role"] in roles for p in rule.get("principals", [])]
+
+    def _authorize(self, policy_id: str, caller: Optional[str], roles: tuple[str, ...] = (ROLE_MANAGER,)) -> None:
+        """403 unless the caller is a billing admin or holds one of ``roles`` on the policy."""
+        self.permissions.require(caller, self._holders(policy_id, roles))
+
+    def _may_see(self, policy_id: str, caller: Optional[str]) -> bool:
+        try:
+            self._authorize(policy_id, caller, (ROLE_MANAGER, ROLE_USER))
+        except errors.ApiError:
+            return False
+        return True
 
     def _rule_sets_of(self, policy_id: str) -> _RuleSet:
         self._policy(policy_id)

@@ -353,6 +353,14 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
 # --- resource ------------------------------------------------------------------------------------
 
 
+def authoritative_warning(resource_name: str) -> str:
+    return (
+        f"BudgetPolicyGrants {resource_name!r} is authoritative: its users and managers replace every grant on the "
+        "policy, including the Manager grant Databricks gives the policy's creator. Unless the deploying identity "
+        "is listed in managers or has the billing admin role, it loses access to the policy and to these grants."
+    )
+
+
 class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicyGrants"):
     """User and Manager grants on a serverless budget policy, additive (default) or authoritative."""
 
@@ -390,3 +398,6 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
             "rule_set_name": None,
         }
         super().__init__(BudgetPolicyGrantsProvider(), resource_name, props, opts)
+        if authoritative is not None and authoritative is not False:
+            # Said at preview: the write that follows cannot tell who the deployer is.
+            pulumi.log.warn(authoritative_warning(resource_name), resource=self)

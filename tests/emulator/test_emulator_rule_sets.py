@@ -18,6 +18,8 @@ from databricks.sdk.service.iam import GrantRule, RuleSetUpdateRequest
 from emulator import ROLE_MANAGER, ROLE_USER
 
 SP_APP_ID = "6f1c2b5e-8f34-4a52-9d2e-0a1b2c3d4e5f"
+CREATOR = "users/emulator-user@example.com"  # every test token's principal by default
+CREATOR_RULE = {"role": ROLE_MANAGER, "principals": [CREATOR]}
 
 
 @pytest.fixture
@@ -33,12 +35,12 @@ def _put(a, name: str, etag: str, rules: list[GrantRule]):
     return a.access_control.update_rule_set(name=name, rule_set=RuleSetUpdateRequest(name=name, etag=etag, grant_rules=rules))
 
 
-def test_fresh_policy_has_an_etag_and_no_grants(databricks_emulator, policy):
+def test_fresh_policy_has_an_etag_and_its_creator_as_manager(databricks_emulator, policy):
     a = databricks_emulator.account_client()
     rule_set = a.access_control.get_rule_set(name=_name(databricks_emulator, policy.policy_id), etag="")
     assert rule_set.name == _name(databricks_emulator, policy.policy_id)
     assert rule_set.etag
-    assert not rule_set.grant_rules
+    assert rule_set.grant_rules == [GrantRule(role=ROLE_MANAGER, principals=[CREATOR])]
 
 
 def test_round_trip_update_then_get(databricks_emulator, policy):
@@ -109,11 +111,14 @@ def test_before_next_slips_another_writer_between_read_and_write(databricks_emul
         _put(a, name, read.etag, [GrantRule(role=ROLE_MANAGER, principals=["users/me@example.com"])])
     # The other writer's change is there, ours is not; read-modify-write again succeeds.
     assert databricks_emulator.state.grant_rules(policy.policy_id) == [
-        {"role": ROLE_USER, "principals": ["users/intruder@example.com"]}
+        CREATOR_RULE, {"role": ROLE_USER, "principals": ["users/intruder@example.com"]}
     ]
     fresh = a.access_control.get_rule_set(name=name, etag="")
     merged = fresh.grant_rules + [GrantRule(role=ROLE_MANAGER, principals=["users/me@example.com"])]
-    assert _put(a, name, fresh.etag, merged).grant_rules == merged
+    assert _put(a, name, fresh.etag, merged).grant_rules == [  # one rule per role
+        GrantRule(role=ROLE_MANAGER, principals=[CREATOR, "users/me@example.com"]),
+        GrantRule(role=ROLE_USER, principals=["users/intruder@example.com"]),
+    ]
     # The hook was one-shot.
     assert databricks_emulator.app.pending_hooks() == 0
 
@@ -164,7 +169,7 @@ def test_malformed_principal_is_rejected(databricks_emulator, policy, principal)
     with pytest.raises(InvalidParameterValue) as err:
         _put(a, name, etag, [GrantRule(role=ROLE_USER, principals=["users/ok@example.com", principal])])
     assert f"Unsupported principal: {principal}" in str(err.value)
-    assert databricks_emulator.state.grant_rules(policy.policy_id) == []
+    assert databricks_emulator.state.grant_rules(policy.policy_id) == [CREATOR_RULE]
 
 
 def test_rule_set_of_missing_policy_is_404(databricks_emulator):
@@ -245,6 +250,18 @@ def test_assignable_roles_for_a_budget_policy(databricks_emulator, policy):
         )
 
 
+def test_creator_manager_can_be_a_fixed_principal_or_none(databricks_emulator_factory):
+    for creator_manager, expected in ((None, None), ("users/creator@example.com", "users/creator@example.com")):
+        a = databricks_emulator_factory(creator_manager=creator_manager).account_client()
+        created = a.budget_policy.create(policy=BudgetPolicy(policy_name="configured"))
+        rules = a.access_control.get_rule_set(name=_name_of(a, created.policy_id), etag="").grant_rules
+        assert (rules or []) == ([GrantRule(role=ROLE_MANAGER, principals=[expected])] if expected else [])
+
+
+def _name_of(a, policy_id: str) -> str:
+    return f"accounts/{a.config.account_id}/budgetPolicies/{policy_id}/ruleSets/default"
+
+
 def test_creator_manager_grant_is_modelled_when_configured(databricks_emulator_factory):
     emulator = databricks_emulator_factory(creator_manager="users/creator@example.com")
     a = emulator.account_client()
@@ -259,7 +276,7 @@ def test_state_helpers_play_another_writer(databricks_emulator, policy):
     second = state.add_grant(policy.policy_id, ROLE_USER, "groups/data science")
     third = state.bump_etag(policy.policy_id)
     assert len({first, second, third}) == 3
-    assert state.grant_rules(policy.policy_id) == [{"role": ROLE_USER, "principals": ["groups/data science"]}]
+    assert state.grant_rules(policy.policy_id) == [CREATOR_RULE, {"role": ROLE_USER, "principals": ["groups/data science"]}]
     with pytest.raises(Exception) as err:
         state.add_grant(policy.policy_id, "roles/nope", "users/a@example.com")
     assert "roles/nope" in str(err.value)

@@ -6,12 +6,14 @@ import pytest
 
 from harness.deployment import declare
 from harness.provider_server import ProviderError, ProviderServer
+from harness.pulumi_program import declared_inputs, run_program
 from providers import BudgetPolicyGrants
 
 TYPE = "pulumi-python:dynamic/mlbudgets:BudgetPolicyGrants"
 USER = "roles/budgetPolicy.user"
 MANAGER = "roles/budgetPolicy.manager"
 OUT_OF_BAND = "users/finops@example.com"
+CREATOR = "users/emulator-user@example.com"  # the principal of every token in the default emulator
 
 
 def declared(**props) -> dict:
@@ -30,11 +32,20 @@ def policy_id(databricks_emulator) -> str:
     return databricks_emulator.account_client().budget_policy.create(policy=BudgetPolicy(policy_name="team")).policy_id
 
 
-def rule_set(emulator, policy_id: str) -> dict[str, set[str]]:
-    """The rule set as the plain databricks-sdk client reads it."""
+def rule_set(emulator, policy_id: str, creator_kept: bool = True) -> dict[str, set[str]]:
+    """The rule set as the plain databricks-sdk client reads it.
+
+    The emulator makes a policy's creator its Manager, as Databricks does; the policies here are
+    created with the deployer's identity.  Unless ``creator_kept`` is False (authoritative grants
+    own the whole rule set), the creator's grant must still be there and is left out of the answer.
+    """
     name = f"accounts/{emulator.account_id}/budgetPolicies/{policy_id}/ruleSets/default"
     response = emulator.account_client().access_control.get_rule_set(name=name, etag="")
-    return {rule.role: set(rule.principals or []) for rule in response.grant_rules or []}
+    rules = {rule.role: set(rule.principals or []) for rule in response.grant_rules or []}
+    if creator_kept:
+        assert CREATOR in rules.get(MANAGER, set()), f"the creator's Manager grant is gone: {rules}"
+        rules[MANAGER].discard(CREATOR)
+    return {role: principals for role, principals in rules.items() if principals}
 
 
 def grant_out_of_band(emulator, policy_id: str, role: str = USER, principal: str = OUT_OF_BAND, revoke=False) -> None:
@@ -101,14 +112,14 @@ def test_authoritative_grants_own_the_rule_set_and_refresh_reports_extras(server
     grant_out_of_band(databricks_emulator, policy_id)
     args = dict(policy_id=policy_id, users=["groups/search"], authoritative=True)
     grants.up(**args)
-    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
+    assert rule_set(databricks_emulator, policy_id, creator_kept=False) == {USER: {"groups/search"}}
 
     grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/intruder@example.com")
     read = grants.refresh()
     assert read.outs["managers"] == ["users/intruder@example.com"]
     assert grants.diff(**args).changes == "some"
     assert grants.up(**args) == "update"
-    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search"}}
+    assert rule_set(databricks_emulator, policy_id, creator_kept=False) == {USER: {"groups/search"}}
 
 
 def test_refresh_reports_a_declared_grant_removed_outside_pulumi(server, databricks_emulator, deploy, policy_id):
@@ -148,7 +159,7 @@ def test_retries_are_bounded_when_the_rule_set_never_settles(server, databricks_
         deploy(server, BudgetPolicyGrants).up(policy_id=policy_id, users=["groups/search"])
     assert "nothing was overwritten. Run `pulumi up` again." in error.value.message
     assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 8
-    assert "groups/search" not in rule_set(databricks_emulator, policy_id).get(USER, set())
+    assert "groups/search" not in rule_set(databricks_emulator, policy_id, creator_kept=False).get(USER, set())
 
 
 def test_grants_of_a_deleted_policy(server, databricks_emulator, deploy, policy_id):
@@ -181,7 +192,7 @@ def test_switching_from_authoritative_to_additive_keeps_grants_it_never_declared
     assert outs["users"] == ["groups/search", OUT_OF_BAND]
     # ... and the user decides to keep it by going additive.
     assert grants.up(policy_id=policy_id, users=["groups/search"]) == "update"
-    assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
+    assert rule_set(databricks_emulator, policy_id, creator_kept=False) == {USER: {"groups/search", OUT_OF_BAND}}
 
 
 def test_check_reports_principals_of_the_wrong_type(server, policy_id):
@@ -290,7 +301,7 @@ def test_a_server_that_lowercases_emails_shows_no_drift(databricks_emulator_fact
     urn = server.urn(TYPE, "mixed-case")
     inputs = declared(policy_id=policy_id, users=["users/Alice.Smith@Example.com", "groups/Search"], authoritative=authoritative)
     id_, outs = server.apply(urn, inputs)
-    assert rule_set(emulator, policy_id) == {USER: {"users/alice.smith@example.com", "groups/Search"}}
+    assert rule_set(emulator, policy_id, creator_kept=not authoritative) == {USER: {"users/alice.smith@example.com", "groups/Search"}}
 
     read = server.read(urn, id_, outs)
     checked = server.check(urn, inputs).inputs
@@ -299,7 +310,7 @@ def test_a_server_that_lowercases_emails_shows_no_drift(databricks_emulator_fact
     server.update(urn, id_, read.outs, checked)  # an update for another reason writes nothing here
     assert emulator.count("PUT", "/rule-sets") == 0
     server.delete(urn, id_, read.outs)
-    assert rule_set(emulator, policy_id) == {}
+    assert rule_set(emulator, policy_id, creator_kept=not authoritative) == {}
 
 
 def test_an_email_granted_before_us_in_another_case_is_not_ours(server, databricks_emulator, policy_id):
@@ -320,3 +331,68 @@ def test_a_refused_grant_write_names_the_policy_and_the_role_needed(server, data
         server.apply(server.urn(TYPE, "denied"), declared(policy_id=policy_id, users=["groups/search"]))
     assert f"Unable to write grants of budget policy '{policy_id}': PERMISSION_DENIED" in error.value.message
     assert "billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message
+# ---- a deployer who is not a billing admin ------------------------------------------------
+
+DEPLOYER = "users/deployer@example.com"
+
+
+@pytest.fixture
+def non_admin(databricks_emulator_factory, provider_server_factory):
+    """An emulator where the provider's token belongs to a deployer without the billing admin
+    role: it may manage the policies it creates (their creator is their Manager), nothing else."""
+    from emulator.server import PULUMI_TOKEN
+
+    # The tests' own client (any other token) stays a billing admin, to look at the rule sets.
+    emulator = databricks_emulator_factory(tokens={PULUMI_TOKEN: DEPLOYER}, billing_admins={CREATOR})
+    return emulator, provider_server_factory(config=emulator.config())
+
+
+def test_a_non_admin_manager_deploys_its_policy_and_grants(non_admin):
+    from providers import ServerlessBudgetPolicy
+
+    emulator, server = non_admin
+    policy_urn = server.urn("pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy", "team")
+    policy_inputs = declared_inputs(lambda: ServerlessBudgetPolicy("team", policy_name="team", custom_tags={"team": "a"}))
+    policy_id, policy_outs = server.apply(policy_urn, policy_inputs)
+    assert rule_set(emulator, policy_id, creator_kept=False) == {MANAGER: {DEPLOYER}}
+
+    urn = server.urn(TYPE, "grants")
+    id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
+    changed = server.check(urn, declared(policy_id=policy_id, users=["groups/ranking"])).inputs
+    outs = server.update(urn, id_, outs, changed)
+    assert rule_set(emulator, policy_id, creator_kept=False) == {MANAGER: {DEPLOYER}, USER: {"groups/ranking"}}
+    server.delete(urn, id_, outs)
+    server.delete(policy_urn, policy_id, policy_outs)
+    assert emulator.count(status=403) == 0
+    assert emulator.state.policy_ids() == []
+
+
+def test_a_non_admin_locked_out_by_its_own_authoritative_grants_is_told_which_role_it_needs(non_admin):
+    from databricks.sdk.service.billing import BudgetPolicy
+
+    emulator, server = non_admin
+    policy_id = emulator.account_client(token=emulator.config()["databricks:token"]).budget_policy.create(
+        policy=BudgetPolicy(policy_name="locked")
+    ).policy_id
+    urn = server.urn(TYPE, "authoritative")
+    # Listing the deployer among the managers keeps its access...
+    kept = declared(policy_id=policy_id, users=["groups/search"], managers=[DEPLOYER], authoritative=True)
+    id_, outs = server.apply(urn, kept)
+    # ... leaving it out removes it, as the preview warning says, and the next change is refused.
+    outs = server.update(urn, id_, outs, server.check(urn, declared(policy_id=policy_id, users=["groups/search"], authoritative=True)).inputs)
+    assert rule_set(emulator, policy_id, creator_kept=False) == {USER: {"groups/search"}}
+    with pytest.raises(ProviderError) as error:
+        server.update(urn, id_, outs, server.check(urn, kept).inputs)
+    assert f"Unable to write grants of budget policy '{policy_id}': PERMISSION_DENIED: You are not allowed to call this API" in error.value.message
+    assert "needs the billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message
+
+
+def test_authoritative_grants_say_at_preview_that_they_remove_the_creators_access(caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    declared(policy_id="0" * 36, users=["groups/search"])
+    assert not [r for r in caplog.records if "authoritative" in r.getMessage()]
+    run_program(lambda: BudgetPolicyGrants("team-grants", policy_id="0" * 36, users=["groups/search"], authoritative=True), preview=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("'team-grants' is authoritative" in w and "Manager grant Databricks gives the policy's creator" in w for w in warnings)
