@@ -35,6 +35,10 @@ from emulator.wire import bool_arg, flat_args, int_arg, json_object, try_json
 
 logger = logging.getLogger("emulator")
 
+# Account budgets are managed by billing admins only (spend statuses answer for the caller).
+_BILLING_ADMIN_ONLY = frozenset({"create_budget", "list_budgets", "get_budget", "update_budget", "delete_budget"})
+
+
 class _ConnectionDropped(ConnectionAbortedError):
     """Raised out of the WSGI app after the socket was shut down: werkzeug treats a
     ``ConnectionError`` from the app as a dropped connection and writes nothing."""
@@ -188,6 +192,8 @@ class EmulatorApp:
             self.state.check_account(params["account_id"])
         # Who calls: the bearer token's principal (emulator/permissions.py).
         request.environ["emulator.caller"] = self.state.permissions.principal_of(request.headers.get("Authorization"))
+        if handler_name in _BILLING_ADMIN_ONLY:
+            self.state.permissions.require(request.environ["emulator.caller"], ())
         return getattr(self, "_h_" + handler_name)(request, **{k: v for k, v in params.items() if k != "account_id"})
 
     def _unknown_route(self, method: str, path: str) -> None:

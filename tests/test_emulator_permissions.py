@@ -77,3 +77,10 @@ def test_permissions_from_the_command_line(databricks_emulator_process):
     admin_created = proc.account_client(token="dapi-admin").budget_policy.create(policy=BudgetPolicy(policy_name="cli"))
     with pytest.raises(PermissionDenied):
         proc.account_client(token="dapi-outsider").budget_policy.get(admin_created.policy_id)
+
+
+def test_account_budgets_are_for_billing_admins(emulator):
+    outsider = emulator.account_client(token="dapi-outsider")
+    with pytest.raises(PermissionDenied):
+        list(outsider.budgets.list())
+    assert list(emulator.account_client(token="dapi-admin").budgets.list()) == []
