@@ -189,14 +189,19 @@ def diff_result(
 ) -> DiffResult:
     """Compare ``olds`` (previous outputs) with ``news`` (checked inputs) field by field.
 
-    An unknown new value counts as a change (preview cannot know better).
+    An unknown new value counts as a change (preview cannot know better), but not as a
+    replacement: at preview every output an updated resource computes is unknown (the dynamic
+    provider server does not support preview), so a policy renamed in place would otherwise show
+    every grant on it as replaced.  ``pulumi up`` diffs again with the value known.
     """
     changed_in_place = [
         name for name in in_place if _differs(name, olds.get(name), news.get(name), normalize)
     ]
-    replaces = [name for name in replace if _differs(name, olds.get(name), news.get(name), normalize)]
+    replace = list(replace)
+    unknown = [name for name in replace if is_unknown(news.get(name))]
+    replaces = [name for name in replace if name not in unknown and _differs(name, olds.get(name), news.get(name), normalize)]
     return DiffResult(
-        changes=bool(changed_in_place or replaces),
+        changes=bool(changed_in_place or replaces or unknown),
         replaces=replaces,
         delete_before_replace=False,
     )
