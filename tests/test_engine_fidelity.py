@@ -12,19 +12,8 @@ from pulumi.runtime import rpc
 
 from providers._base import is_unknown
 from providers import BudgetAlertWebhook, BudgetPolicyGrants, ExperimentPolicyTag, ServerlessBudgetPolicy
-from tests.fixtures.engine import LocalEngine
+from tests.fixtures.engine import LocalEngine, plaintext_occurrences
 from tests.fixtures.mlflow_server import provider_env
-
-
-def plaintext_occurrences(value: Any, needle: str, path: str = "") -> list[str]:
-    """Where ``needle`` appears in ``value`` outside a secret wrapper (the engine encrypts those)."""
-    if rpc.is_rpc_secret(value):
-        return []
-    if isinstance(value, dict):
-        return [hit for k, v in value.items() for hit in plaintext_occurrences(v, needle, f"{path}.{k}")]
-    if isinstance(value, list):
-        return [hit for i, v in enumerate(value) for hit in plaintext_occurrences(v, needle, f"{path}[{i}]")]
-    return [path] if needle in str(value) else []
 
 
 def test_the_provider_server_takes_no_secrets(databricks_emulator, provider_server_factory):
