@@ -1,4 +1,4 @@
-"""The test engine (tests/fixtures/engine.py) does what the Pulumi engine documents, so a provider
+"""The test engine (harness/engine.py) does what the Pulumi engine documents, so a provider
 bug that the engine would expose is not hidden by a kinder test engine."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pulumi.runtime import rpc
 
 from providers._base import is_unknown
 from providers import BudgetAlertWebhook, BudgetPolicyGrants, ExperimentPolicyTag, ServerlessBudgetPolicy
-from tests.fixtures.engine import LocalEngine, plaintext_occurrences
-from tests.fixtures.mlflow_server import provider_env
+from harness.engine import LocalEngine, plaintext_occurrences
+from harness.mlflow_server import provider_env
 
 
 def test_the_provider_server_takes_no_secrets(databricks_emulator, provider_server_factory):
