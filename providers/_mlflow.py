@@ -13,11 +13,14 @@ not pay ~1.3 s and 170 MB for it.  Everything here runs in the provider server p
 
 from __future__ import annotations
 
+import base64
 import functools
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NoReturn, Optional
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
 
@@ -50,15 +53,55 @@ class TrackingServer:
         return urlsplit(self.uri).scheme in ("http", "https")
 
 
+# Query parameters that carry credentials in database and cloud URIs (password=, sslpassword=,
+# access_token=, sig=, X-Amz-Credential=, …): kept out of every recorded URI and message.
+_CREDENTIAL_PARAMETER = re.compile(r"pass|pwd|token|secret|key|auth|cred|sig|session|cookie", re.IGNORECASE)
+PERCENT_ENCODE_HINT = (
+    "percent-encode '#', '/', '?' and '@' in the user name and password "
+    "(e.g. '#' as %23, '/' as %2F, '@' as %40)"
+)
+
+
+def tracking_uri_failure(uri: str) -> Optional[str]:
+    """Why ``uri`` cannot be split safely into server and credentials, or None.
+
+    In ``http://u:hunter#2@host/`` the ``#`` ends the host part: the URI would be read as host
+    ``u`` and the password's tail as a fragment.  Such a URI is refused rather than guessed at.
+    """
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError for a non-numeric port)
+    except ValueError:
+        if "@" in uri:
+            return f"cannot be parsed: {PERCENT_ENCODE_HINT}"
+        return "is not a valid URI"
+    authority_end = uri.find(parts.netloc, len(parts.scheme)) + len(parts.netloc) if parts.netloc else 0
+    if parts.netloc and "@" not in parts.netloc and "@" in uri[authority_end:]:
+        return f"has an '@' after the host, so its user name or password is cut short: {PERCENT_ENCODE_HINT}"
+    return None
+
+
 def public_tracking_uri(uri: str) -> str:
-    """``uri`` without user info (and, for http(s), without query and trailing slash)."""
+    """``uri`` without credentials: no user info, no credential query parameters (and, for
+    http(s), no query at all and no trailing slash)."""
+    if tracking_uri_failure(uri):
+        return f"{uri.partition(':')[0]}://(unparsable URI)"
     parts = urlsplit(uri)
-    if not parts.netloc:
-        return uri  # sqlite:///path, databricks, file:/path
+    if not parts.netloc:  # sqlite:///path, databricks, file:/path
+        base, mark, query = uri.partition("?")
+        return base + mark + _without_credentials(query) if mark else uri
     host = parts.netloc.rpartition("@")[2]
     if parts.scheme in ("http", "https"):
         return urlunsplit((parts.scheme, host.lower(), parts.path.rstrip("/"), "", ""))
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, host, parts.path, _without_credentials(parts.query), parts.fragment))
+
+
+def _without_credentials(query: str) -> str:
+    return "&".join(item for item in query.split("&") if not _is_credential_parameter(item))
+
+
+def _is_credential_parameter(item: str) -> bool:
+    return bool(_CREDENTIAL_PARAMETER.search(unquote(item.partition("=")[0])))
 
 
 def tracking_server_from_config(config: Any) -> Optional[TrackingServer]:
@@ -85,6 +128,9 @@ class MlflowProvider(ResourceProvider):
                 "No MLflow tracking server: run `pulumi config set mlflow:trackingUri <uri>` "
                 "or set MLFLOW_TRACKING_URI"
             )
+        reason = tracking_uri_failure(server.uri)
+        if reason:
+            raise MlflowProviderError(f"The MLflow tracking URI {reason}")
         return server
 
     def configured_public_uri(self) -> Optional[str]:
@@ -94,11 +140,14 @@ class MlflowProvider(ResourceProvider):
     def record_tracking_uri(self, inputs: dict[str, Any], failures: Failures) -> None:
         """Check-time: record where the resource will live; moving it elsewhere replaces it."""
         inputs["tracking_uri"] = self.configured_public_uri()
-        if inputs["tracking_uri"] is None:
+        server = getattr(self, "_server", None) or tracking_server_from_config(None)
+        if server is None:
             failures.add(
                 "tracking_uri",
                 "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
             )
+        elif reason := tracking_uri_failure(server.uri):
+            failures.add("tracking_uri", f"the MLflow tracking URI (mlflow:trackingUri or MLFLOW_TRACKING_URI) {reason}")
 
     def server_for(self, recorded_uri: Optional[str]) -> TrackingServer:
         """The server a resource lives on (its recorded ``tracking_uri``).
@@ -142,7 +191,19 @@ def _cached_store(kind: str, server: TrackingServer, build):
     return _stores.get((kind, server.uri, server.token), open_store)
 
 
+# MLflow's SQL store logs a failed statement (``_logger.exception`` in mlflow.store.db.utils)
+# with its parameters: a webhook's URL and encrypted secret.  The provider's stderr reaches
+# `pulumi up` output and CI logs, and the error itself is reported, masked, by raise_mlflow_error.
+_STORE_LOGGERS = ("mlflow.store", "sqlalchemy", "alembic")
+
+
+def _quiet_store_loggers() -> None:
+    for name in _STORE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def _build_tracking_store(server: TrackingServer):
+    _quiet_store_loggers()
     if server.is_http:
         from mlflow.store.tracking.rest_store import RestStore
 
@@ -153,6 +214,7 @@ def _build_tracking_store(server: TrackingServer):
 
 
 def _build_registry_store(server: TrackingServer):
+    _quiet_store_loggers()
     if server.is_http:
         from mlflow.store.model_registry.rest_store import RestStore
 
@@ -209,18 +271,51 @@ def raise_mlflow_error(
     Secrets in ``redact`` and the server's credentials are masked; ``from None`` keeps MLflow's
     own exception (which may quote URLs or request bodies) out of the traceback the engine gets.
     """
-    reason = getattr(error, "message", None) or str(error) or type(error).__name__
-    for secret in (*redact, *_credentials_of(server)):
-        if secret:
-            reason = reason.replace(secret, "***")
+    reason = mask_credentials(str(getattr(error, "message", None) or error or type(error).__name__), server, redact)
     hint = hint or _HINTS.get(error_code(error) or "", _DEFAULT_HINT)
     where = f"on {server.public_uri}"
     raise api_error(verb, thing, name, reason, hint, where, error_class=MlflowProviderError) from None
 
 
+def mask_credentials(text: str, server: TrackingServer, redact: Iterable[Optional[str]] = ()) -> str:
+    """``text`` with the server's credentials and ``redact`` masked, in plain, percent-encoded and
+    Basic-auth (base64 ``user:password``) forms, and without SQL statements and their parameters
+    (a failed INSERT quotes every value it tried to write).  Mask before cutting: a cut secret
+    would no longer match."""
+    text = _SQL_DETAILS.split(text, maxsplit=1)[0]
+    secrets = {form for secret in (*redact, *_credentials_of(server)) if secret for form in _encoded_forms(secret)}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+_SQL_DETAILS = re.compile(r"\[SQL: |\[parameters: |\(Background on this error at")
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    return {secret, quote(secret, safe=""), unquote(secret)} - {""}
+
+
 def _credentials_of(server: TrackingServer) -> list[str]:
-    parts = urlsplit(server.uri)
-    found = [server.token, unquote(parts.password or ""), parts.password]
-    if server.uri != server.public_uri:
-        found.append(server.uri)
-    return [value for value in found if value]
+    found = [server.token]
+    try:
+        parts = urlsplit(server.uri)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return [value for value in found if value]
+    found += [password, *_query_credentials(parts.query)]
+    if password is not None:
+        found += basic_auth_forms(unquote(username or ""), unquote(password))
+    return [value for value in found if value and len(value) > 1]
+
+
+def _query_credentials(query: str) -> list[str]:
+    items = [item.partition("=") for item in query.split("&") if _is_credential_parameter(item)]
+    return [value for _, _, value in items if value]
+
+
+def basic_auth_forms(username: str, password: str) -> list[str]:
+    """``user:password`` as it appears in a Basic ``Authorization`` header (and url-safe base64)."""
+    raw = f"{username}:{password}".encode()
+    return [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
+
