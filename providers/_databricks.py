@@ -10,9 +10,12 @@ server process by ``configure()`` and kept in memory only: never pickled, never 
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import threading
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 from typing import Any, Optional
 
 from pulumi.dynamic import DiffResult, ResourceProvider
@@ -41,6 +44,9 @@ def _new_client(settings: dict[str, Any]):
     from databricks.sdk import AccountClient
     from databricks.sdk.core import Config
 
+    host = settings.get("host") or os.environ.get("DATABRICKS_HOST")
+    if host:
+        require_reachable(host)
     return AccountClient(config=Config(**settings, clock=_retry_counting_clock()))
 
 
@@ -68,6 +74,55 @@ def sdk_retries(client) -> int:
     before its answer was lost: the SDK re-sends it and reports only the last answer)."""
     retries = getattr(client.config.clock, "retries", None)
     return retries() if retries else 0
+
+
+class DatabricksUnreachable(RuntimeError):
+    """Nothing answers at the configured host (refused, or the name does not resolve)."""
+
+
+# A refused connection or an unknown host name is no glitch: the SDK would retry it (first the
+# host metadata fetch, then the call) for up to 2 x retryTimeoutSeconds, ~10 minutes by default.
+_PROBE_TIMEOUT_SECONDS = 5
+_NOTHING_THERE = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH}
+
+
+def require_reachable(host: str) -> None:
+    """Fail at once, naming ``host``, when its name does not resolve or its port refuses connections.
+
+    Only those two answers fail fast; a slow or dropping host is left to the SDK's patient
+    retries, as are HTTP 429/503.  Behind an HTTP(S) proxy the proxy decides, so no probe.
+    """
+    import requests
+
+    url = host if "://" in host else f"https://{host}"
+    parts = urlsplit(url)
+    if not parts.hostname or requests.utils.get_environ_proxies(url):
+        return
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        addresses = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise _unreachable(host, f"the host name does not resolve ({error.strerror})") from None
+    refusals = []
+    for family, kind, protocol, _, address in addresses:
+        try:
+            with socket.socket(family, kind, protocol) as probe:
+                probe.settimeout(_PROBE_TIMEOUT_SECONDS)
+                probe.connect(address)
+                return
+        except OSError as error:
+            if error.errno not in _NOTHING_THERE:
+                return  # a timeout or anything else: the SDK's retries decide
+            refusals.append(error.strerror or "connection refused")
+    raise _unreachable(host, f"{refusals[0].lower()}, nothing answers there")
+
+
+def _unreachable(host: str, reason: str) -> DatabricksUnreachable:
+    return DatabricksUnreachable(
+        f"Unable to connect to Databricks host '{host}': {reason}. Check databricks:host (or "
+        "DATABRICKS_HOST); for the local stack, start the account emulator first "
+        "(`python -m emulator --port <port> ...`, see the README)."
+    )
 
 
 def _key(settings: dict[str, Any]) -> tuple:
