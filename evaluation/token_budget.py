@@ -147,6 +147,7 @@ class BudgetSnapshot:
             "token_budget_exceeded": int(self.exceeded),
             "token_budget_max_tokens": self.max_tokens,
             "token_budget_refused_calls": self.refused_calls,
+            "token_budget_over_budget_calls": self.over_budget_calls,
         }
         if self.estimated_cost_usd is not None:
             metrics["token_budget_estimated_cost_usd"] = self.estimated_cost_usd
@@ -233,6 +234,10 @@ class TokenBudgetEvaluator:
         self._used = self._input = self._output = 0
         self._refused = self._over_budget = self._in_flight = 0
         self._ceiling_reported = False
+        # Where evaluate() runs: the experiment (and its server) from_experiment() read, else
+        # wherever mlflow.genai.evaluate() would run (the active experiment and tracking URI).
+        self.experiment_id: str | None = None
+        self.tracking_uri: str | None = None
         self.predict_fn = self._predict_fn_with_model_identity()
 
     @classmethod
@@ -257,7 +262,7 @@ class TokenBudgetEvaluator:
             raise ValueError("Pass either client or tracking_uri, not both.")
         client = client or MlflowClient(tracking_uri=tracking_uri)
         found = _find_experiment(client, experiment)
-        return cls(
+        budget = cls(
             model,
             max_tokens=_max_tokens_from_tags(found),
             on_exceed=on_exceed or _on_exceed_from_tags(found),
@@ -268,6 +273,9 @@ class TokenBudgetEvaluator:
             ),
             token_counter=token_counter,
         )
+        budget.experiment_id = found.experiment_id
+        budget.tracking_uri = client.tracking_uri
+        return budget
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with mlflow.start_span(name=self._span_name) as span:
@@ -300,8 +308,11 @@ class TokenBudgetEvaluator:
         budget metrics to the evaluation run, then applies `enforce()`: in raise
         mode an exceeded budget marks a finished run FAILED and raises
         `TokenBudgetExceeded`, whose `result` is the EvaluationResult.
+
+        An evaluator made by `from_experiment()` runs in that experiment, on the
+        tracking server it was read from (unless a run is already active).
         """
-        with _environment_variable(_SKIP_TRACE_VALIDATION_ENV, "true"):
+        with self._in_budget_experiment(), _environment_variable(_SKIP_TRACE_VALIDATION_ENV, "true"):
             result = mlflow.genai.evaluate(
                 data=data,
                 scorers=[*(scorers or []), *self.budget_scorers()],
@@ -311,6 +322,14 @@ class TokenBudgetEvaluator:
         self.log_to_mlflow(run_id=result.run_id)
         self.enforce(result)
         return result
+
+    @contextlib.contextmanager
+    def _in_budget_experiment(self) -> Iterator[None]:
+        if self.experiment_id is None or mlflow.active_run() is not None:
+            yield
+            return
+        with _tracking_uri(self.tracking_uri), mlflow.start_run(experiment_id=self.experiment_id):
+            yield
 
     def enforce(self, result: EvaluationResult | None = None) -> None:
         """End a run the way `on_exceed` says, once the calls are done.
@@ -328,7 +347,7 @@ class TokenBudgetEvaluator:
             logger.warning(message)
             return
         if result is not None:
-            _mark_finished_run_failed(result.run_id)
+            _mark_finished_run_failed(self._client(), result.run_id)
         raise TokenBudgetExceeded(message, snapshot, result)
 
     def budget_scorers(self) -> list[Scorer]:
@@ -374,11 +393,14 @@ class TokenBudgetEvaluator:
             run_id = active.info.run_id
         metrics = self.snapshot().as_metrics()
         timestamp_ms = int(time.time() * 1000)
-        MlflowClient().log_batch(
+        self._client().log_batch(
             run_id,
             metrics=[Metric(name, value, timestamp_ms, 0) for name, value in metrics.items()],
         )
         return metrics
+
+    def _client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri)
 
     def snapshot(self) -> BudgetSnapshot:
         with self._lock:
@@ -537,8 +559,10 @@ def _ceiling_reached_message(used: int, max_tokens: int, on_exceed: str) -> str:
 
 
 def _exceeded_message(snapshot: BudgetSnapshot, on_exceed: str) -> str:
+    # Exactly at the ceiling with further calls wanted: the budget was reached, not exceeded.
+    verb = "exceeded" if snapshot.used_tokens > snapshot.max_tokens else "reached"
     message = (
-        f"Token budget exceeded: {snapshot.used_tokens:,} tokens used of "
+        f"Token budget {verb}: {snapshot.used_tokens:,} tokens used of "
         f"max_tokens={snapshot.max_tokens:,} in {snapshot.calls:,} model calls"
     )
     if on_exceed == RAISE:
@@ -546,14 +570,33 @@ def _exceeded_message(snapshot: BudgetSnapshot, on_exceed: str) -> str:
     else:
         message += f"; {snapshot.over_budget_calls:,} calls made over budget (on_exceed='warn')"
     if snapshot.estimated_cost_usd is not None:
-        message += f"; estimated cost ${snapshot.estimated_cost_usd:,.2f}"
+        message += f"; estimated cost {dollars(snapshot.estimated_cost_usd)}"
     return message + "."
 
 
-def _mark_finished_run_failed(run_id: str) -> None:
-    client = MlflowClient()
+def dollars(amount: float) -> str:
+    """US dollars with cents, and with the significant digits of an amount under a dollar
+    ($0.005, not $0.01)."""
+    if amount >= 1 or amount == 0:
+        return f"${amount:,.2f}"
+    decimals = 2 - math.floor(math.log10(amount))  # three significant digits
+    text = f"{amount:.{decimals}f}".rstrip("0")
+    return "$" + text + "0" * max(0, 4 - len(text))  # at least two decimals: $0.50
+
+
+def _mark_finished_run_failed(client: MlflowClient, run_id: str) -> None:
     if client.get_run(run_id).info.status == "FINISHED":
         client.set_terminated(run_id, status="FAILED")
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str | None) -> Iterator[None]:
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 @contextlib.contextmanager

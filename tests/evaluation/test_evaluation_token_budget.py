@@ -265,6 +265,7 @@ def test_metrics_have_the_documented_names_and_values():
         "token_budget_estimated_cost_usd": 5.0,
         "token_budget_max_tokens": 1500.0,
         "token_budget_refused_calls": 1.0,
+        "token_budget_over_budget_calls": 0.0,
     }
     assert not any("/" in name for name in metrics)
 
