@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request
 
 from emulator import errors
+from emulator.routes import CONTROL_ROUTES, readable
 from emulator.wire import json_object
 
 if TYPE_CHECKING:
@@ -18,6 +19,15 @@ if TYPE_CHECKING:
 class ControlPlane:
     def __init__(self, app: "EmulatorApp") -> None:
         self.app = app
+
+    def index(self, request: Request) -> dict[str, Any]:
+        return {
+            "emulator": "Databricks account API",
+            "account_id": self.app.state.account_id,
+            "control_endpoints": [
+                f"{method} {readable(pattern)}" for pattern, methods in CONTROL_ROUTES[1:] for method in methods
+            ],
+        }
 
     def health(self, request: Request) -> dict[str, Any]:
         return {"status": "ok", "account_id": self.app.state.account_id, "policies": len(self.app.state)}

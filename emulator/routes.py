@@ -41,6 +41,7 @@ API_ROUTES: RouteTable = [
 ]
 
 CONTROL_ROUTES: RouteTable = [
+    (re.compile(r"^/_emulator/?$"), {"GET": "index"}),
     (re.compile(r"^/_emulator/health$"), {"GET": "health"}),
     (re.compile(r"^/_emulator/requests$"), {"GET": "get_requests", "DELETE": "clear_requests"}),
     (re.compile(r"^/_emulator/faults$"), {"GET": "get_faults", "POST": "add_fault", "DELETE": "clear_faults"}),
@@ -52,6 +53,11 @@ CONTROL_ROUTES: RouteTable = [
     (re.compile(r"^/_emulator/budgets/(?P<budget_id>[^/]+)/reorder$"), {"POST": "reorder_budget"}),
     (re.compile(r"^/_emulator/caller$"), {"POST": "set_caller"}),
 ]
+
+
+def readable(pattern: re.Pattern) -> str:
+    """``/_emulator/faults/{fault_id}`` for the route pattern ``^/_emulator/faults/(?P<fault_id>\\d+)$``."""
+    return re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern.pattern).strip("^$").replace("\\", "")
 
 
 def route(table: RouteTable, method: str, path: str) -> tuple[Optional[str], dict[str, str]]:
