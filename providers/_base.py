@@ -2,8 +2,8 @@
 
 * ``DynamicResource``: a ``pulumi.dynamic.Resource`` whose provider is serialized once per
   provider class instead of once per resource.  Stock pulumi 3.272 re-wraps pickle internals on
-  every ``serialize_provider`` call and never restores them, so a program with ~485 dynamic
-  resources dies with ``RecursionError``; serializing once (and restoring the pickler) removes
+  every ``serialize_provider`` call and never restores them, so a program with a few hundred
+  dynamic resources dies with ``RecursionError`` (the 315th, provider class in ``__main__``); serializing once (and restoring the pickler) removes
   both that limit and the per-resource dill cost.
 * ``Failures``: collects ``CheckFailure``s so ``check()`` reports every bad input at once; field
   validators (``validate_<field>(value, failures, prop) -> normalized value``) report into it, and
