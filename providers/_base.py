@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import unicodedata
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pulumi
@@ -220,3 +221,21 @@ def config_value(config: Any, *keys: str) -> Optional[str]:
         if value not in (None, ""):
             return str(value)
     return None
+
+
+MAX_QUOTED_LENGTH = 80
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)`` for a message, cut to about 80 characters (a bad value may be huge)."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED_LENGTH else text[: MAX_QUOTED_LENGTH - 1] + "…"
+
+
+def control_character_failure(text: str) -> Optional[str]:
+    """Why ``text`` (a name, key, value or principal) is refused if it holds a control character
+    (newline, tab, NUL, escape, …: Unicode category Cc), else None."""
+    position = next((i for i, c in enumerate(text) if unicodedata.category(c) == "Cc"), None)
+    if position is None:
+        return None
+    return f"must not contain control characters (found {text[position]!r} at position {position})"

@@ -147,8 +147,8 @@ class DatabricksAccount:
             if value is None:
                 continue
             if setting in _INTEGER_SETTINGS:
-                if not value.isdigit():
-                    raise ValueError(f"stack config {key} must be a whole number of seconds, not {value!r}")
+                if not (value.isascii() and value.isdigit()):
+                    raise ValueError(f"stack config {key} must be a whole number of seconds, not {value[:80]!r}")
                 value = int(value)
             settings[setting] = value
         self._settings = settings

@@ -5,8 +5,10 @@ Slack and PagerDuty URLs carry tokens and the signing ``secret`` is a credential
 * ``secret`` is made a Pulumi secret by the resource and never appears in outputs.  MLflow never
   returns it either, so to notice a changed secret the outputs keep ``secret_hash``, a salted
   PBKDF2-SHA256 of it (itself a Pulumi secret): diff recomputes it from the new secret.
-* ``url`` passed as an Output (e.g. a config secret) is kept secret in the outputs, and no error
-  message quotes the URL.
+* ``url`` is always a Pulumi secret (input and output), even when given as a plain string, and no
+  error message quotes its path, query, user info or host name.
+* MLflow deletes a webhook softly: the row keeps its URL and encrypted secret.  Delete first
+  overwrites both with inert values (and disables the webhook), then deletes.
 """
 
 from __future__ import annotations
@@ -23,11 +25,22 @@ from urllib.parse import urlsplit
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
+from providers._base import (
+    DynamicResource,
+    Failures,
+    api_error,
+    check_fields,
+    control_character_failure,
+    diff_result,
+    gone,
+    is_unknown,
+    quoted,
+)
 from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
     TrackingServer,
+    error_code,
     is_not_found,
     raise_mlflow_error,
     registry_store,
@@ -61,6 +74,16 @@ MAX_SECRET_LENGTH = 512
 # The SQL store's webhooks.url column is String(500): PostgreSQL and MySQL refuse (or cut) more.
 MAX_URL_LENGTH = 500
 ENCRYPTION_KEY_ENV = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
+# MLflow's own settings (mlflow.environment_variables): webhook URLs must be https and resolve to
+# public addresses unless the process that writes the webhook allows more.
+ALLOWED_SCHEMES_ENV = "MLFLOW_WEBHOOK_ALLOWED_SCHEMES"
+ALLOW_PRIVATE_IPS_ENV = "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"
+LOCAL_RECEIVER_HINT = (
+    f"To deliver to a local or http:// receiver, run the MLflow server with "
+    f"{ALLOWED_SCHEMES_ENV}=http,https and {ALLOW_PRIVATE_IPS_ENV}=true (or use a public https:// URL)."
+)
+# What a deleted webhook's URL path becomes: the token in the old path must not stay in the row.
+INERT_PATH = "/deleted-by-pulumi"
 
 IN_PLACE = ("webhook_name", "url", "events", "description", "active")
 # The fingerprint is itself a Pulumi secret (encrypted in state), and the secret it fingerprints
@@ -73,11 +96,15 @@ _HASH_ITERATIONS = 1_000
 
 
 def validate_webhook_name(name: Any, failures: Failures, prop: str = "webhook_name") -> Any:
-    if not (isinstance(name, str) and WEBHOOK_NAME.fullmatch(name)):
+    if isinstance(name, str) and WEBHOOK_NAME.fullmatch(name):
+        return name
+    if isinstance(name, str) and (reason := control_character_failure(name)):
+        failures.add(prop, f"{quoted(name)} {reason}")
+    else:
         failures.add(
             prop,
             "must be 1-63 characters: letters, digits, '.', '_' or '-', "
-            f"starting and ending with a letter or digit (got {name!r})",
+            f"starting and ending with a letter or digit (got {quoted(name)})",
         )
     return name
 
@@ -114,14 +141,69 @@ def _url_problem(url: Any) -> Optional[str]:
 
 
 def url_parts(url: str) -> list[str]:
-    """The URL and the parts of it an error message might quote, to mask in messages."""
+    """The URL and the parts of it that may carry a token, to mask in messages.
+
+    A host name may carry one too; an IP address or localhost does not, and stays readable
+    ("'127.0.0.1' resolves to 127.0.0.1" says what is wrong).
+    """
     try:
         parts = urlsplit(url)
-        pieces = [parts.netloc, parts.hostname, parts.path, parts.query, parts.password]
+        user_info, _, host_port = parts.netloc.rpartition("@")
+        pieces = [user_info, parts.path, parts.query, parts.fragment, parts.password]
+        if not _is_readable_host(parts.hostname or ""):
+            pieces += [host_port, parts.hostname]
     except ValueError:
         pieces = []
     # Longest first, so that a part inside another is masked after the whole.
     return sorted({p for p in [url, *pieces] if p and len(p) > 1}, key=len, reverse=True)
+
+
+def local_receiver_failure(url: Any, environ: Mapping[str, str]) -> Optional[str]:
+    """Why MLflow, under ``environ``, would refuse ``url`` for its scheme or a private host, else None.
+
+    Only what is known without DNS: an http:// URL, ``localhost`` or a non-public IP literal.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except (TypeError, ValueError, AttributeError):
+        return None
+    reasons = []
+    schemes = [s.strip() for s in environ.get(ALLOWED_SCHEMES_ENV, "https").split(",") if s.strip()]
+    if parts.scheme not in schemes:
+        reasons.append(f"scheme {parts.scheme!r} is not allowed: {ALLOWED_SCHEMES_ENV} is {','.join(schemes)!r}")
+    allow_private = environ.get(ALLOW_PRIVATE_IPS_ENV, "").strip().lower() in ("true", "1")
+    if not allow_private and _is_private_host(host):
+        reasons.append(f"host {host!r} is not a public address and {ALLOW_PRIVATE_IPS_ENV} is not true")
+    return "; ".join(reasons) or None
+
+
+def _is_readable_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host == "localhost"
+
+
+def _is_private_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False  # a name: only DNS knows
+
+
+def inert_url(url: Optional[str]) -> Optional[str]:
+    """``url`` with its token gone: same scheme and host (MLflow validates them), no user info,
+    path, query or fragment."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{INERT_PATH}" if parts.scheme and host else None
 
 
 def _looks_like_ip(hostname: str) -> bool:
@@ -247,6 +329,29 @@ def require_encryption_key(server: TrackingServer, webhook: str, secret: Optiona
                         f"on {server.public_uri}", MlflowProviderError)
 
 
+def scrub(store, webhook_id: str, url: Optional[str]) -> None:
+    """Overwrite the URL's token and the secret, and disable the webhook, before a (soft) delete.
+
+    If MLflow refuses the inert URL (its host no longer passes MLflow's checks), the secret is
+    still overwritten.
+    """
+    disabled = webhook_status(False)
+    inert = inert_url(url)
+    if inert:
+        try:
+            store.update_webhook(webhook_id, url=inert, secret="", status=disabled)
+            return
+        except Exception as error:  # noqa: BLE001
+            if error_code(error) != "INVALID_PARAMETER_VALUE":
+                raise
+    store.update_webhook(webhook_id, secret="", status=disabled)
+
+
+def _refused_url(error: BaseException) -> bool:
+    text = str(getattr(error, "message", None) or error)
+    return "URL scheme" in text or "non-public IP" in text or "Cannot resolve Webhook URL" in text
+
+
 def get_webhook(store, server: TrackingServer, webhook_id: str):
     try:
         return store.get_webhook(webhook_id)
@@ -315,8 +420,23 @@ class BudgetAlertWebhookProvider(MlflowProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]):
         inputs, failures = check_inputs(news)
         self.record_tracking_uri(inputs, failures)
+        self._check_url_can_be_stored(inputs, failures)
         self._check_secret_can_be_stored(inputs, failures)
         return failures.result(inputs)
+
+    def _check_url_can_be_stored(self, inputs: dict[str, Any], failures: Failures) -> None:
+        """A SQL store validates the URL in this process, under this process's MLflow settings,
+        so preview can say what `pulumi up` would meet; a server decides for itself at create."""
+        url = inputs.get("url")
+        if inputs.get("tracking_uri") is None or is_unknown(url) or _url_problem(url):
+            return
+        if not self.configured_server().is_http and (reason := local_receiver_failure(url, os.environ)):
+            failures.add(
+                "url",
+                f"MLflow would refuse it here ({reason}). To deliver to a local or http:// receiver, set "
+                f"{ALLOWED_SCHEMES_ENV}=http,https and {ALLOW_PRIVATE_IPS_ENV}=true in the environment of "
+                "`pulumi up` and of the MLflow server that sends the alerts (or use a public https:// URL).",
+            )
 
     def _check_secret_can_be_stored(self, inputs: dict[str, Any], failures: Failures) -> None:
         secret = inputs.get("secret")
@@ -350,7 +470,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
             )
         except Exception as error:  # noqa: BLE001
             redact = (*url_parts(props["url"]), secret)
-            raise_mlflow_error("create", "webhook", props["webhook_name"], server, error, redact=redact)
+            hint = LOCAL_RECEIVER_HINT if _refused_url(error) else ""
+            raise_mlflow_error("create", "webhook", props["webhook_name"], server, error, hint, redact=redact)
         if server.is_http:
             remove_twins(store, server, webhook, before)
         return CreateResult(webhook.webhook_id, outputs_of(webhook, secret_hash(secret), server))
@@ -389,11 +510,14 @@ class BudgetAlertWebhookProvider(MlflowProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         server = self.server_for(props.get("tracking_uri"))
+        store = registry_store(server)
         try:
-            registry_store(server).delete_webhook(id_)
+            scrub(store, id_, props.get("url"))
+            store.delete_webhook(id_)
         except Exception as error:  # noqa: BLE001
             if not is_not_found(error):  # not found: gone already
-                raise_mlflow_error("delete", "webhook", id_, server, error)
+                redact = url_parts(props.get("url") or "")
+                raise_mlflow_error("delete", "webhook", id_, server, error, redact=redact)
 
 
 # --- resource ------------------------------------------------------------------------------------
@@ -423,13 +547,11 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
         active: pulumi.Input[bool] = True,
         opts: Optional[pulumi.ResourceOptions] = None,
     ) -> None:
-        secret_outputs = ["secret", "secret_hash"]
-        if isinstance(url, pulumi.Output):
-            # Secret-ness of an Output is only known asynchronously: keep any Output URL secret.
-            secret_outputs.append("url")
+        # Slack and PagerDuty URLs are credentials: the URL is a secret however it is given.
+        secret_outputs = ["secret", "secret_hash", "url"]
         props = {
             "webhook_name": webhook_name,
-            "url": url,
+            "url": pulumi.Output.secret(url),
             "secret": pulumi.Output.secret(secret) if secret is not None else None,
             "events": events,
             "description": description,

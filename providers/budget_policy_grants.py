@@ -26,7 +26,17 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
+from providers._base import (
+    DynamicResource,
+    Failures,
+    api_error,
+    check_fields,
+    control_character_failure,
+    diff_result,
+    gone,
+    is_unknown,
+    quoted,
+)
 from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors, sdk_retries
 
 # --- constants -----------------------------------------------------------------------------------
@@ -81,7 +91,11 @@ def rule_set_name(account_id: str, policy_id: str) -> str:
 
 
 def is_valid_principal(principal: Any) -> bool:
-    return isinstance(principal, str) and any(p.fullmatch(principal) for p in _PRINCIPAL_PATTERNS)
+    return (
+        isinstance(principal, str)
+        and not control_character_failure(principal)
+        and any(p.fullmatch(principal) for p in _PRINCIPAL_PATTERNS)
+    )
 
 
 # --- field validators ----------------------------------------------------------------------------
@@ -89,7 +103,7 @@ def is_valid_principal(principal: Any) -> bool:
 
 def validate_policy_id(policy_id: Any, failures: Failures, prop: str = "policy_id") -> Any:
     if not (isinstance(policy_id, str) and POLICY_ID_PATTERN.fullmatch(policy_id)):
-        failures.add(prop, f"{policy_id!r} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)")
+        failures.add(prop, f"{quoted(policy_id)} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)")
     return policy_id
 
 
@@ -101,7 +115,9 @@ def validate_principals(principals: Any, failures: Failures, prop: str) -> Optio
         return None
     invalid = [p for p in principals if not is_unknown(p) and not is_valid_principal(p)]
     for principal in invalid:
-        failures.add(prop, f"{principal!r} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
+        reason = isinstance(principal, str) and control_character_failure(principal)
+        failures.add(prop, f"{quoted(principal)} {reason}" if reason else
+                     f"{quoted(principal)} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
     if invalid:
         return None
     if any(is_unknown(p) for p in principals):
@@ -116,7 +132,7 @@ def validate_authoritative(authoritative: Any, failures: Failures, prop: str = "
     if authoritative is None:
         return False
     if not isinstance(authoritative, bool):
-        failures.add(prop, f"must be true or false, not {authoritative!r}")
+        failures.add(prop, f"must be true or false, not {quoted(authoritative)}")
     return authoritative
 
 

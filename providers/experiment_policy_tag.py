@@ -14,7 +14,7 @@ from typing import Any, Optional
 import pulumi
 
 from contracts import BUDGET_POLICY_TAG
-from providers._base import Failures, Validator
+from providers._base import Failures, Validator, control_character_failure, quoted
 from providers.experiment_tag import ExperimentTag, ExperimentTagProvider, validate_experiment, validate_key
 
 # --- constants -----------------------------------------------------------------------------------
@@ -32,6 +32,8 @@ def validate_policy_id(policy_id: Any, failures: Failures, prop: str = "policy_i
         failures.add(prop, "must be a non-empty budget policy id")
     elif len(policy_id) > MAX_POLICY_ID_LENGTH:
         failures.add(prop, f"must be at most {MAX_POLICY_ID_LENGTH} characters")
+    elif reason := control_character_failure(policy_id):
+        failures.add(prop, f"{quoted(policy_id)} {reason}")
     return policy_id
 
 

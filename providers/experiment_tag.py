@@ -15,7 +15,18 @@ from typing import Any, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, Validator, api_error, check_fields, diff_result, gone
+from contracts import BUDGET_POLICY_TAG
+from providers._base import (
+    DynamicResource,
+    Failures,
+    Validator,
+    api_error,
+    check_fields,
+    control_character_failure,
+    diff_result,
+    gone,
+    quoted,
+)
 from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
@@ -33,6 +44,10 @@ MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 20_000
 # MLflow's tag names: alphanumerics, '_', '-', '.', ' ', ':' and '/', and no path tricks.
 TAG_KEY = re.compile(r"[/\w.\- :]+")
+# MLflow keeps its own state in `mlflow.*` experiment tags (mlflow.note.content is the
+# experiment's description): only the ones these resources exist to set may be written.
+RESERVED_KEY_PREFIX = "mlflow."
+OWNED_MLFLOW_KEYS = (BUDGET_POLICY_TAG,)
 
 
 REPLACE = ("experiment", "key", "tracking_uri")
@@ -54,9 +69,14 @@ def _key_problem(key: Any) -> Optional[str]:
         return f"must be at most {MAX_KEY_LENGTH} characters (got {len(key)})"
     if not TAG_KEY.fullmatch(key):
         return "may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'"
+    if key.startswith(RESERVED_KEY_PREFIX) and key not in OWNED_MLFLOW_KEYS:
+        return (
+            f"{quoted(key)} is reserved by MLflow (its 'mlflow.' tags hold the experiment's own "
+            f"state, e.g. mlflow.note.content is its description); use {BUDGET_POLICY_TAG} or a key of your own"
+        )
     normalized = posixpath.normpath(key)
     if normalized != key or normalized == "." or normalized.startswith(("..", "/")):
-        return f"must be a plain relative path (it would resolve to {normalized!r})"
+        return f"must be a plain relative path (it would resolve to {quoted(normalized)})"
     return None
 
 
@@ -72,6 +92,8 @@ def validate_experiment(experiment: Any, failures: Failures, prop: str = "experi
     experiment = experiment.strip() if isinstance(experiment, str) else experiment
     if not isinstance(experiment, str) or not experiment:
         failures.add(prop, "must be an experiment id or name, e.g. '/Users/me@corp.com/evals'")
+    elif reason := control_character_failure(experiment):
+        failures.add(prop, f"{quoted(experiment)} {reason}")
     return experiment
 
 
@@ -96,7 +118,7 @@ def require_active_experiment(store, server: TrackingServer, experiment: str):
         raise_mlflow_error("look up", "experiment", experiment, server, error)
     where = f"on {server.public_uri}"
     if found is None:
-        raise api_error("find", "experiment", experiment, f"no experiment with id or name {experiment!r}",
+        raise api_error("find", "experiment", experiment, f"no experiment with id or name {quoted(experiment)}",
                         "Create it first or fix the name.", where, MlflowProviderError)
     if found.lifecycle_stage != "active":
         raise api_error("use", "experiment", experiment, "it is deleted",

@@ -23,7 +23,17 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from providers import _spend_tracking
-from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
+from providers._base import (
+    DynamicResource,
+    Failures,
+    api_error,
+    check_fields,
+    control_character_failure,
+    diff_result,
+    gone,
+    is_unknown,
+    quoted,
+)
 from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
@@ -86,7 +96,7 @@ def _normalized_window(value: Any) -> tuple[Any, Optional[str]]:
     if isinstance(value, str):
         preset = WINDOW_PRESETS.get(value.strip().lower())
         if preset is None:
-            return value, f"unknown window {value!r}: use {WINDOW_HELP}"
+            return value, f"unknown window {quoted(value)}: use {WINDOW_HELP}"
         return dict(preset), None
     if not isinstance(value, Mapping):
         return value, f"must be {WINDOW_HELP}"
@@ -96,10 +106,10 @@ def _normalized_window(value: Any) -> tuple[Any, Optional[str]]:
     unit = value.get("unit")
     unit = unit.strip().upper() if isinstance(unit, str) else unit
     if unit not in WINDOW_UNITS:
-        return value, f"unit {value.get('unit')!r} is not one of " + ", ".join(WINDOW_UNITS)
+        return value, f"unit {quoted(value.get('unit'))} is not one of " + ", ".join(WINDOW_UNITS)
     length = value.get("value")
     if not _is_whole_number(length):
-        return value, f"value must be an integer >= 1 (got {length!r})"
+        return value, f"value must be an integer >= 1 (got {quoted(length)})"
     if length < 1:
         return value, f"value must be >= 1 (got {int(length)})"
     if length > MAX_WINDOW[unit]:
@@ -128,7 +138,7 @@ def validate_scope(value: Any, failures: Failures, prop: str = "scope") -> Any:
 def _choice(value: Any, choices: tuple[str, ...], failures: Failures, prop: str) -> Any:
     if isinstance(value, str) and value.strip().upper() in choices:
         return value.strip().upper()
-    failures.add(prop, f"must be one of {', '.join(choices)} (got {value!r})")
+    failures.add(prop, f"must be one of {', '.join(choices)} (got {quoted(value)})")
     return value
 
 
@@ -142,8 +152,10 @@ def validate_target(target: Any, failures: Failures, prop: str = "target", scope
         if not isinstance(target, str):
             what = "an endpoint name or id" if scope == "ENDPOINT" else "a username"
             failures.add(prop, f"scope {scope} needs target = {what}")
+        elif reason := control_character_failure(target):
+            failures.add(prop, f"{quoted(target)} {reason}")
     elif target is not None:
-        failures.add(prop, f"scope {scope} takes no target (got {target!r}); use ENDPOINT or USER to target")
+        failures.add(prop, f"scope {scope} takes no target (got {quoted(target)}); use ENDPOINT or USER to target")
     return target
 
 
@@ -251,7 +263,7 @@ def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any
         raise_mlflow_error("look up", "gateway endpoint", target, server, error)
     if endpoint is None:
         raise api_error(
-            "find", "gateway endpoint", target, f"no AI Gateway endpoint named or with id {target!r}",
+            "find", "gateway endpoint", target, f"no AI Gateway endpoint named or with id {quoted(target)}",
             "Create the endpoint first or fix target.", f"on {server.public_uri}", MlflowProviderError,
         )
     if not inputs.get("allow_untracked"):

@@ -6,6 +6,7 @@ custom tags it carries, and can be bound to chosen workspaces.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, Mapping, Optional, Sequence
@@ -13,7 +14,17 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, api_error, check_fields, diff_result, gone, is_unknown
+from providers._base import (
+    DynamicResource,
+    Failures,
+    api_error,
+    check_fields,
+    control_character_failure,
+    diff_result,
+    gone,
+    is_unknown,
+    quoted,
+)
 from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors
 
 # --- constants -----------------------------------------------------------------------------------
@@ -43,10 +54,12 @@ def validate_policy_name(name: Any, failures: Failures, prop: str = "policy_name
         return name
     if len(name) > MAX_NAME_LENGTH:
         failures.add(prop, f"is {len(name)} characters long; at most {MAX_NAME_LENGTH} allowed")
+    if reason := control_character_failure(name):
+        failures.add(prop, f"{quoted(name)} {reason}")
     try:
         name.encode("latin-1")
     except UnicodeEncodeError:
-        failures.add(prop, f"{name!r} has characters outside Latin-1; use Latin-1 only")
+        failures.add(prop, f"{quoted(name)} has characters outside Latin-1; use Latin-1 only")
     if name.startswith(RESERVED_NAME_PREFIX):
         failures.add(prop, f"must not start with {RESERVED_NAME_PREFIX!r} (reserved by Databricks)")
     return name
@@ -66,14 +79,18 @@ def validate_custom_tags(tags: Any, failures: Failures, prop: str = "custom_tags
             normalized[key] = value
             continue
         if not key or len(key) > MAX_TAG_KEY_LENGTH:
-            failures.add(prop, f"tag key {key!r} must be 1 to {MAX_TAG_KEY_LENGTH} characters")
+            failures.add(prop, f"tag key {quoted(key)} must be 1 to {MAX_TAG_KEY_LENGTH} characters")
+        if reason := control_character_failure(key):
+            failures.add(prop, f"tag key {quoted(key)} {reason}")
         if key in RESERVED_TAG_KEYS:
             failures.add(prop, f"tag key {key!r} is reserved; reserved keys: {', '.join(RESERVED_TAG_KEYS)}")
         if not isinstance(value, str):
-            failures.add(prop, f"tag {key!r} has value {value!r}; tag values must be strings")
+            failures.add(prop, f"tag {quoted(key)} has value {quoted(value)}; tag values must be strings")
             continue
         if len(value) > MAX_TAG_VALUE_LENGTH:
-            failures.add(prop, f"tag {key!r} value is {len(value)} characters; at most {MAX_TAG_VALUE_LENGTH}")
+            failures.add(prop, f"tag {quoted(key)} value is {len(value)} characters; at most {MAX_TAG_VALUE_LENGTH}")
+        if reason := control_character_failure(value):
+            failures.add(prop, f"tag {quoted(key)} value {quoted(value)} {reason}")
         normalized[key] = value
     return dict(sorted(normalized.items()))
 
@@ -86,7 +103,8 @@ def _workspace_id(value: Any) -> Optional[int]:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    # ASCII digits only: str.isdigit() accepts "²" (which int() refuses) and "١٢٣" (which it reads as 123).
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
         return int(value.strip())
     return None
 
@@ -103,11 +121,11 @@ def validate_workspace_ids(ids: Any, failures: Failures, prop: str = "binding_wo
     for value in ids:
         workspace_id = _workspace_id(value)
         if workspace_id is None or workspace_id <= 0:
-            failures.add(prop, f"{value!r} is not a workspace id (a positive integer)")
+            failures.add(prop, f"{quoted(value)} is not a workspace id (a positive integer of ASCII digits)")
         elif workspace_id > MAX_EXACT_WORKSPACE_ID:
             failures.add(
                 prop,
-                f"{value!r} is larger than 2^53: Pulumi carries numbers as doubles and would change it",
+                f"{quoted(value)} is larger than 2^53: Pulumi carries numbers as doubles and would change it",
             )
         else:
             normalized.add(workspace_id)
