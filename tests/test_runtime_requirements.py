@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -76,13 +78,12 @@ def test_the_runtime_environment_is_a_fraction_of_the_development_one():
     assert "mlflow" not in closure(runtime_requirements()), "full mlflow is a development requirement"
 
 
-@pytest.fixture
-def runtime_only_provider(tmp_path, provider_server_factory, sqlite_tracking_uri, databricks_emulator):
-    """A provider server that can import only what requirements.txt installs."""
+def write_runtime_only_sitecustomize(directory) -> None:
+    """A sitecustomize.py that lets a process import only what requirements.txt installs."""
     runtime = closure(runtime_requirements())
     allowed = set().union(*(top_level_modules(INSTALLED[name]) for name in runtime))
     others = set().union(*(top_level_modules(d) for name, d in INSTALLED.items() if name not in runtime))
-    (tmp_path / "sitecustomize.py").write_text(textwrap.dedent(f"""
+    (directory / "sitecustomize.py").write_text(textwrap.dedent(f"""
         import sys
 
         class OnlyRuntimeRequirements:
@@ -94,6 +95,12 @@ def runtime_only_provider(tmp_path, provider_server_factory, sqlite_tracking_uri
 
         sys.meta_path.insert(0, OnlyRuntimeRequirements())
     """))
+
+
+@pytest.fixture
+def runtime_only_provider(tmp_path, provider_server_factory, sqlite_tracking_uri, databricks_emulator):
+    """A provider server that can import only what requirements.txt installs."""
+    write_runtime_only_sitecustomize(tmp_path)
     config = {"mlflow:trackingUri": sqlite_tracking_uri, **databricks_emulator.config()}
     env = {**provider_env(), "PYTHONPATH": f"{tmp_path}:{PROJECT_ROOT}"}
     return provider_server_factory(config=config, env=env)
@@ -123,3 +130,15 @@ def test_the_ci_test_job_installs_the_pulumi_cli_and_the_test_requirements():
     assert cli and cli[0] < tests and "command" not in steps[cli[0]].get("with", {}), "CLI installed before the tests"
     assert any("-r requirements-dev.txt" in run for run in runs[:tests])
     assert "-r requirements-dev.txt" in (PROJECT_ROOT / ".ci/run").read_text()
+
+
+def test_the_program_imports_on_the_runtime_requirements_alone(tmp_path):
+    write_runtime_only_sitecustomize(tmp_path)
+    program_modules = "import stack_config, components, providers, contracts; import pandas"
+    env = {"PYTHONPATH": f"{tmp_path}:{PROJECT_ROOT}", "PATH": "/usr/bin:/bin"}
+    blocked = subprocess.run([sys.executable, "-c", program_modules], cwd=PROJECT_ROOT, env=env,
+                             capture_output=True, text=True)
+    assert "No module named 'pandas' (not in requirements.txt)" in blocked.stderr, "the blocker works"
+    imported = subprocess.run([sys.executable, "-c", program_modules.removesuffix("; import pandas")],
+                              cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr[-2000:]
