@@ -89,11 +89,20 @@ def public_tracking_uri(uri: str) -> str:
     parts = urlsplit(uri)
     if not parts.netloc:  # sqlite:///path, databricks, file:/path
         base, mark, query = uri.partition("?")
-        return base + mark + _without_credentials(query) if mark else uri
+        kept = _without_credentials(query)
+        return (f"{base}?{kept}" if kept else base) if mark else uri
     host = parts.netloc.rpartition("@")[2]
     if parts.scheme in ("http", "https"):
         return urlunsplit((parts.scheme, host.lower(), parts.path.rstrip("/"), "", ""))
     return urlunsplit((parts.scheme, host, parts.path, _without_credentials(parts.query), parts.fragment))
+
+
+def comparable_tracking_uri(name: str, value: Any) -> Any:
+    """``diff_result`` normalizer: a ``tracking_uri`` recorded before credentials were stripped from
+    every scheme names the same server as its stripped form (no replace on upgrade)."""
+    if name == "tracking_uri" and isinstance(value, str):
+        return public_tracking_uri(value)
+    return value
 
 
 def _without_credentials(query: str) -> str:
@@ -156,7 +165,7 @@ class MlflowProvider(ResourceProvider):
         another server (being replaced away from it) is reached with MLflow's env credentials.
         """
         configured = getattr(self, "_server", None) or tracking_server_from_config(None)
-        if recorded_uri and (configured is None or configured.public_uri != recorded_uri):
+        if recorded_uri and (configured is None or configured.public_uri != public_tracking_uri(recorded_uri)):
             return TrackingServer(uri=recorded_uri)
         return self.configured_server()
 

@@ -40,6 +40,7 @@ from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
     TrackingServer,
+    comparable_tracking_uri,
     error_code,
     is_not_found,
     raise_mlflow_error,
@@ -446,7 +447,7 @@ class BudgetAlertWebhookProvider(MlflowProvider):
             failures.add("secret", hint)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(olds, news, in_place=IN_PLACE, replace=("tracking_uri",))
+        result = diff_result(olds, news, in_place=IN_PLACE, replace=("tracking_uri",), normalize=comparable_tracking_uri)
         if not result.replaces and secret_changed(olds, news):
             result.changes = True
         return result

@@ -31,6 +31,7 @@ from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
     TrackingServer,
+    comparable_tracking_uri,
     error_code,
     is_not_found,
     raise_mlflow_error,
@@ -199,7 +200,9 @@ class ExperimentTagProvider(MlflowProvider):
         return failures.result(inputs)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
-        result = diff_result(self._upgraded(olds), news, in_place=(self.value_field,), replace=REPLACE)
+        result = diff_result(
+            self._upgraded(olds), news, in_place=(self.value_field,), replace=REPLACE, normalize=comparable_tracking_uri
+        )
         # Old and new may be the same tag (an experiment renamed to its id, a server alias):
         # removing the old one after setting the new one would remove the new one too.
         result.delete_before_replace = bool(result.replaces)

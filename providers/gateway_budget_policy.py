@@ -38,6 +38,7 @@ from providers._mlflow import (
     MlflowProvider,
     MlflowProviderError,
     TrackingServer,
+    comparable_tracking_uri,
     is_not_found,
     raise_mlflow_error,
     tracking_store,
@@ -362,7 +363,7 @@ def _comparable(name: str, value: Any) -> Any:
     if name == "window" and isinstance(value, Mapping):
         length = value.get("value")
         return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
-    return value
+    return comparable_tracking_uri(name, value)
 
 
 def _guard_applies(inputs: Mapping[str, Any]) -> bool:

@@ -95,3 +95,13 @@ def test_a_failed_insert_logs_neither_url_nor_secret(provider_server_factory, sq
     assert "no such table" in error.value.message
     assert url_token not in stderr and url_token not in error.value.details
     assert "gAAAAA" not in stderr and "gAAAAA" not in error.value.details  # a Fernet token
+
+
+def test_state_recorded_with_a_query_password_is_the_same_server(provider_server_factory, sqlite_tracking_uri):
+    provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env())
+    deployment = Deployment(provider, GatewayBudgetPolicy)
+    deployment.up(amount_usd=5, window="daily", action="ALERT")
+    # What state holds for a resource recorded before credential parameters were stripped.
+    deployment.outputs = {**deployment.outputs, "tracking_uri": f"{sqlite_tracking_uri}?password={QUERY_SECRET}"}
+    assert deployment.diff(amount_usd=5, window="daily", action="ALERT").replaces == []
+    deployment.destroy()

@@ -66,7 +66,8 @@ def enforced_message(budget: TokenBudgetEvaluator) -> str:
 
 
 @pytest.fixture(autouse=True)
-def tracing_off():
+def tracing_off(process_tracking_uri):
+    # After the tracking URI is set: switching tracing off opens the store (else ./mlflow.db).
     mlflow.tracing.disable()
     yield
     mlflow.tracing.enable()
