@@ -17,9 +17,10 @@ from providers import (
     GatewayBudgetPolicy,
     ServerlessBudgetPolicy,
 )
-from tests.fixtures.mlflow_server import TEST_FERNET_KEY, Deployment, MlflowServer, gateway_env, provider_env
-from tests.fixtures.provider_server import ProviderError
-from tests.fixtures.pulumi_program import run_program
+from harness.deployment import Deployment
+from harness.mlflow_server import TEST_FERNET_KEY, MlflowServer, gateway_env, provider_env
+from harness.provider_server import ProviderError
+from harness.pulumi_program import run_program
 
 POLICY_ID = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 LONG = "x" * 500  # a bad value is quoted in at most ~80 characters
@@ -27,7 +28,7 @@ LONG = "x" * 500  # a bad value is quoted in at most ~80 characters
 
 @pytest.fixture(scope="module")
 def databricks_checker():
-    from tests.fixtures.provider_server import ProviderServer
+    from harness.provider_server import ProviderServer
 
     with ProviderServer(config={"databricks:host": "http://127.0.0.1:9", "databricks:accountId": "a"}) as server:
         yield server
@@ -35,7 +36,7 @@ def databricks_checker():
 
 @pytest.fixture(scope="module")
 def mlflow_checker(tmp_path_factory):
-    from tests.fixtures.provider_server import ProviderServer
+    from harness.provider_server import ProviderServer
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('hostile')}/never-opened.db"  # check opens no store
     with ProviderServer(config={"mlflow:trackingUri": uri}, env=provider_env()) as server:

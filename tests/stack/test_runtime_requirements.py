@@ -17,8 +17,9 @@ import pytest
 from packaging.requirements import Requirement
 
 from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy, ServerlessBudgetPolicy
-from tests.fixtures.mlflow_server import Deployment, provider_env
-from tests.fixtures.provider_server import PROJECT_ROOT, ProviderServer
+from harness.deployment import Deployment
+from harness.mlflow_server import provider_env
+from harness.provider_server import PROJECT_ROOT, ProviderServer
 
 MAX_RUNTIME_MEGABYTES = 300  # measured: 181 MB (mlflow-skinny & co.); with full mlflow 897 MB
 

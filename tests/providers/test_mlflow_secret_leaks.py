@@ -9,8 +9,9 @@ import pytest
 
 from providers import BudgetAlertWebhook, GatewayBudgetPolicy
 from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
-from tests.fixtures.mlflow_server import Deployment, provider_env
-from tests.fixtures.provider_server import ProviderError
+from harness.deployment import Deployment
+from harness.mlflow_server import provider_env
+from harness.provider_server import ProviderError
 
 PASSWORD = "pw-s3cret-in-the-uri"
 QUERY_SECRET = "q-s3cret-in-the-query"
