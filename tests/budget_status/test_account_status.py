@@ -16,8 +16,8 @@ import requests
 import yaml
 
 from budget_status.report import EXIT_HARD_STOP, EXIT_OK, NO_LIVE_SPEND_API
-from tests.fixtures.engine import LocalEngine
-from tests.fixtures.provider_server import PROJECT_ROOT
+from harness.engine import LocalEngine
+from harness.provider_server import PROJECT_ROOT
 
 TEAMS = [{
     "name": "search",

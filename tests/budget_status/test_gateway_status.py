@@ -21,16 +21,16 @@ from budget_status import collect
 from budget_status.report import EXIT_ABOVE, EXIT_HARD_STOP, EXIT_OK, figure, rows_from_json, to_json
 from budget_status.sources import WINDOWS_PATH
 from budget_status.stack import StackConfigFile
-from tests.fixtures.engine import LocalEngine
-from tests.fixtures.mlflow_server import create_gateway_endpoint, provider_env
-from tests.fixtures.provider_server import PROJECT_ROOT
+from harness.engine import LocalEngine
+from harness.mlflow_server import create_gateway_endpoint, provider_env
+from harness.provider_server import PROJECT_ROOT
 
 HOOK = "http://127.0.0.1:9/budget-alerts"  # refused at once: alerts here go nowhere
 
 
 @pytest.fixture(scope="module")
 def openai_upstream():
-    from tests.fixtures.openai_fake import OpenAIFake
+    from harness.openai_fake import OpenAIFake
 
     fake = OpenAIFake().start()
     yield fake
@@ -41,7 +41,7 @@ def openai_upstream():
 def deployed(mlflow_server, openai_upstream, tmp_path_factory):
     """A stack with a team (50 % alert, hard stop at $0.50) and a budget of no team, after
     traffic through the gateway until the hard stop rejects."""
-    from tests.fixtures.provider_server import ProviderServer
+    from harness.provider_server import ProviderServer
 
     team_endpoint = create_gateway_endpoint(mlflow_server.tracking_uri, openai_upstream.url)
     other_endpoint = create_gateway_endpoint(mlflow_server.tracking_uri, openai_upstream.url)
