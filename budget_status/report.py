@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
 from budget_status.sources import AccountState, GatewayState
-from budget_status.stack import ACCOUNT, ACCOUNT_GATEWAY, GATEWAY, BudgetRef
+from budget_status.stack import ACCOUNT, BudgetRef
 
 EXIT_OK, EXIT_ABOVE, EXIT_HARD_STOP, EXIT_UNAVAILABLE = 0, 1, 2, 3
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import collections
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
-from providers._mlflow import TrackingServer, _host_creds, public_tracking_uri, tracking_store
+from providers._mlflow import TrackingServer, _host_creds, tracking_store
 
 WINDOWS_PATH = "/api/3.0/mlflow/gateway/budgets/windows"
 LIST_PAGE_SIZE = 10_000  # MLflow accepts up to 50,000
@@ -136,7 +136,3 @@ def _reason(error: BaseException) -> str:
     except (ValueError, AttributeError):
         pass
     return " ".join(str(text).split())[:300]
-
-
-def server_label(uri: str) -> str:
-    return public_tracking_uri(uri)

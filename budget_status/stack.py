@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 NO_TEAM = "(no team)"
 GATEWAY = "mlflow-gateway"
@@ -140,7 +140,3 @@ def stack_config_path(stack: Optional[str], project_dir: Path, explicit: Optiona
     if not path.exists():
         raise OutputsError(f"no stack config {path}; pass --config FILE or leave --stack out to use env vars")
     return path
-
-
-def kinds(refs: Iterable[BudgetRef]) -> set[str]:
-    return {ref.kind for ref in refs}
