@@ -69,7 +69,7 @@ from evaluation.usage import (
 )
 
 if TYPE_CHECKING:
-    from mlflow.entities import Experiment
+    from mlflow.entities import Experiment, Trace
     from mlflow.genai.evaluation.entities import EvaluationResult
     from mlflow.genai.scorers import Scorer
 
@@ -138,7 +138,7 @@ class BudgetSnapshot:
         return self.used_tokens / 1000 * self.cost_per_1k_tokens
 
     def as_metrics(self) -> dict[str, float]:
-        metrics = {
+        metrics: dict[str, float] = {
             "token_budget_used": self.used_tokens,
             "token_budget_input_tokens": self.input_tokens,
             "token_budget_output_tokens": self.output_tokens,
@@ -368,17 +368,17 @@ class TokenBudgetEvaluator:
         account = self._row_account
 
         @scorer(name="token_budget_used", aggregations=[total, "mean"], pass_if=_always)
-        def token_budget_used(trace):
+        def token_budget_used(trace: Trace) -> int | None:
             row = account(trace)
             return None if row is None else row.used_tokens
 
         @scorer(name="token_budget_remaining", aggregations=["min"], pass_if=_always)
-        def token_budget_remaining(trace):
+        def token_budget_remaining(trace: Trace) -> int | None:
             row = account(trace)
             return None if row is None else row.remaining_tokens
 
         @scorer(name="token_budget_exceeded", aggregations=["max"], pass_if=_is_false)
-        def token_budget_exceeded(trace):
+        def token_budget_exceeded(trace: Trace) -> bool | None:
             row = account(trace)
             return None if row is None else row.exceeded
 
@@ -446,7 +446,7 @@ class TokenBudgetEvaluator:
                 return call
         raise TokenBudgetExceeded(_REFUSAL_MESSAGE, snapshot)
 
-    def _settle(self, call: ModelCall, usage: TokenUsage, source: str | None, status: str):
+    def _settle(self, call: ModelCall, usage: TokenUsage, source: str | None, status: str) -> None:
         with self._lock:
             self._used += usage.total_tokens
             self._input += usage.input_tokens
@@ -492,6 +492,8 @@ class TokenBudgetEvaluator:
 
     def _row_account(self, trace: Any) -> _RowAccount | None:
         trace_id = getattr(getattr(trace, "info", None), "trace_id", None)
+        if trace_id is None:
+            return None
         with self._lock:
             sequences = self._sequences_by_trace.get(trace_id, [])
             row_calls = [self._calls[sequence] for sequence in sequences]
@@ -612,7 +614,7 @@ def _environment_variable(name: str, value: str) -> Iterator[None]:
             os.environ[name] = previous
 
 
-def _checked_model(model: Any) -> Callable[..., Any]:
+def _checked_model(model: object) -> Callable[..., Any]:
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}.")
     if inspect.iscoroutinefunction(model) or inspect.iscoroutinefunction(
@@ -630,8 +632,8 @@ def _checked_max_tokens(max_tokens: Any) -> int:
     return int(max_tokens)
 
 
-def _checked_on_exceed(on_exceed: Any) -> str:
-    if on_exceed not in ON_EXCEED_MODES:
+def _checked_on_exceed(on_exceed: object) -> str:
+    if not isinstance(on_exceed, str) or on_exceed not in ON_EXCEED_MODES:
         raise ValueError(f"on_exceed must be 'raise' or 'warn', got {on_exceed!r}.")
     return on_exceed
 
@@ -648,7 +650,7 @@ def _checked_cost(cost: Any) -> float | None:
 
 def _find_experiment(client: MlflowClient, experiment: str | int) -> Experiment:
     key = str(experiment)
-    lookups = (client.get_experiment, client.get_experiment_by_name)
+    lookups: tuple[Callable[[str], Experiment | None], ...] = (client.get_experiment, client.get_experiment_by_name)
     if not key.isdigit():
         lookups = lookups[::-1]
     for lookup in lookups:
