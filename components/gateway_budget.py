@@ -83,7 +83,7 @@ def _secret(value: Optional[pulumi.Input[str]]) -> Optional[pulumi.Output[str]]:
 
 
 class GatewayBudget(pulumi.ComponentResource):
-    alert_policy_ids: pulumi.Output[dict]
+    alert_policy_ids: pulumi.Output[dict[str, str]]
     hard_stop_policy_id: Optional[pulumi.Output[str]]
     hard_stop_alert_policy_id: Optional[pulumi.Output[str]]
     webhook_id: Optional[pulumi.Output[str]]
@@ -117,8 +117,9 @@ class GatewayBudget(pulumi.ComponentResource):
 
         self.webhook = self._webhook(name, args.webhook, child) if args.webhook is not None else None
 
+        # from_input unwraps the nested Outputs; its signature (Input[U] -> Output[U]) cannot say so.
         self.alert_policy_ids = pulumi.Output.from_input(
-            {percent_label(p): r.budget_policy_id for p, r in self.alerts.items()}
+            {percent_label(p): r.budget_policy_id for p, r in self.alerts.items()}  # type: ignore[misc]
         )
         self.hard_stop_policy_id = self.hard_stop.budget_policy_id if self.hard_stop else None
         self.hard_stop_alert_policy_id = self.hard_stop_alert.budget_policy_id if self.hard_stop_alert else None

@@ -4,7 +4,7 @@ budget and evaluation budget, the unit most stacks declare."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 
@@ -45,9 +45,9 @@ class TeamBudget(pulumi.ComponentResource):
         self.webhook_id = self.gateway.webhook_id if self.gateway else None
         self.register_outputs({"policy_id": self.policy_id, "webhook_id": self.webhook_id})
 
-    def exports(self) -> dict:
+    def exports(self) -> dict[str, pulumi.Output[Any]]:
         """What users need from this team: its policy id, budget ids, webhook id and gateway policy ids."""
-        out: dict = {}
+        out: dict[str, pulumi.Output[Any]] = {}
         if self.serverless:
             out["policy_id"] = self.serverless.policy_id
             if self.serverless.budget_id is not None:
