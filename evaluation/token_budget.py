@@ -617,9 +617,7 @@ def _environment_variable(name: str, value: str) -> Iterator[None]:
 def _checked_model(model: object) -> Callable[..., Any]:
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}.")
-    if inspect.iscoroutinefunction(model) or inspect.iscoroutinefunction(
-        getattr(model, "__call__", None)
-    ):
+    if inspect.iscoroutinefunction(model) or inspect.iscoroutinefunction(model.__call__):
         raise TypeError("model must be a synchronous callable; async models are not supported.")
     return model
 
