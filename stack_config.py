@@ -80,7 +80,7 @@ class _Reader:
     def at(self, key: str) -> str:
         return f"{self.path}.{key}"
 
-    def get(self, key: str, kind: type | tuple, default: Any = None, required: bool = False, what: str = "") -> Any:
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False, what: str = "") -> Any:
         if key not in self.value or self.value[key] is None:
             if required:
                 self.problems.add(self.at(key), f"is required ({what})" if what else "is required")
@@ -94,7 +94,7 @@ class _Reader:
         return value
 
 
-def _kind_name(kind: type | tuple) -> str:
+def _kind_name(kind: type | tuple[type, ...]) -> str:
     names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
@@ -472,6 +472,8 @@ def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
             continue
         path = f"{NAMESPACE}:teams[{i}].serverless"
         name = team.serverless.policy_name
+        if not isinstance(name, str):  # config gives strings; an Output from code cannot be compared here
+            continue
         if name in policy_names:
             problems.add(f"{path}.policyName", f"{name!r} is also the policy of teams[{policy_names[name]}]; policy names are unique in an account")
         policy_names.setdefault(name, i)

@@ -48,7 +48,7 @@ from mlflow.genai.scorers import scorer
 from mlflow.tracing.constant import SpanAttributeKey
 from mlflow.tracking import MlflowClient
 
-from contracts import (  # re-exported: evaluation's public names
+from contracts import (
     COST_PER_1K_TOKENS_TAG,
     ON_EXCEED_MODES,
     ON_EXCEED_TAG,
