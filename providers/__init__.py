@@ -5,6 +5,7 @@ not pay for the others (none of them imports mlflow or databricks-sdk at module 
 """
 
 from importlib import import_module
+from typing import Any
 
 _RESOURCE_MODULES = {
     "ServerlessBudgetPolicy": "providers.serverless_budget_policy",
@@ -19,7 +20,7 @@ _RESOURCE_MODULES = {
 __all__ = list(_RESOURCE_MODULES)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     module_name = _RESOURCE_MODULES.get(name)
     if module_name is None:
         raise AttributeError(f"module 'providers' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pickle
 import threading
 import unicodedata
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, ResourceProvider
@@ -31,15 +31,19 @@ from pulumi.runtime import rpc
 PROVIDER_KEY = "__provider"
 MAX_ERROR_LENGTH = 300
 
-class BuiltOnce:
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BuiltOnce(Generic[K, V]):
     """Values built once per key and kept for the process; thread-safe (the provider server runs
     up to 4 calls at once, and a build may be slow: a pickle, a SQL store's migrations)."""
 
     def __init__(self) -> None:
-        self._values: dict[Any, Any] = {}
+        self._values: dict[K, V] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Any, build: Callable[[], Any]) -> Any:
+    def get(self, key: K, build: Callable[[], V]) -> V:
         value = self._values.get(key)
         if value is None:
             with self._lock:
@@ -49,12 +53,12 @@ class BuiltOnce:
                     self._values[key] = value
         return value
 
-    def peek(self, key: Any) -> Any:
+    def peek(self, key: K) -> V | None:
         """The value if it was built already, else None (never builds)."""
         return self._values.get(key)
 
 
-_serialized_providers = BuiltOnce()
+_serialized_providers: BuiltOnce[type[ResourceProvider], str] = BuiltOnce()
 
 
 def serialized_provider(provider: ResourceProvider) -> str:
@@ -67,7 +71,8 @@ def _serialize_restoring_pickler(provider: ResourceProvider) -> str:
     # each later call would wrap the previous wrapper one level deeper.
     saved = {name: pickle._Pickler.__dict__.get(name) for name in ("_batch_setitems", "save_dict")}
     try:
-        return serialize_provider(provider)
+        serialized: str = serialize_provider(provider)
+        return serialized
     finally:
         for name, method in saved.items():
             if method is None:
@@ -186,7 +191,7 @@ def diff_result(
     news: Mapping[str, Any],
     in_place: Iterable[str],
     replace: Iterable[str] = (),
-    normalize=lambda name, value: value,
+    normalize: Callable[[str, Any], Any] = lambda name, value: value,
 ) -> DiffResult:
     """Compare ``olds`` (previous outputs) with ``news`` (checked inputs) field by field.
 
@@ -208,10 +213,10 @@ def diff_result(
     )
 
 
-def _differs(name: str, old: Any, new: Any, normalize) -> bool:
+def _differs(name: str, old: Any, new: Any, normalize: Callable[[str, Any], Any]) -> bool:
     if is_unknown(new):
         return True
-    return normalize(name, old) != normalize(name, new)
+    return bool(normalize(name, old) != normalize(name, new))
 
 
 def config_value(config: Any, *keys: str) -> Optional[str]:

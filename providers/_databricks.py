@@ -16,11 +16,16 @@ import socket
 import threading
 from contextlib import contextmanager
 from urllib.parse import urlsplit
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from pulumi.dynamic import DiffResult, ResourceProvider
 
 from providers._base import BuiltOnce, ProviderError, api_error, config_value
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.clock import Clock
+    from pulumi.dynamic.dynamic import ConfigureRequest
 
 _CONFIG_KEYS = {
     "host": "databricks:host",
@@ -37,10 +42,11 @@ _INTEGER_SETTINGS = {"retry_timeout_seconds", "http_timeout_seconds"}
 
 # One client per settings in this process, shared by every Databricks provider in it
 # (building one fetches the host's metadata).
-_clients = BuiltOnce()
+_SettingsKey = tuple[tuple[str, Any], ...]
+_clients: BuiltOnce[_SettingsKey, AccountClient] = BuiltOnce()
 
 
-def _new_client(settings: dict[str, Any]):
+def _new_client(settings: dict[str, Any]) -> AccountClient:
     from databricks.sdk import AccountClient
     from databricks.sdk.core import Config
 
@@ -50,7 +56,7 @@ def _new_client(settings: dict[str, Any]):
     return AccountClient(config=Config(**settings, clock=_retry_counting_clock()))
 
 
-def _retry_counting_clock():
+def _retry_counting_clock() -> Clock:
     from databricks.sdk.clock import RealClock
 
     class RetryCountingClock(RealClock):
@@ -69,11 +75,11 @@ def _retry_counting_clock():
     return RetryCountingClock()
 
 
-def sdk_retries(client) -> int:
+def sdk_retries(client: AccountClient) -> int:
     """How many times the SDK has retried a call in this thread (a retried write may have landed
     before its answer was lost: the SDK re-sends it and reports only the last answer)."""
     retries = getattr(client.config.clock, "retries", None)
-    return retries() if retries else 0
+    return int(retries()) if retries else 0
 
 
 class DatabricksUnreachable(RuntimeError):
@@ -161,7 +167,7 @@ class DatabricksAccount:
             return configured.config.account_id
         return self._settings.get("account_id") or os.environ.get("DATABRICKS_ACCOUNT_ID")
 
-    def client(self, account_id: Optional[str] = None):
+    def client(self, account_id: Optional[str] = None) -> AccountClient:
         """The client of ``account_id`` (a resource's recorded account), else the configured one."""
         settings = dict(self._settings)
         if account_id not in (None, "", self.account_id):
@@ -174,12 +180,12 @@ class DatabricksAccount:
             )
         return client
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # Defence in depth: a configured connection must never be pickled into state.
         return {}
 
-    def __setstate__(self, state) -> None:
-        self.__init__()
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._settings = {}
 
 
 class DatabricksProviderError(ProviderError):
@@ -206,14 +212,14 @@ POLICY_MANAGER = "the billing admin role, or Manager (roles/budgetPolicy.manager
 @contextmanager
 def databricks_errors(
     verb: str, thing: str, name: Any, expected: tuple[type[BaseException], ...] = (), needs: str = BILLING_ADMIN
-):
+) -> Iterator[None]:
     """Give every Databricks failure the providers' one error shape; ``expected`` pass through.
     ``needs`` is the role the call requires, named when Databricks answers 403.
 
     The SDK answers a call whose retries ran out with a bare ``TimeoutError``; every other API
     failure is a ``DatabricksError`` (403 PERMISSION_DENIED included) whose class says what to do.
     """
-    from databricks.sdk.errors import DatabricksError
+    from databricks.sdk.errors.base import DatabricksError
 
     try:
         yield
@@ -236,6 +242,14 @@ def databricks_errors(
         ) from None
 
 
+def returned_id(value: Optional[str], verb: str, thing: str, name: Any) -> str:
+    """The id Databricks returned for what was just written (the SDK types every field optional)."""
+    if not value:
+        raise api_error(verb, thing, name, "Databricks answered without an id", _DEFAULT_HINT,
+                        error_class=DatabricksProviderError)
+    return value
+
+
 def _hint_for(error: BaseException, needs: str) -> str:
     names = {cls.__name__ for cls in type(error).__mro__}
     if "PermissionDenied" in names:
@@ -251,10 +265,10 @@ class DatabricksProvider(ResourceProvider):
         super().__init__()
         self.account = DatabricksAccount()
 
-    def configure(self, req) -> None:
+    def configure(self, req: ConfigureRequest) -> None:
         self.account.configure(req.config)
 
-    def replace_if_account_moved(self, result: DiffResult, olds) -> DiffResult:
+    def replace_if_account_moved(self, result: DiffResult, olds: dict[str, Any]) -> DiffResult:
         """A resource lives in one account: pointing the stack at another replaces it."""
         account_id = self.account.account_id
         if account_id and olds.get("account_id") and olds["account_id"] != account_id:

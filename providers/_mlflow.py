@@ -19,12 +19,20 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Optional, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
 
 from providers._base import BuiltOnce, Failures, ProviderError, api_error, config_value
+
+if TYPE_CHECKING:
+    from mlflow.store.model_registry.abstract_store import AbstractStore as RegistryStore
+    from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
+    from mlflow.utils.rest_utils import MlflowHostCreds
+    from pulumi.dynamic.dynamic import ConfigureRequest
+
+Store = TypeVar("Store", "TrackingStore", "RegistryStore")
 
 TRACKING_URI_CONFIG = "mlflow:trackingUri"
 TRACKING_TOKEN_CONFIG = "mlflow:trackingToken"
@@ -127,7 +135,7 @@ class MlflowProvider(ResourceProvider):
     the pickled provider never holds the server's address or credentials.
     """
 
-    def configure(self, req) -> None:
+    def configure(self, req: ConfigureRequest) -> None:
         self._server = tracking_server_from_config(req.config)
 
     def configured_server(self) -> TrackingServer:
@@ -172,10 +180,10 @@ class MlflowProvider(ResourceProvider):
 
 # --- stores ------------------------------------------------------------------------------------
 
-_stores = BuiltOnce()
+_stores: BuiltOnce[tuple[str, str, Optional[str]], Any] = BuiltOnce()
 
 
-def tracking_store(server: TrackingServer):
+def tracking_store(server: TrackingServer) -> TrackingStore:
     """The MLflow tracking store (experiments, AI Gateway) of ``server``, cached per process.
 
     Creating a SQL store runs schema migrations (seconds), and the provider server calls us up to
@@ -184,20 +192,21 @@ def tracking_store(server: TrackingServer):
     return _cached_store("tracking", server, _build_tracking_store)
 
 
-def registry_store(server: TrackingServer):
+def registry_store(server: TrackingServer) -> RegistryStore:
     """The MLflow model registry store (webhooks) of ``server``, cached per process."""
     return _cached_store("registry", server, _build_registry_store)
 
 
-def _cached_store(kind: str, server: TrackingServer, build):
-    def open_store():
+def _cached_store(kind: str, server: TrackingServer, build: Callable[[TrackingServer], Store]) -> Store:
+    def open_store() -> Store:
         try:
             return build(server)
         except Exception as error:  # noqa: BLE001 (any failure: bad URI, driver, migration)
             raise_mlflow_error("open", f"MLflow {kind} store", server.public_uri, server, error,
                                hint="Check the tracking URI and that the MLflow server or database is reachable.")
 
-    return _stores.get((kind, server.uri, server.token), open_store)
+    store: Store = _stores.get((kind, server.uri, server.token), open_store)
+    return store
 
 
 # MLflow's SQL store logs a failed statement (``_logger.exception`` in mlflow.store.db.utils)
@@ -219,7 +228,8 @@ def _build_tracking_store(server: TrackingServer):
         return RestStore(functools.partial(_host_creds, server))
     from mlflow.tracking._tracking_service.utils import _get_store
 
-    return _get_store(server.uri)
+    store: TrackingStore = _get_store(server.uri)  # unannotated in mlflow
+    return store
 
 
 def _build_registry_store(server: TrackingServer):
@@ -230,14 +240,15 @@ def _build_registry_store(server: TrackingServer):
         return RestStore(functools.partial(_host_creds, server))
     from mlflow.tracking._model_registry.utils import _get_store
 
-    return _get_store(server.uri)
+    store: RegistryStore = _get_store(server.uri)  # unannotated in mlflow
+    return store
 
 
-def _host_creds(server: TrackingServer):
+def _host_creds(server: TrackingServer) -> MlflowHostCreds:
     """MLflow's credentials from env (read per request, as MLflow does), plus ours in memory."""
-    from mlflow.tracking._tracking_service.utils import get_default_host_creds
+    from mlflow.utils.credentials import get_default_host_creds
 
-    creds = get_default_host_creds(server.public_uri)
+    creds: MlflowHostCreds = get_default_host_creds(server.public_uri)  # unannotated in mlflow
     parts = urlsplit(server.uri)
     if parts.username:
         creds.username = unquote(parts.username)

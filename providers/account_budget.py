@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, diff_result, gone, is_unknown
 from providers._databricks import DatabricksProvider, databricks_errors
@@ -475,21 +475,21 @@ def _budget_made_since(client, wanted: Mapping[str, Any], since_ms: float):
 
 
 class AccountBudgetProvider(DatabricksProvider):
-    def check(self, _olds, news):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = check_inputs(news)
         return failures.result(inputs)
 
-    def diff(self, _id, olds, news) -> DiffResult:
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(olds, news, in_place=IN_PLACE_FIELDS, replace=REPLACE_FIELDS, normalize=_comparable)
         return self.replace_if_account_moved(result, olds)
 
-    def create(self, props) -> CreateResult:
+    def create(self, props: dict[str, Any]) -> CreateResult:
         client = self.account.client()
         with databricks_errors("create", "account budget", props["display_name"]):
             budget = _create_without_twins(client, props)
         return CreateResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id))
 
-    def read(self, id_, props) -> ReadResult:
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from databricks.sdk.errors import NotFound
 
         client = self.account.client(props.get("account_id"))
@@ -500,14 +500,14 @@ class AccountBudgetProvider(DatabricksProvider):
             return gone()
         return ReadResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id), budget_inputs(budget))
 
-    def update(self, id_, olds, news) -> UpdateResult:
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
         with databricks_errors("update", "account budget", id_):
             current = client.budgets.get(id_).budget
             budget = client.budgets.update(id_, _update_body(id_, news, current)).budget
         return UpdateResult(_outputs(budget, client.config.account_id))
 
-    def delete(self, id_, props) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         from databricks.sdk.errors import NotFound
 
         try:

@@ -19,11 +19,11 @@ import hmac
 import ipaddress
 import os
 import re
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, cast
 from urllib.parse import urlsplit
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import (
     DynamicResource,
@@ -46,6 +46,10 @@ from providers._mlflow import (
     raise_mlflow_error,
     registry_store,
 )
+
+if TYPE_CHECKING:
+    from mlflow.entities.webhook import Webhook, WebhookEvent, WebhookEventStr, WebhookStatus
+    from mlflow.store.model_registry.abstract_store import AbstractStore as RegistryStore
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -273,8 +277,11 @@ def secret_hash(secret: Optional[str], salt: Optional[bytes] = None) -> Optional
         return None
     salt = salt or os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, _HASH_ITERATIONS)
-    encode = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
-    return f"pbkdf2-sha256${_HASH_ITERATIONS}${encode(salt)}${encode(digest)}"
+    return f"pbkdf2-sha256${_HASH_ITERATIONS}${_b64(salt)}${_b64(digest)}"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 def secret_matches(secret: Optional[str], stored_hash: Optional[str]) -> bool:
@@ -297,13 +304,14 @@ def secret_changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
-def webhook_events(events: Sequence[str]):
+def webhook_events(events: Sequence[str]) -> list[WebhookEvent]:
     from mlflow.entities.webhook import WebhookEvent
 
-    return [WebhookEvent.from_str(event) for event in events]
+    # check() validated the names; from_str parses any string (its Literal parameter is for literals).
+    return [WebhookEvent.from_str(cast("WebhookEventStr", event)) for event in events]
 
 
-def webhook_status(active: bool):
+def webhook_status(active: bool) -> WebhookStatus:
     from mlflow.entities.webhook import WebhookStatus
 
     return WebhookStatus.ACTIVE if active else WebhookStatus.DISABLED
@@ -418,7 +426,7 @@ def outputs_of(webhook, hash_: Optional[str], server: TrackingServer) -> dict[st
 
 
 class BudgetAlertWebhookProvider(MlflowProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = check_inputs(news)
         self.record_tracking_uri(inputs, failures)
         self._check_url_can_be_stored(inputs, failures)
@@ -529,7 +537,7 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
 
     webhook_name: pulumi.Output[str]
     url: pulumi.Output[str]
-    events: pulumi.Output[list]
+    events: pulumi.Output[list[str]]
     description: pulumi.Output[str]
     active: pulumi.Output[bool]
     secret_hash: pulumi.Output[Optional[str]]

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import (
     DynamicResource,
@@ -38,6 +38,10 @@ from providers._base import (
     quoted,
 )
 from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors, sdk_retries
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.service.iam import GrantRule, RuleSetResponse
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -152,7 +156,7 @@ def declared_grants(props: Mapping[str, Any]) -> Grants:
     return {role: set(props.get(field) or []) for field, role in ROLE_OF_FIELD.items()}
 
 
-def grants_of(rule_set) -> Grants:
+def grants_of(rule_set: RuleSetResponse) -> Grants:
     grants: Grants = {}
     for rule in rule_set.grant_rules or []:
         grants.setdefault(rule.role, set()).update(rule.principals or [])
@@ -186,7 +190,7 @@ def _fields_from(grants: Grants) -> dict[str, list[str]]:
     return {field: sorted(grants.get(role, set())) for field, role in ROLE_OF_FIELD.items()}
 
 
-def _grant_rules(grants: Grants):
+def _grant_rules(grants: Grants) -> list[GrantRule]:
     from databricks.sdk.service.iam import GrantRule
 
     return [GrantRule(role=role, principals=sorted(grants[role])) for role in sorted(grants) if grants[role]]
@@ -243,25 +247,26 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
     ``declared_users``/``declared_managers`` are what this resource manages, and
     ``granted_users``/``granted_managers`` the pairs it added itself, the only ones it revokes."""
 
-    def check(self, _olds, news):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = check_inputs(news)
         return failures.result(inputs)
 
-    def diff(self, _id, olds, news) -> DiffResult:
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(
             olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",), normalize=_comparable
         )
         return self.replace_if_account_moved(result, olds)
 
-    def create(self, props) -> CreateResult:
+    def create(self, props: dict[str, Any]) -> CreateResult:
         account_id, granted = self._write_declared(props, previously_granted={}, account_id=None)
         return CreateResult(props["policy_id"], _outputs(props, account_id, seen=declared_grants(props), granted=granted))
 
-    def update(self, _id, olds, news) -> UpdateResult:
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         account_id, granted = self._write_declared(news, granted_grants(olds), account_id=olds.get("account_id"))
         return UpdateResult(_outputs(news, account_id, seen=declared_grants(news), granted=granted))
 
-    def delete(self, _id, props) -> None:
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        change: Callable[[Grants], Grants]
         if props.get("authoritative"):
             change = lambda current: {}  # noqa: E731 - authoritative owns the whole rule set
         else:
@@ -272,7 +277,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         except PolicyNotFound:
             pass  # gone already
 
-    def read(self, id_, props) -> ReadResult:
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         policy_id = props.get("policy_id") or id_
         client = self.account.client(props.get("account_id"))
         try:
@@ -295,6 +300,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         """Write the declared grants; returns the account and the pairs this resource now holds
         as its own grants (those it added, now or before)."""
         declared = declared_grants(props)
+        change: Callable[[Grants], Grants]
         if props.get("authoritative"):
             change = lambda current: _without_empty(declared)  # noqa: E731
         else:
@@ -357,7 +363,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         )
 
     @staticmethod
-    def _get_rule_set(client, policy_id: str):
+    def _get_rule_set(client: AccountClient, policy_id: str) -> RuleSetResponse:
         from databricks.sdk.errors import NotFound
 
         try:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, TypeGuard, Union
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers import _spend_tracking
 from providers._base import (
@@ -43,6 +43,10 @@ from providers._mlflow import (
     raise_mlflow_error,
     tracking_store,
 )
+
+if TYPE_CHECKING:
+    from mlflow.entities.gateway_budget_policy import GatewayBudgetPolicy as MlflowBudgetPolicy
+    from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -121,7 +125,7 @@ def _normalized_window(value: Any) -> tuple[Any, Optional[str]]:
     return {"unit": unit, "value": int(length)}, None
 
 
-def _is_whole_number(value: Any) -> bool:
+def _is_whole_number(value: Any) -> TypeGuard[int | float]:
     # Pulumi sends every number as a float: 1.0 is a valid window length, 1.5 is not.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
@@ -258,6 +262,7 @@ def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any
         return target
     if scope != "ENDPOINT":
         return None
+    target = inputs["target"]  # check() requires it for ENDPOINT
     try:
         endpoint = find_endpoint(store, target)
     except Exception as error:  # noqa: BLE001
@@ -302,7 +307,7 @@ def refuse_user_scope_without_authentication(server: TrackingServer, inputs: Map
         )
 
 
-def get_policy(store, server: TrackingServer, policy_id: str):
+def get_policy(store: TrackingStore, server: TrackingServer, policy_id: str) -> Optional[MlflowBudgetPolicy]:
     """The budget policy, or None if it no longer exists."""
     try:
         return store.get_budget_policy(policy_id)
@@ -312,7 +317,7 @@ def get_policy(store, server: TrackingServer, policy_id: str):
         raise_mlflow_error("read", "budget policy", policy_id, server, error)
 
 
-def outputs_of(policy, declared: Mapping[str, Any], server: TrackingServer) -> dict[str, Any]:
+def outputs_of(policy: MlflowBudgetPolicy, declared: Mapping[str, Any], server: TrackingServer) -> dict[str, Any]:
     """Outputs in the shape ``check`` gives inputs, so that diff compares like with like."""
     return {
         "amount_usd": _declared_amount(policy.budget_amount, declared.get("amount_usd")),
@@ -334,7 +339,7 @@ def _declared_amount(actual: float, declared: Any) -> float:
     return float(actual)
 
 
-def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
+def target_as_declared(store: TrackingStore, policy: MlflowBudgetPolicy, olds: Mapping[str, Any]) -> Optional[str]:
     """``target`` as the program wrote it while it still means the policy's endpoint.
 
     Otherwise MLflow's side is drift: the policy's endpoint id when the declared name now means
@@ -343,7 +348,7 @@ def target_as_declared(store, policy, olds: Mapping[str, Any]) -> Optional[str]:
     """
     if policy.target_scope.value != "ENDPOINT" or olds.get("scope") != "ENDPOINT":
         return policy.target_value
-    declared = olds.get("target")
+    declared: Optional[str] = olds.get("target")
     if not declared or policy.target_value != olds.get("target_value"):
         return policy.target_value
     try:
@@ -387,7 +392,7 @@ def describe(inputs: Mapping[str, Any]) -> str:
 
 
 class GatewayBudgetPolicyProvider(MlflowProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = check_inputs(news)
         self.record_tracking_uri(inputs, failures)
         reason = user_scope_failure(inputs)
@@ -395,7 +400,7 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
             failures.add("scope", reason)
         return failures.result(inputs)
 
-    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(olds, news, in_place=INPUTS, replace=("tracking_uri",), normalize=_comparable)
         if result.changes and not result.replaces and _guard_applies(news):
             # Preview of an update: the earliest phase that can ask the server (check cannot).
@@ -449,7 +454,7 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
     """An MLflow AI Gateway budget policy: ``amount_usd`` per ``window``, ALERT or REJECT."""
 
     amount_usd: pulumi.Output[float]
-    window: pulumi.Output[dict]
+    window: pulumi.Output[dict[str, Any]]
     action: pulumi.Output[str]
     scope: pulumi.Output[str]
     target: pulumi.Output[Optional[str]]

@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import (
     DynamicResource,
     Failures,
+    ProviderError,
     api_error,
     check_fields,
     control_character_failure,
@@ -25,7 +26,17 @@ from providers._base import (
     is_unknown,
     quoted,
 )
-from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors
+from providers._databricks import (
+    POLICY_MANAGER,
+    DatabricksProvider,
+    DatabricksProviderError,
+    databricks_errors,
+    returned_id,
+)
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.service.billing import BudgetPolicy, Filter
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -144,7 +155,7 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
 # --- wire conversion -----------------------------------------------------------------------------
 
 
-def _to_budget_policy(props: Mapping[str, Any], policy_id: Optional[str] = None):
+def _to_budget_policy(props: Mapping[str, Any], policy_id: Optional[str] = None) -> BudgetPolicy:
     from databricks.sdk.service.billing import BudgetPolicy
     from databricks.sdk.service.compute import CustomPolicyTag
 
@@ -156,7 +167,7 @@ def _to_budget_policy(props: Mapping[str, Any], policy_id: Optional[str] = None)
     )
 
 
-def _policy_inputs(policy) -> dict[str, Any]:
+def _policy_inputs(policy: BudgetPolicy) -> dict[str, Any]:
     return {
         "policy_name": policy.policy_name,
         "custom_tags": dict(sorted((t.key, t.value or "") for t in policy.custom_tags or [])),
@@ -164,11 +175,11 @@ def _policy_inputs(policy) -> dict[str, Any]:
     }
 
 
-def _outputs(policy, account_id: str) -> dict[str, Any]:
+def _outputs(policy: BudgetPolicy, account_id: Optional[str]) -> dict[str, Any]:
     return {"policy_id": policy.policy_id, "account_id": account_id, **_policy_inputs(policy)}
 
 
-def _name_filter(name: str):
+def _name_filter(name: str) -> Filter:
     from databricks.sdk.service.billing import Filter
 
     return Filter(policy_name=name)
@@ -178,24 +189,27 @@ def _name_filter(name: str):
 
 
 class ServerlessBudgetPolicyProvider(DatabricksProvider):
-    def check(self, _olds, news):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = check_inputs(news)
         return failures.result(inputs)
 
-    def diff(self, _id, olds, news) -> DiffResult:
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(olds, news, in_place=IN_PLACE_FIELDS)
         return self.replace_if_account_moved(result, olds)
 
-    def create(self, props) -> CreateResult:
+    def create(self, props: dict[str, Any]) -> CreateResult:
         client = self.account.client()
         # One request_id for this create: the SDK re-sends the same body on 429/503 and
         # connection errors, and Databricks returns the policy made by the first attempt.
         request_id = str(uuid.uuid4())
         with databricks_errors("create", "budget policy", props["policy_name"]):
             policy = self._create_despite_spurious_duplicates(client, props, request_id)
-        return CreateResult(policy.policy_id, _outputs(policy, client.config.account_id))
+        policy_id = returned_id(policy.policy_id, "create", "budget policy", props["policy_name"])
+        return CreateResult(policy_id, _outputs(policy, client.config.account_id))
 
-    def _create_despite_spurious_duplicates(self, client, props, request_id: str):
+    def _create_despite_spurious_duplicates(
+        self, client: AccountClient, props: Mapping[str, Any], request_id: str
+    ) -> BudgetPolicy:
         """Create; a "Duplicate policy name found." while no policy has the name is retried with
         the same request_id (an attempt that did land is returned, never made twice)."""
         from databricks.sdk.errors import ResourceAlreadyExists
@@ -218,7 +232,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             )
         raise self._name_taken(client, name, refusal)
 
-    def read(self, id_, props) -> ReadResult:
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from databricks.sdk.errors import NotFound
 
         client = self.account.client(props.get("account_id"))
@@ -229,7 +243,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             return gone()
         return ReadResult(policy.policy_id, _outputs(policy, client.config.account_id), _policy_inputs(policy))
 
-    def update(self, id_, olds, news) -> UpdateResult:
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
         cleared = [field for field in LIST_FIELDS if olds.get(field) and not news.get(field)]
         with databricks_errors("update", "budget policy", id_, needs=POLICY_MANAGER):
@@ -248,7 +262,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             )
         return UpdateResult(_outputs(policy, client.config.account_id))
 
-    def delete(self, id_, props) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         from databricks.sdk.errors import NotFound
 
         try:
@@ -258,12 +272,12 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             pass  # gone already
 
     @staticmethod
-    def _policy_named(client, name: str):
+    def _policy_named(client: AccountClient, name: str) -> Optional[BudgetPolicy]:
         """The active policy with exactly this name, if any (the list filter matches substrings)."""
         with databricks_errors("list", "budget policies named", name):
             return next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
 
-    def _name_taken(self, client, name: str, error: BaseException) -> DatabricksProviderError:
+    def _name_taken(self, client: AccountClient, name: str, error: BaseException) -> ProviderError:
         existing = self._policy_named(client, name)
         adopt = (
             f"To manage it with Pulumi, adopt it: declare the resource with "
@@ -285,8 +299,8 @@ class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="Serverle
     policy_id: pulumi.Output[str]
     account_id: pulumi.Output[str]
     policy_name: pulumi.Output[str]
-    custom_tags: pulumi.Output[dict]
-    binding_workspace_ids: pulumi.Output[list]
+    custom_tags: pulumi.Output[dict[str, str]]
+    binding_workspace_ids: pulumi.Output[list[int]]
 
     def __init__(
         self,
