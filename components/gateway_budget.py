@@ -137,10 +137,12 @@ class GatewayBudget(pulumi.ComponentResource):
         url = webhook.url
         if webhook.relay is not None:
             url = self._relay_url(webhook.relay)
+        if url is None:
+            raise ValueError(f"GatewayBudget {name!r}: the webhook needs a `url` or a `relay` route")
         return BudgetAlertWebhook(
             f"{name}-webhook",
             webhook_name=slug(name),
-            url=_secret(url),
+            url=pulumi.Output.secret(url),
             secret=_secret(webhook.secret),
             events=list(webhook.events) if webhook.events else None,
             description=webhook.description or f"ml-budgets alerts for {name}",

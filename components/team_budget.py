@@ -58,6 +58,7 @@ class TeamBudget(pulumi.ComponentResource):
             out["gateway_alert_policy_ids"] = self.gateway.alert_policy_ids
             if self.gateway.hard_stop_policy_id is not None:
                 out["gateway_hard_stop_policy_id"] = self.gateway.hard_stop_policy_id
+            if self.gateway.hard_stop_alert_policy_id is not None:  # set exactly when there is a hard stop
                 out["gateway_hard_stop_alert_policy_id"] = self.gateway.hard_stop_alert_policy_id
             if self.gateway.webhook_id is not None:
                 out["webhook_id"] = self.gateway.webhook_id
