@@ -36,6 +36,8 @@ class BudgetAlert:
         if not isinstance(envelope, Mapping) or (envelope.get("entity"), envelope.get("action")) != EVENT:
             raise NotABudgetAlert("not a budget_policy.exceeded event")
         data = envelope.get("data")
+        if not isinstance(data, Mapping):
+            raise NotABudgetAlert("budget_policy.exceeded data is incomplete: no data object")
         try:
             return cls(
                 route=route,

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, jsonify, request
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from alert_relay.alerts import BudgetAlert, NotABudgetAlert
 from alert_relay.config import RelayConfig
@@ -31,7 +34,7 @@ def create_app(config: RelayConfig, outbox: Outbox) -> Flask:
     app = Flask("alert_relay")
 
     @app.post("/mlflow/<route_name>")
-    def receive(route_name: str):
+    def receive(route_name: str) -> ResponseReturnValue:
         route = config.routes.get(route_name)
         if route is None:
             return _answer(404, f"no route {route_name!r} in the relay config")
@@ -41,9 +44,9 @@ def create_app(config: RelayConfig, outbox: Outbox) -> Flask:
             route.secret, delivery_id, request.headers.get(TIMESTAMP_HEADER),
             request.headers.get(SIGNATURE_HEADER), body,
         )
-        if failure:
+        if failure or delivery_id is None:  # verification_failure names a missing delivery id
             log.warning("route %s: refused delivery %s: %s", route_name, delivery_id, failure)
-            return _answer(401, failure)
+            return _answer(401, failure or f"missing {DELIVERY_ID_HEADER}")
 
         hard_stops = set(request.args.getlist("hard_stop"))
         owned = set(request.args.getlist("policy")) | hard_stops
@@ -71,7 +74,7 @@ def create_app(config: RelayConfig, outbox: Outbox) -> Flask:
         return _answer(202, "queued", messages=ids)
 
     @app.get("/healthz")
-    def healthz():
+    def healthz() -> ResponseReturnValue:
         health = outbox.health()
         heartbeat = health["consumer_heartbeat_age_seconds"]
         # Accepting alerts that no consumer sends is an alert that cannot arrive: say so.
@@ -82,5 +85,5 @@ def create_app(config: RelayConfig, outbox: Outbox) -> Flask:
     return app
 
 
-def _answer(status: int, message: str, **extra):
+def _answer(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"message": message, **extra}), status

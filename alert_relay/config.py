@@ -60,7 +60,7 @@ class RelayConfig:
     """``queue: redis://…``: huey's Redis storage, shared by several relay replicas."""
 
 
-class _Problems(list):
+class _Problems(list[str]):
     def add(self, path: str, message: str) -> None:
         self.append(f"{path}: {message}")
 
@@ -120,7 +120,7 @@ def _pagerduty(value: Any, path: str, env: Mapping[str, str], problems: _Problem
         if key not in ("routing_key", "url"):
             problems.add(f"{path}.{key}", "unknown field; valid fields: routing_key, url")
     key = _secret(value.get("routing_key"), f"{path}.routing_key", env, problems)
-    url = PAGERDUTY_EVENTS_URL
+    url: Optional[str] = PAGERDUTY_EVENTS_URL
     if value.get("url") is not None:
         url = _url(_expand(value["url"], f"{path}.url", env, problems), f"{path}.url", problems)
     return PagerDuty(key, url) if key and url else None
@@ -175,10 +175,12 @@ def parse_config(raw: Any, base_dir: Path, env: Optional[Mapping[str, str]] = No
     queue_path = Path(queue) if queue else base_dir / "alert-relay-queue.db"
     if not queue_path.is_absolute():
         queue_path = base_dir / queue_path
-    expire_after = DEFAULT_EXPIRE_AFTER_SECONDS
+    expire_after = float(DEFAULT_EXPIRE_AFTER_SECONDS)
     if raw.get("expire_after") is not None:
-        expire_after = parse_duration(raw["expire_after"])
-        if expire_after is None:
+        parsed = parse_duration(raw["expire_after"])
+        if parsed is not None:
+            expire_after = parsed
+        else:
             problems.add("expire_after", f"must be a duration > 0 such as 90s, 30m, 24h or 2d, got {raw['expire_after']!r}")
     workers = raw.get("workers", 4)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:

@@ -39,7 +39,7 @@ class Outcome:
     retry_after_seconds: Optional[float] = None
 
 
-def slack_message(alert: BudgetAlert) -> dict:
+def slack_message(alert: BudgetAlert) -> dict[str, Any]:
     title = ("Budget hard stop: traffic is now rejected" if alert.hard_stop else "Budget alert") + f" ({alert.team})"
     fields = [
         ("Team", alert.team),
@@ -62,7 +62,7 @@ def slack_message(alert: BudgetAlert) -> dict:
     }
 
 
-def pagerduty_event(alert: BudgetAlert, routing_key: str) -> dict:
+def pagerduty_event(alert: BudgetAlert, routing_key: str) -> dict[str, Any]:
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
@@ -79,7 +79,7 @@ def pagerduty_event(alert: BudgetAlert, routing_key: str) -> dict:
     }
 
 
-def alertmanager_alerts(alert: BudgetAlert) -> list[dict]:
+def alertmanager_alerts(alert: BudgetAlert) -> list[dict[str, Any]]:
     labels = {
         "alertname": "AIGatewayBudgetHardStop" if alert.hard_stop else "AIGatewayBudgetExceeded",
         "team": alert.team,
@@ -104,11 +104,11 @@ def alertmanager_alerts(alert: BudgetAlert) -> list[dict]:
     }]
 
 
-def webhook_body(alert: BudgetAlert) -> dict:
+def webhook_body(alert: BudgetAlert) -> dict[str, Any]:
     return {"summary": alert.summary, **_details(alert)}
 
 
-def _details(alert: BudgetAlert) -> dict:
+def _details(alert: BudgetAlert) -> dict[str, Any]:
     return {
         "team": alert.team,
         "route": alert.route,
@@ -130,15 +130,15 @@ def _details(alert: BudgetAlert) -> dict:
 
 
 def request_for(destination: str, route: Route, alert: BudgetAlert) -> Request:
-    if destination == "slack":
+    if destination == "slack" and route.slack is not None:
         return Request(route.slack, slack_message(alert))
-    if destination == "pagerduty":
+    if destination == "pagerduty" and route.pagerduty is not None:
         return Request(route.pagerduty.url, pagerduty_event(alert, route.pagerduty.routing_key))
-    if destination == "alertmanager":
+    if destination == "alertmanager" and route.alertmanager is not None:
         return Request(route.alertmanager.rstrip("/") + "/api/v2/alerts", alertmanager_alerts(alert))
-    if destination == "webhook":
+    if destination == "webhook" and route.webhook is not None:
         return Request(route.webhook, webhook_body(alert))
-    raise ValueError(f"unknown destination {destination!r}")
+    raise ValueError(f"unknown or unconfigured destination {destination!r}")
 
 
 def send(request: Request, session: requests.Session) -> Outcome:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import requests
-from huey import RedisHuey, SqliteHuey, crontab
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from alert_relay.alerts import BudgetAlert
 from alert_relay.config import RelayConfig
@@ -44,7 +44,7 @@ DELIVERY_ID_MEMORY_SECONDS = 3600.0
 HEARTBEAT_KEY = "consumer:heartbeat"
 
 
-def make_huey(config: RelayConfig):
+def make_huey(config: RelayConfig) -> Huey:
     if config.redis_url:
         return RedisHuey(QUEUE_NAME, url=config.redis_url, results=True, utc=True)
     config.queue.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def backoff_seconds(age_seconds: float) -> float:
 
 
 class Outbox:
-    def __init__(self, config: RelayConfig, huey=None, session_factory: Callable[[], requests.Session] = requests.Session):
+    def __init__(self, config: RelayConfig, huey: Optional[Huey] = None, session_factory: Callable[[], requests.Session] = requests.Session):
         self.config = config
         self.huey = huey if huey is not None else make_huey(config)
         self._session_factory = session_factory
@@ -75,15 +75,15 @@ class Outbox:
 
     def claim_delivery(self, delivery_id: str) -> bool:
         """True the first time a delivery id is seen, False for a replay or a retry by MLflow."""
-        return self.huey.put_if_empty(f"delivery:{delivery_id}", time.time())
+        return bool(self.huey.put_if_empty(f"delivery:{delivery_id}", time.time()))
 
     def release_delivery(self, delivery_id: str) -> None:
         self.huey.delete(f"delivery:{delivery_id}")
 
     def enqueue(self, alert: BudgetAlert, destinations: list[str]) -> list[str]:
-        ids = []
+        ids: list[str] = []
         for destination in destinations:
-            message = {"id": uuid.uuid4().hex, "route": alert.route, "destination": destination,
+            message: dict[str, Any] = {"id": uuid.uuid4().hex, "route": alert.route, "destination": destination,
                        "alert": alert.to_dict(), "created_at": time.time(), "attempts": 0}
             self.huey.put(f"pending:{message['id']}", message)
             self.deliver(message)
@@ -182,7 +182,7 @@ class Outbox:
             "dead_letters": len(dead),
         }
 
-    def _entries(self, prefix: str):
+    def _entries(self, prefix: str) -> Iterator[tuple[str, Any]]:
         for key, raw in self.huey.all_results().items():
             key = key.decode() if isinstance(key, bytes) else key
             if key.startswith(prefix):

@@ -9,11 +9,15 @@ import os
 import subprocess
 import sys
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from gunicorn.app.base import BaseApplication
 
 from alert_relay.config import ConfigError, RelayConfig, load_config
+
+if TYPE_CHECKING:
+    from gunicorn._types import _WSGIAppType
+    from gunicorn.arbiter import Arbiter
 
 WEB_WORKERS = 2
 
@@ -24,7 +28,7 @@ class RelayServer(BaseApplication):
         self.relay_config = config
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.web_workers = web_workers
-        self.consumer: Optional[subprocess.Popen] = None
+        self.consumer: Optional[subprocess.Popen[bytes]] = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -44,14 +48,16 @@ class RelayServer(BaseApplication):
             if key in self.cfg.settings:
                 self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> _WSGIAppType:
         from alert_relay.app import create_app
         from alert_relay.queue import Outbox
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
-        return create_app(self.relay_config, Outbox(self.relay_config))
+        # gunicorn's stubs type the WSGI environ as a MutableMapping; Flask, like PEP 3333, takes the
+        # dict that gunicorn actually passes.
+        return create_app(self.relay_config, Outbox(self.relay_config))  # type: ignore[return-value]
 
-    def _when_ready(self, arbiter) -> None:
+    def _when_ready(self, arbiter: Arbiter) -> None:
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
         self.consumer = subprocess.Popen(
             # Before any web worker of this run exists: older pending messages are the last run's.
@@ -62,7 +68,7 @@ class RelayServer(BaseApplication):
         print(json.dumps({"url": f"http://{url_host}:{port}", "pid": os.getpid(), "consumer_pid": self.consumer.pid}),
               flush=True)
 
-    def _on_exit(self, arbiter) -> None:
+    def _on_exit(self, arbiter: Arbiter) -> None:
         if self.consumer is not None and self.consumer.poll() is None:
             self.consumer.send_signal(2)  # SIGINT: huey finishes the task at hand
             try:
