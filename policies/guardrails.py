@@ -133,14 +133,15 @@ def gateway_limits(resources: Iterable[PolicyResource]) -> list[GatewayLimit]:
             limits.extend(account_budget_limits(resource))
     # The engine registers resources in whatever order the program's outputs resolve: sort, so
     # messages and the resource a violation is reported on do not change from run to run.
-    return sorted(limits, key=lambda l: (l.amount, l.resource.name))
+    return sorted(limits, key=lambda limit: (limit.amount, limit.resource.name))
 
 
 def team_of(resource: PolicyResource) -> Optional[str]:
     parent = resource.parent
     while parent is not None:
         if parent.resource_type == TEAM_BUDGET:
-            return parent.name
+            name: str = parent.name
+            return name
         parent = parent.parent
     return None
 
@@ -166,18 +167,18 @@ def validate_hard_stops(args: StackValidationArgs, report: ReportViolation) -> N
 
     for (scope, _), limits in groups.items():
         subject, target = limits[0].subject, limits[0].target
-        stops = [l for l in limits if l.hard_stop]
+        stops = [limit for limit in limits if limit.hard_stop]
         needs_stop = (scope == "ACCOUNT" or scope in scopes) and target not in alert_only
         if not stops and needs_stop:
-            tiers = ", ".join(l.describe() for l in limits)
+            tiers = ", ".join(limit.describe() for limit in limits)
             fix = ("set hardStop: true (the alert at the cap gets block_usage)" if scope == "ACCOUNT"
                    else "set hardStop: true (a REJECT policy at the limit)")
             exemption = f"list {target!r} in alertOnlyTargets" if target else "remove its scope from scopes"
             report(f"{subject} has alert tiers ({tiers}) but no hard stop, so spend is never cut off: "
                    f"{fix}, or, if it must never be cut off, {exemption} in this policy's config.",
                    limits[0].resource.urn)
-        for stop_window in sorted({l.window for l in stops}):
-            cap = min(l.amount for l in stops if l.window == stop_window)
+        for stop_window in sorted({limit.window for limit in stops}):
+            cap = min(limit.amount for limit in stops if limit.window == stop_window)
             for alert in limits:
                 if not alert.hard_stop and alert.window == stop_window and alert.amount > cap:
                     report(f"{subject}: the alert tier at {alert.describe()} is above the hard stop at "
@@ -191,7 +192,7 @@ def validate_hard_stops(args: StackValidationArgs, report: ReportViolation) -> N
 def validate_ceilings(args: StackValidationArgs, report: ReportViolation) -> None:
     settings = config(args)
     team_ceiling, org_ceiling = settings.get("teamCeilingUsd"), settings.get("orgCeilingUsd")
-    caps = [l for l in gateway_limits(args.resources) if l.hard_stop]
+    caps = [limit for limit in gateway_limits(args.resources) if limit.hard_stop]
     if not caps:
         return
     if team_ceiling is None and org_ceiling is None:
@@ -208,10 +209,10 @@ def validate_ceilings(args: StackValidationArgs, report: ReportViolation) -> Non
             team_urns.setdefault(team, _team_urn(cap.resource))
 
     def total(limits: list[GatewayLimit]) -> float:
-        return sum(per_ceiling_period(l.amount, l.window) for l in limits)
+        return sum(per_ceiling_period(limit.amount, limit.window) for limit in limits)
 
     def breakdown(limits: list[GatewayLimit]) -> str:
-        return "; ".join(f"{l.resource.name}: {l.describe()}" for l in limits)
+        return "; ".join(f"{limit.resource.name}: {limit.describe()}" for limit in limits)
 
     if team_ceiling is not None:
         for team, team_caps in by_team.items():
@@ -237,7 +238,8 @@ def _team_urn(resource: PolicyResource) -> str:
     parent = resource.parent
     while parent is not None and parent.resource_type != TEAM_BUDGET:
         parent = parent.parent
-    return parent.urn if parent is not None else resource.urn
+    urn: str = parent.urn if parent is not None else resource.urn
+    return urn
 
 
 # ---- grants-to-groups / grants-keep-manager -------------------------------------------------
@@ -298,11 +300,16 @@ def validate_notifies(args: ResourceValidationArgs, report: ReportViolation) -> 
 # ---- the policies ---------------------------------------------------------------------------
 
 
-def _schema(**properties: dict) -> PolicyConfigSchema:
+def _schema(**properties: dict[str, Any]) -> PolicyConfigSchema:
     return PolicyConfigSchema(properties=properties)
 
 
-def _resource_policy(name: str, description: str, validate: Callable, schema=None) -> ResourceValidationPolicy:
+def _resource_policy(
+    name: str,
+    description: str,
+    validate: Callable[[ResourceValidationArgs, ReportViolation], None],
+    schema: Optional[PolicyConfigSchema] = None,
+) -> ResourceValidationPolicy:
     return ResourceValidationPolicy(name=name, description=description, validate=validate, config_schema=schema)
 
 

@@ -19,6 +19,7 @@ principals are compared that way: a server that answers ``users/Alice@Example.co
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
@@ -272,10 +273,8 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         else:
             granted = granted_grants(props)
             change = lambda current: with_grants(current, add={}, remove=granted)  # noqa: E731
-        try:
+        with contextlib.suppress(PolicyNotFound):  # gone already
             self._read_modify_write(props.get("account_id"), props["policy_id"], change)
-        except PolicyNotFound:
-            pass  # gone already
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         policy_id = props.get("policy_id") or id_
