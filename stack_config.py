@@ -216,7 +216,7 @@ def _evaluation(value: Any, path: str, problems: Failures, team_experiments: lis
     )
 
 
-def _percentages(reader: _Reader, default: list, below_100: bool) -> list[float]:
+def _percentages(reader: _Reader, default: list[float], below_100: bool) -> list[float]:
     thresholds = reader.get("alertThresholds", list, default, what="a list of percentages of the monthly limit")
     good = []
     for i, pct in enumerate(thresholds):
@@ -233,7 +233,7 @@ def _percentages(reader: _Reader, default: list, below_100: bool) -> list[float]
 
 
 def _limit(reader: _Reader, key: str, required: bool = False) -> Optional[float]:
-    limit = reader.get(key, float, None, required=required, what="monthly list-price US dollars, a number > 0")
+    limit: Optional[float] = reader.get(key, float, None, required=required, what="monthly list-price US dollars, a number > 0")
     if limit is not None and limit <= 0:
         reader.problems.add(reader.at(key), f"must be monthly list-price US dollars, a number > 0, got {limit!r}")
         return None
@@ -272,6 +272,7 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
     reader = _Reader(value, path, problems, DATABRICKS_GATEWAY_FIELDS)
     overrides = reader.get("overrides", dict, {}, what="an object of account principal id to dollars")
     tags = reader.get("tags", dict, {}, what='an object of tag key to a list of values, e.g. {"env": ["prod"]}')
+    display_name: str = reader.get("displayName", str, None) or f"{team} AI Gateway"
     args = DatabricksGatewayBudgetArgs(
         monthly_limit_usd=_limit(reader, "monthlyLimitUsd", required=True) or 1.0,
         notify=reader.get("notify", list, [], what="a list of email addresses"),
@@ -283,12 +284,12 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
         tags={"team": [team], **tags},
         workspace_ids=reader.get("workspaceIds", list, []),
         include_external_spend=reader.get("includeExternalSpend", bool, False),
-        display_name=reader.get("displayName", str, None) or f"{team} AI Gateway",
+        display_name=display_name,
     )
     if overrides and args.per_user_limit_usd is None:
         problems.add(reader.at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals")
     checked = _check_account_budget(
-        gateway_budget_props(args.display_name, args),
+        gateway_budget_props(display_name, args),
         {
             "display_name": reader.at("displayName"), "alerts": reader.at("alertThresholds"),
             "alerts.notify": reader.at("notify"), "per_user_alert": reader.at("perUserLimitUsd"),
@@ -341,7 +342,7 @@ def _relay_route(reader: _Reader, route: str, webhook: WebhookArgs, problems: Fa
     return RelayRoute(url=relay_url, route=route) if relay_url else None
 
 
-def _check_relay_url_fits(relay: RelayRoute, thresholds: list, hard_stop: bool, reader: _Reader, problems: Failures) -> None:
+def _check_relay_url_fits(relay: RelayRoute, thresholds: list[float], hard_stop: bool, reader: _Reader, problems: Failures) -> None:
     from providers.budget_alert_webhook import MAX_URL_LENGTH
 
     tiers = len(set(thresholds) - ({100} if hard_stop else set()))

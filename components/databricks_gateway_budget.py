@@ -9,7 +9,7 @@ principals (groups, users, service principals, by account principal id).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 
@@ -39,7 +39,7 @@ class DatabricksGatewayBudgetArgs:
     display_name: Optional[str] = None
 
 
-def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict:
+def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict[str, Any]:
     """The ``AccountBudget`` inputs of a gateway budget (also what stack config checks)."""
     notify = list(args.notify)
     alerts = [

@@ -4,7 +4,7 @@ and optionally a monthly dollar limit: an account budget over exactly the usage 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 
@@ -34,7 +34,7 @@ class ServerlessBudgetArgs:
     """Email addresses told when a threshold is crossed."""
 
 
-def serverless_budget_alerts(limit_usd: float, thresholds: Sequence[float], notify: Sequence[str]) -> list[dict]:
+def serverless_budget_alerts(limit_usd: float, thresholds: Sequence[float], notify: Sequence[str]) -> list[dict[str, Any]]:
     return [
         {"threshold_usd": round(limit_usd * percent / 100, 2), "notify": list(notify), "block_usage": False}
         for percent in thresholds

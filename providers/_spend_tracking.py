@@ -16,7 +16,12 @@ budget is written; the message names the endpoint, the model and the fix.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from mlflow.entities import GatewayEndpoint
+    from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
+    from mlflow.utils.rest_utils import MlflowHostCreds
 
 # A nominal call, priced with MLflow's own lookup: a model whose price is unknown or zero
 # would add $0 to every window.
@@ -31,7 +36,7 @@ def model_price_is_known(provider: Optional[str], model_name: Optional[str]) -> 
     from mlflow.tracing.utils import calculate_cost_by_model_and_token_usage
 
     cost = calculate_cost_by_model_and_token_usage(model_name, _PROBE_USAGE, provider)
-    return bool(cost) and cost.get("total_cost", 0.0) > 0
+    return cost is not None and cost.get("total_cost", 0.0) > 0
 
 
 def price_sources() -> str:
@@ -43,9 +48,9 @@ def price_sources() -> str:
         return "MLflow's model catalog (litellm is not installed)"
 
 
-def endpoint_models(store, endpoint) -> list[tuple[str, str, str]]:
+def endpoint_models(store: TrackingStore, endpoint: GatewayEndpoint) -> list[tuple[str, str, str]]:
     """``(provider, model_name, model definition name)`` of every model the endpoint routes to."""
-    models = []
+    models: list[tuple[str, str, str]] = []
     for mapping in endpoint.model_mappings or []:
         definition = mapping.model_definition
         if definition is None:
@@ -54,14 +59,14 @@ def endpoint_models(store, endpoint) -> list[tuple[str, str, str]]:
     return models
 
 
-def untracked_spend(store, endpoint) -> list[tuple[str, str]]:
+def untracked_spend(store: TrackingStore, endpoint: GatewayEndpoint) -> list[tuple[str, str]]:
     """``(why, fix)`` for each reason calls through ``endpoint`` would not count (empty: all count)."""
     if not endpoint.usage_tracking:
         return [(
             "its usage tracking is off, so MLflow records no cost for its calls",
             f"Turn it on (MLflow UI, or update_gateway_endpoint('{endpoint.endpoint_id}', usage_tracking=True))",
         )]
-    reasons = []
+    reasons: list[tuple[str, str]] = []
     for provider, model_name, definition in endpoint_models(store, endpoint):
         if not model_price_is_known(provider, model_name):
             reasons.append((
@@ -72,11 +77,11 @@ def untracked_spend(store, endpoint) -> list[tuple[str, str]]:
     return reasons
 
 
-def endpoint_label(endpoint) -> str:
+def endpoint_label(endpoint: GatewayEndpoint) -> str:
     return f"'{endpoint.name}' ({endpoint.endpoint_id})" if endpoint.name else f"'{endpoint.endpoint_id}'"
 
 
-def server_has_authentication(host_creds) -> Optional[bool]:
+def server_has_authentication(host_creds: MlflowHostCreds) -> Optional[bool]:
     """True/False when the server says whether it runs MLflow's auth app; None when unclear."""
     from mlflow.utils.rest_utils import http_request
 

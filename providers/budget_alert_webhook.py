@@ -376,8 +376,9 @@ def _decrypt_hint(error: BaseException) -> str:
     return ""
 
 
-def webhooks_named(store, server: TrackingServer, name: str) -> list:
-    found, page_token = [], None
+def webhooks_named(store: RegistryStore, server: TrackingServer, name: str) -> list[Webhook]:
+    found: list[Webhook] = []
+    page_token: Optional[str] = None
     try:
         while True:
             page = store.list_webhooks(max_results=1000, page_token=page_token)
@@ -389,14 +390,14 @@ def webhooks_named(store, server: TrackingServer, name: str) -> list:
         raise_mlflow_error("list", "webhooks named", name, server, error)
 
 
-def webhook_ids_named(store, server: TrackingServer, name: str) -> set[str]:
+def webhook_ids_named(store: RegistryStore, server: TrackingServer, name: str) -> set[str]:
     return {w.webhook_id for w in webhooks_named(store, server, name)}
 
 
-def remove_twins(store, server: TrackingServer, created, before: set[str]) -> None:
+def remove_twins(store: RegistryStore, server: TrackingServer, created: Webhook, before: set[str]) -> None:
     """Delete webhooks a retried create made besides ``created``: same settings, new since ``before``."""
 
-    def settings(webhook):
+    def settings(webhook: Webhook) -> tuple[str, str, list[str], str, WebhookStatus]:
         return (webhook.name, webhook.url, sorted(map(str, webhook.events)), webhook.description or "", webhook.status)
 
     for webhook in webhooks_named(store, server, created.name):
@@ -409,7 +410,7 @@ def remove_twins(store, server: TrackingServer, created, before: set[str]) -> No
                                        hint=f"It is a twin of webhook {created.webhook_id} left by a retried create; delete it by hand.")
 
 
-def outputs_of(webhook, hash_: Optional[str], server: TrackingServer) -> dict[str, Any]:
+def outputs_of(webhook: Webhook, hash_: Optional[str], server: TrackingServer) -> dict[str, Any]:
     return {
         "webhook_name": webhook.name,
         "url": webhook.url,

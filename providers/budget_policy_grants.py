@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -72,22 +72,22 @@ def principal_key(principal: str) -> str:
     return principal if kind == "groups" else f"{kind}/{rest.lower()}"
 
 
-def _keys(principals) -> set[str]:
+def _keys(principals: Iterable[str]) -> set[str]:
     return {principal_key(p) for p in principals}
 
 
-def _only(principals, among) -> set[str]:
+def _only(principals: Iterable[str], among: Iterable[str]) -> set[str]:
     """``principals`` (as spelled there) that are also in ``among``."""
     keys = _keys(among)
     return {p for p in principals if principal_key(p) in keys}
 
 
-def _without(principals, removed) -> set[str]:
+def _without(principals: Iterable[str], removed: Iterable[str]) -> set[str]:
     keys = _keys(removed)
     return {p for p in principals if principal_key(p) not in keys}
 
 
-def _plus(principals, added) -> set[str]:
+def _plus(principals: Iterable[str], added: Iterable[str]) -> set[str]:
     return set(principals) | _without(added, principals)
 
 
@@ -295,7 +295,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
 
     # ---- rule set access ------------------------------------------------------------------
 
-    def _write_declared(self, props, previously_granted: Grants, account_id: Optional[str]) -> tuple[str, Grants]:
+    def _write_declared(self, props: Mapping[str, Any], previously_granted: Grants, account_id: Optional[str]) -> tuple[str, Grants]:
         """Write the declared grants; returns the account and the pairs this resource now holds
         as its own grants (those it added, now or before)."""
         declared = declared_grants(props)
@@ -327,7 +327,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
             added = self._read_modify_write_attempts(client, policy_id, change)
         return client.config.account_id, added
 
-    def _read_modify_write_attempts(self, client, policy_id: str, change: Callable[[Grants], Grants]) -> Grants:
+    def _read_modify_write_attempts(self, client: AccountClient, policy_id: str, change: Callable[[Grants], Grants]) -> Grants:
         from databricks.sdk.errors import ResourceConflict
         from databricks.sdk.service.iam import RuleSetUpdateRequest
 
@@ -386,12 +386,12 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
     """User and Manager grants on a serverless budget policy, additive (default) or authoritative."""
 
     policy_id: pulumi.Output[str]
-    users: pulumi.Output[list]
-    managers: pulumi.Output[list]
-    declared_users: pulumi.Output[list]
-    declared_managers: pulumi.Output[list]
-    granted_users: pulumi.Output[list]
-    granted_managers: pulumi.Output[list]
+    users: pulumi.Output[list[str]]
+    managers: pulumi.Output[list[str]]
+    declared_users: pulumi.Output[list[str]]
+    declared_managers: pulumi.Output[list[str]]
+    granted_users: pulumi.Output[list[str]]
+    granted_managers: pulumi.Output[list[str]]
     authoritative: pulumi.Output[bool]
     account_id: pulumi.Output[str]
     rule_set_name: pulumi.Output[str]

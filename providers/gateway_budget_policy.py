@@ -45,6 +45,7 @@ from providers._mlflow import (
 )
 
 if TYPE_CHECKING:
+    from mlflow.entities import GatewayEndpoint
     from mlflow.entities.gateway_budget_policy import GatewayBudgetPolicy as MlflowBudgetPolicy
     from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
 
@@ -231,7 +232,7 @@ def budget_arguments(inputs: Mapping[str, Any], target_value: Optional[str]) -> 
     }
 
 
-def find_endpoint(store, target: str):
+def find_endpoint(store: TrackingStore, target: str) -> Optional[GatewayEndpoint]:
     """The gateway endpoint ``target`` names (an id or a name), None if none."""
     lookups = [{"endpoint_id": target}] if ENDPOINT_ID.fullmatch(target) else []
     lookups.append({"name": target})
@@ -244,22 +245,23 @@ def find_endpoint(store, target: str):
     return None
 
 
-def find_endpoint_id(store, target: str) -> Optional[str]:
+def find_endpoint_id(store: TrackingStore, target: str) -> Optional[str]:
     endpoint = find_endpoint(store, target)
     return endpoint.endpoint_id if endpoint is not None else None
 
 
-def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any]) -> Optional[str]:
+def resolve_target_value(store: TrackingStore, server: TrackingServer, inputs: Mapping[str, Any]) -> Optional[str]:
     """What MLflow stores as ``target_value``: endpoint id for ENDPOINT, username for USER.
 
     Before anything is written it refuses a budget that could never trip (unless the input
     ``allow_untracked`` accepts that): an endpoint whose spend MLflow does not count, a user
     on a server without authentication.
     """
-    scope, target = inputs["scope"], inputs.get("target")
+    scope = inputs["scope"]
     if scope == "USER":
         refuse_user_scope_without_authentication(server, inputs)
-        return target
+        user: Optional[str] = inputs.get("target")
+        return user
     if scope != "ENDPOINT":
         return None
     target = inputs["target"]  # check() requires it for ENDPOINT
@@ -277,7 +279,9 @@ def resolve_target_value(store, server: TrackingServer, inputs: Mapping[str, Any
     return endpoint.endpoint_id
 
 
-def refuse_untracked_endpoint(store, server: TrackingServer, inputs: Mapping[str, Any], endpoint) -> None:
+def refuse_untracked_endpoint(
+    store: TrackingStore, server: TrackingServer, inputs: Mapping[str, Any], endpoint: GatewayEndpoint
+) -> None:
     try:
         reasons = _spend_tracking.untracked_spend(store, endpoint)
     except Exception as error:  # noqa: BLE001
