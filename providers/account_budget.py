@@ -19,13 +19,17 @@ import math
 import re
 import time
 from decimal import Decimal
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Sequence, overload
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, diff_result, gone, is_unknown
-from providers._databricks import DatabricksProvider, databricks_errors
+from providers._base import DynamicResource, Failures, api_error, diff_result, gone, is_unknown
+from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors, returned_id
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.service import billing
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -66,7 +70,7 @@ def _dollars(value: Any) -> Optional[float]:
     return float(value)
 
 
-def _addresses(value: Any, prop: str, failures: Failures) -> Optional[list]:
+def _addresses(value: Any, prop: str, failures: Failures) -> Any:
     if value is None:
         return []
     if is_unknown(value):
@@ -82,7 +86,7 @@ def _addresses(value: Any, prop: str, failures: Failures) -> Optional[list]:
     return None if bad else sorted({a.strip() for a in value})
 
 
-def _alert(raw: Any, prop: str, failures: Failures, keys: Sequence[str]) -> Optional[dict]:
+def _alert(raw: Any, prop: str, failures: Failures, keys: Sequence[str]) -> Any:
     """One alert in input shape: threshold in dollars, sorted unique addresses, block flag."""
     if is_unknown(raw):
         return raw
@@ -168,7 +172,7 @@ def validate_alerts(raw: Any, failures: Failures, prop: str = "alerts", gateway:
     return sorted(alerts, key=_threshold_order)
 
 
-def _threshold_order(alert: Any) -> tuple:
+def _threshold_order(alert: Any) -> tuple[int, float]:
     threshold = alert.get("threshold_usd") if isinstance(alert, dict) else None
     return (0, threshold) if isinstance(threshold, float) else (1, 0)
 
@@ -277,16 +281,32 @@ def _decimal_string(dollars: float) -> str:
     return text
 
 
-def _alert_configuration(alert: Mapping[str, Any], per_user: bool, existing=None, with_ids: bool = False):
+@overload
+def _alert_configuration(
+    alert: Mapping[str, Any], per_user: bool, existing: None = None, with_ids: Literal[False] = False
+) -> billing.CreateBudgetConfigurationBudgetAlertConfigurations: ...
+
+
+@overload
+def _alert_configuration(
+    alert: Mapping[str, Any], per_user: bool, existing: Optional[billing.AlertConfiguration], with_ids: Literal[True]
+) -> billing.AlertConfiguration: ...
+
+
+def _alert_configuration(
+    alert: Mapping[str, Any], per_user: bool, existing: Optional[billing.AlertConfiguration] = None, with_ids: bool = False
+) -> billing.CreateBudgetConfigurationBudgetAlertConfigurations | billing.AlertConfiguration:
     from databricks.sdk.service import billing
 
     action_types = billing.ActionConfigurationType
-    wanted = [(action_types.EMAIL_NOTIFICATION, address) for address in alert.get("notify") or []]
+    wanted: list[tuple[billing.ActionConfigurationType, Optional[str]]] = [
+        (action_types.EMAIL_NOTIFICATION, address) for address in alert.get("notify") or []
+    ]
     if alert.get("block_usage"):
         wanted.append((action_types.BLOCK_USAGE, None))
     old_ids = {(a.action_type, a.target or None): a.action_configuration_id for a in (existing.action_configurations or [])} if existing else {}
     scope = billing.AlertConfigurationScopeType
-    common = dict(
+    common: dict[str, Any] = dict(
         quantity_threshold=_decimal_string(alert["threshold_usd"]),
         quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
         time_period=billing.AlertConfigurationTimePeriod.MONTH,
@@ -298,8 +318,10 @@ def _alert_configuration(alert: Mapping[str, Any], per_user: bool, existing=None
         ] if per_user else None,
     )
     if not with_ids:
-        actions = [billing.CreateBudgetConfigurationBudgetActionConfigurations(action_type=t, target=target) for t, target in wanted]
-        return billing.CreateBudgetConfigurationBudgetAlertConfigurations(action_configurations=actions, **common)
+        new_actions = [
+            billing.CreateBudgetConfigurationBudgetActionConfigurations(action_type=t, target=target) for t, target in wanted
+        ]
+        return billing.CreateBudgetConfigurationBudgetAlertConfigurations(action_configurations=new_actions, **common)
     # An update names the alerts and actions it keeps by id, matched by meaning (never by
     # position: the API reorders them, and an id moved onto another action type is refused).
     actions = [
@@ -311,7 +333,7 @@ def _alert_configuration(alert: Mapping[str, Any], per_user: bool, existing=None
     )
 
 
-def _filter(props: Mapping[str, Any]):
+def _filter(props: Mapping[str, Any]) -> billing.BudgetConfigurationFilter:
     from databricks.sdk.service import billing
 
     tags = [
@@ -328,7 +350,7 @@ def _filter(props: Mapping[str, Any]):
     return billing.BudgetConfigurationFilter(tags=tags, workspace_id=workspaces)
 
 
-def _create_body(props: Mapping[str, Any]):
+def _create_body(props: Mapping[str, Any]) -> billing.CreateBudgetConfigurationBudget:
     from databricks.sdk.service import billing
 
     gateway = props.get("resource_type") == "AI_GATEWAY"
@@ -344,13 +366,15 @@ def _create_body(props: Mapping[str, Any]):
     )
 
 
-def _update_body(budget_id: str, props: Mapping[str, Any], current):
+def _update_body(
+    budget_id: str, props: Mapping[str, Any], current: billing.BudgetConfiguration
+) -> billing.UpdateBudgetConfigurationBudget:
     from databricks.sdk.service import billing
 
-    def scope_of(alert) -> str:
+    def scope_of(alert: billing.AlertConfiguration) -> str:
         return (alert.scope_type.value if alert.scope_type else "ALERT_CONFIGURATION_SCOPE_TYPE_SHARED")
 
-    shared_now = {Decimal(a.quantity_threshold): a for a in current.alert_configurations or [] if scope_of(a).endswith("SHARED")}
+    shared_now = {Decimal(a.quantity_threshold or "0"): a for a in current.alert_configurations or [] if scope_of(a).endswith("SHARED")}
     per_user_now = next((a for a in current.alert_configurations or [] if scope_of(a).endswith("PER_USER")), None)
     alerts = [
         _alert_configuration(a, per_user=False, existing=shared_now.get(Decimal(_decimal_string(a["threshold_usd"]))), with_ids=True)
@@ -368,7 +392,7 @@ def _update_body(budget_id: str, props: Mapping[str, Any], current):
     )
 
 
-def budget_inputs(budget) -> dict[str, Any]:
+def budget_inputs(budget: billing.BudgetConfiguration) -> dict[str, Any]:
     """A ``BudgetConfiguration`` in the inputs' normalized shape (what check() produces)."""
     resource_type = next(
         (short for short, full in RESOURCE_TYPES.items() if budget.resource_type and budget.resource_type.value == full), "ALL"
@@ -403,7 +427,7 @@ def budget_inputs(budget) -> dict[str, Any]:
     }
 
 
-def _outputs(budget, account_id: str) -> dict[str, Any]:
+def _outputs(budget: billing.BudgetConfiguration, account_id: Optional[str]) -> dict[str, Any]:
     return {"budget_id": budget.budget_configuration_id, "account_id": account_id, **budget_inputs(budget)}
 
 
@@ -427,13 +451,13 @@ class _SendOnce(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         chunk, self._payload = self._payload[: len(buffer)], self._payload[len(buffer):]
         buffer[: len(chunk)] = chunk
         return len(chunk)
 
 
-def _create_without_twins(client, props: Mapping[str, Any]):
+def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> billing.BudgetConfiguration:
     import requests
     from databricks.sdk.errors import TemporarilyUnavailable, TooManyRequests
     from databricks.sdk.service.billing import CreateBudgetConfigurationResponse
@@ -443,13 +467,16 @@ def _create_without_twins(client, props: Mapping[str, Any]):
     wanted = {k: props.get(k) for k in (*IN_PLACE_FIELDS, *REPLACE_FIELDS)}
     started_ms = time.time() * 1000 - 60_000  # allow for clock skew with the server
     deadline = time.monotonic() + (client.config.retry_timeout_seconds or 300)
-    for attempt in range(1, 1_000_000):
+    last: Exception
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             answer = client.api_client.do(
                 "POST", path, data=_SendOnce(payload),
                 headers={"Accept": "application/json", "Content-Type": "application/json"},
             )
-            return CreateBudgetConfigurationResponse.from_dict(answer).budget
+            return _answered(CreateBudgetConfigurationResponse.from_dict(answer).budget, "create", props["display_name"])
         except TooManyRequests as error:  # refused at the door: nothing was created
             last, wait = error, error.retry_after_secs or min(attempt, 10)
         except (requests.ConnectionError, requests.Timeout, TemporarilyUnavailable) as error:
@@ -462,13 +489,26 @@ def _create_without_twins(client, props: Mapping[str, Any]):
         time.sleep(wait)
 
 
-def _budget_made_since(client, wanted: Mapping[str, Any], since_ms: float):
+def _budget_made_since(
+    client: AccountClient, wanted: Mapping[str, Any], since_ms: float
+) -> Optional[billing.BudgetConfiguration]:
     for budget in client.budgets.list():
         if (budget.create_time or 0) >= since_ms and all(
             _comparable(k, v) == _comparable(k, wanted.get(k)) for k, v in budget_inputs(budget).items()
         ):
             return budget
     return None
+
+
+def _answered(budget: Optional[billing.BudgetConfiguration], verb: str, name: str) -> billing.BudgetConfiguration:
+    """The budget of an API answer (the SDK types every field optional)."""
+    if budget is None:
+        raise api_error(verb, "account budget", name, "Databricks answered without the budget", _NO_BUDGET_HINT,
+                        error_class=DatabricksProviderError)
+    return budget
+
+
+_NO_BUDGET_HINT = "Run `pulumi up` again; if it keeps failing, check the Databricks account's status."
 
 
 # --- provider ------------------------------------------------------------------------------------
@@ -487,7 +527,8 @@ class AccountBudgetProvider(DatabricksProvider):
         client = self.account.client()
         with databricks_errors("create", "account budget", props["display_name"]):
             budget = _create_without_twins(client, props)
-        return CreateResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id))
+        budget_id = returned_id(budget.budget_configuration_id, "create", "account budget", props["display_name"])
+        return CreateResult(budget_id, _outputs(budget, client.config.account_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from databricks.sdk.errors import NotFound
@@ -495,16 +536,16 @@ class AccountBudgetProvider(DatabricksProvider):
         client = self.account.client(props.get("account_id"))
         try:
             with databricks_errors("read", "account budget", id_, expected=(NotFound,)):
-                budget = client.budgets.get(id_).budget
+                budget = _answered(client.budgets.get(id_).budget, "read", id_)
         except NotFound:
             return gone()
-        return ReadResult(budget.budget_configuration_id, _outputs(budget, client.config.account_id), budget_inputs(budget))
+        return ReadResult(budget.budget_configuration_id or id_, _outputs(budget, client.config.account_id), budget_inputs(budget))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
         with databricks_errors("update", "account budget", id_):
-            current = client.budgets.get(id_).budget
-            budget = client.budgets.update(id_, _update_body(id_, news, current)).budget
+            current = _answered(client.budgets.get(id_).budget, "read", id_)
+            budget = _answered(client.budgets.update(id_, _update_body(id_, news, current)).budget, "update", id_)
         return UpdateResult(_outputs(budget, client.config.account_id))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -539,11 +580,11 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
     budget_id: pulumi.Output[str]
     account_id: pulumi.Output[str]
     display_name: pulumi.Output[str]
-    alerts: pulumi.Output[list]
-    tags: pulumi.Output[dict]
-    workspace_ids: pulumi.Output[list]
+    alerts: pulumi.Output[list[Any]]
+    tags: pulumi.Output[dict[str, Any]]
+    workspace_ids: pulumi.Output[list[Any]]
     resource_type: pulumi.Output[str]
-    per_user_alert: pulumi.Output[Optional[dict]]
+    per_user_alert: pulumi.Output[Optional[dict[str, Any]]]
     include_external_spend: pulumi.Output[bool]
 
     def __init__(
