@@ -145,7 +145,7 @@ RELAY_FIELDS = ("url",)
 def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, Optional[int]]:
     """The serverless budget, and the token ceiling of the deprecated ``evalTokenBudget`` if set."""
     from providers import budget_policy_grants as grants
-    from providers import experiment_policy_tag as tag
+    from providers import experiment_tag as tag
     from providers import serverless_budget_policy as policy
 
     reader = _Reader(value, path, problems, SERVERLESS_FIELDS)
@@ -181,7 +181,7 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[S
 
 def _max_tokens(reader: "_Reader", key: str, problems: Failures, required: bool = False) -> Optional[int]:
     what = "a whole number of tokens > 0"
-    tokens = reader.get(key, int, None, required=required, what=what)
+    tokens: Optional[int] = reader.get(key, int, None, required=required, what=what)
     if tokens is not None and tokens <= 0:
         problems.add(reader.at(key), f"must be {what}, got {tokens}")
         return None

@@ -51,8 +51,10 @@ class EvaluationBudget(pulumi.ComponentResource):
                 self.tags.append(self._tag(name, experiment, key, value, moved_from))
         self.register_outputs({})
 
-    def _tag(self, name, experiment, key, value, moved_from) -> ExperimentTag:
-        aliases = []
+    def _tag(
+        self, name: str, experiment: str, key: str, value: str, moved_from: Optional[pulumi.Resource]
+    ) -> ExperimentTag:
+        aliases: list[pulumi.Input[pulumi.Alias | str]] = []
         if key == TOKEN_BUDGET_TAG and moved_from is not None:
             old_name = f"{moved_from.pulumi_resource_name}-token-budget-{slug(experiment)}"
             aliases.append(pulumi.Alias(name=old_name, type_=_OLD_TOKEN_TAG_TYPE, parent=moved_from))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from contracts import BUDGET_POLICY_TAG
 from providers._base import (
@@ -37,6 +37,10 @@ from providers._mlflow import (
     raise_mlflow_error,
     tracking_store,
 )
+
+if TYPE_CHECKING:
+    from mlflow.entities import Experiment
+    from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -101,18 +105,21 @@ def validate_experiment(experiment: Any, failures: Failures, prop: str = "experi
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
-def find_experiment(store, experiment: str):
+def find_experiment(store: TrackingStore, experiment: str) -> Optional[Experiment]:
     """The experiment named by ``experiment`` (an id, else a name), or None."""
+    found: Optional[Experiment]  # the store's lookups are unannotated in mlflow
     if experiment.isdigit():
         try:
-            return store.get_experiment(experiment)
+            found = store.get_experiment(experiment)
+            return found
         except Exception as error:  # noqa: BLE001
             if not is_not_found(error):
                 raise
-    return store.get_experiment_by_name(experiment)
+    found = store.get_experiment_by_name(experiment)
+    return found
 
 
-def require_active_experiment(store, server: TrackingServer, experiment: str):
+def require_active_experiment(store: TrackingStore, server: TrackingServer, experiment: str) -> Experiment:
     try:
         found = find_experiment(store, experiment)
     except Exception as error:  # noqa: BLE001
@@ -127,7 +134,7 @@ def require_active_experiment(store, server: TrackingServer, experiment: str):
     return found
 
 
-def get_active_experiment(store, server: TrackingServer, experiment_id: str):
+def get_active_experiment(store: TrackingStore, server: TrackingServer, experiment_id: str) -> Optional[Experiment]:
     """The experiment if it exists and is not deleted, else None."""
     try:
         experiment = store.get_experiment(experiment_id)
@@ -138,7 +145,7 @@ def get_active_experiment(store, server: TrackingServer, experiment_id: str):
     return experiment if experiment.lifecycle_stage == "active" else None
 
 
-def set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: str) -> None:
+def set_tag(store: TrackingStore, server: TrackingServer, experiment_id: str, key: str, value: str) -> None:
     from mlflow.entities import ExperimentTag
 
     try:
@@ -152,7 +159,7 @@ def is_inactive_experiment(error: BaseException) -> bool:
     return error_code(error) == "INVALID_PARAMETER_VALUE" and "must be in the 'active' state" in str(error)
 
 
-def try_set_tag(store, server: TrackingServer, experiment_id: str, key: str, value: str) -> bool:
+def try_set_tag(store: TrackingStore, server: TrackingServer, experiment_id: str, key: str, value: str) -> bool:
     """Set the tag; False if the experiment does not exist or is deleted."""
     from mlflow.entities import ExperimentTag
 
@@ -174,7 +181,9 @@ def parse_tag_id(id_: str) -> tuple[str, str]:
     return experiment_id, key
 
 
-def outputs_of(declared: Mapping[str, Any], experiment_id: str, value: str, server, value_field: str) -> dict:
+def outputs_of(
+    declared: Mapping[str, Any], experiment_id: str, value: str, server: TrackingServer, value_field: str
+) -> dict[str, Any]:
     return {
         "experiment": declared.get("experiment") or experiment_id,
         value_field: value,
@@ -194,12 +203,12 @@ class ExperimentTagProvider(MlflowProvider):
     def validators() -> dict[str, Validator]:
         return {"experiment": validate_experiment, "key": validate_key, "value": validate_value}
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = check_fields(news, self.validators())
         self.record_tracking_uri(inputs, failures)
         return failures.result(inputs)
 
-    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]):
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_result(
             self._upgraded(olds), news, in_place=(self.value_field,), replace=REPLACE, normalize=comparable_tracking_uri
         )
@@ -285,6 +294,14 @@ class ExperimentTag(DynamicResource, module="mlbudgets", name="ExperimentTag"):
     ) -> None:
         self._declare(ExperimentTagProvider(), resource_name, experiment, key, {"value": value}, opts)
 
-    def _declare(self, provider, resource_name, experiment, key, value_prop: dict, opts) -> None:
+    def _declare(
+        self,
+        provider: ResourceProvider,
+        resource_name: str,
+        experiment: pulumi.Input[str],
+        key: pulumi.Input[str],
+        value_prop: dict[str, Any],
+        opts: Optional[pulumi.ResourceOptions],
+    ) -> None:
         props = {"experiment": experiment, "key": key, **value_prop, "experiment_id": None, "tracking_uri": None}
         DynamicResource.__init__(self, provider, resource_name, props, opts)
