@@ -231,7 +231,7 @@ class Kind:
     """One resource kind: its declared inputs and its direct (plain client) equivalents."""
 
     name: str
-    resource_class: type
+    resource_class: type[Any]  # a DynamicResource subclass; each has its own keyword arguments
     provider_class: type
     anchors: dict[str, str]  # operation -> what the direct side does
     props: Callable[[str, int], dict]  # (variant, i) -> resource kwargs
@@ -315,10 +315,16 @@ def databricks_kinds(emulator) -> list[Kind]:
     def create_policies(n: int) -> None:
         batch = uuid.uuid4().hex[:6]
         for variant in VARIANTS:
-            policy_ids[variant] = [
-                client.budget_policy.create(policy=BudgetPolicy(policy_name=f"bench-{batch}-grants-{variant}-{i}")).policy_id
-                for i in range(n)
-            ]
+            policy_ids[variant] = [created_policy_id(f"bench-{batch}-grants-{variant}-{i}") for i in range(n)]
+
+    def created_policy_id(name: str) -> str:
+        policy_id = client.budget_policy.create(policy=BudgetPolicy(policy_name=name)).policy_id
+        assert policy_id, "the budget policy API answered without an id"
+        return policy_id
+
+    def grant_directly(i: int) -> str:
+        read_modify_write(policy_ids["direct"][i], ours, {})
+        return policy_ids["direct"][i]
 
     def rule_set_name(policy_id: str) -> str:
         return f"accounts/{client.config.account_id}/budgetPolicies/{policy_id}/ruleSets/default"
@@ -349,7 +355,7 @@ def databricks_kinds(emulator) -> list[Kind]:
         },
         props=lambda v, i: dict(policy_id=policy_ids[v][i], users=users, managers=managers),
         changed_props=lambda v, i: dict(policy_id=policy_ids[v][i], users=[*users, "groups/ml-platform"], managers=managers),
-        direct_create=lambda i: (read_modify_write(policy_ids["direct"][i], ours, {}), policy_ids["direct"][i])[1],
+        direct_create=grant_directly,
         direct_read=lambda policy_id: client.access_control.get_rule_set(name=rule_set_name(policy_id), etag=""),
         direct_update=lambda policy_id, i: read_modify_write(policy_id, {user_role: {"groups/ml-platform"}}, {}),
         direct_delete=lambda policy_id: read_modify_write(
@@ -435,6 +441,10 @@ def mlflow_kinds(tracking_uri: str) -> list[Kind]:
             experiment_ids[variant] = [client.create_experiment(f"bench-{batch}-{variant}-{i}") for i in range(n)]
 
     policy_a, policy_b = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def tag_directly(i: int) -> str:
+        client.set_experiment_tag(experiment_ids["direct"][i], DEFAULT_KEY, policy_a)
+        return experiment_ids["direct"][i]
     tag = Kind(
         name="ExperimentPolicyTag",
         resource_class=ExperimentPolicyTag,
@@ -447,7 +457,7 @@ def mlflow_kinds(tracking_uri: str) -> list[Kind]:
         },
         props=lambda v, i: dict(experiment=experiment_ids[v][i], policy_id=policy_a),
         changed_props=lambda v, i: dict(experiment=experiment_ids[v][i], policy_id=policy_b),
-        direct_create=lambda i: (client.set_experiment_tag(experiment_ids["direct"][i], DEFAULT_KEY, policy_a), experiment_ids["direct"][i])[1],
+        direct_create=tag_directly,
         direct_read=lambda experiment_id: client.get_experiment(experiment_id).tags.get(DEFAULT_KEY),
         direct_update=lambda experiment_id, i: client.set_experiment_tag(experiment_id, DEFAULT_KEY, policy_b),
         direct_delete=lambda experiment_id: client.delete_experiment_tag(experiment_id, DEFAULT_KEY),

@@ -33,7 +33,7 @@ class RelayProcess:
         self.directory = directory
         self.config = config
         self.env = env
-        self.process: Optional[subprocess.Popen] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
         self.url = ""
         self.consumer_pid = 0
         directory.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,7 @@ class RelayProcess:
             cwd=PROJECT_ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE, stderr=log, start_new_session=True,
         )
+        assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"alert relay exited before printing its url:\n{self.log_tail()}")
@@ -104,6 +105,8 @@ class RelayProcess:
         self._wait_group_gone()
 
     def _wait_group_gone(self) -> None:
+        if self.process is None:
+            return
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:

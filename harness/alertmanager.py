@@ -50,6 +50,8 @@ class Alertmanager:
 
     def start(self) -> "Alertmanager":
         binary = alertmanager_binary()
+        if binary is None:
+            raise RuntimeError(f"no Alertmanager binary on PATH (looked for {', '.join(BINARY_NAMES)})")
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "alertmanager.yml"
         config.write_text(CONFIG)

@@ -19,6 +19,7 @@ from pulumi.runtime.proto import provider_pb2
 
 from harness.provider_server import CheckOutcome, DiffOutcome, ProviderServer, ReadOutcome, to_struct
 from harness.pulumi_program import declared_inputs
+from providers._base import DynamicResource
 
 
 def declare(resource_class: type, name: str = "res", **kwargs: Any) -> dict[str, Any]:
@@ -26,7 +27,7 @@ def declare(resource_class: type, name: str = "res", **kwargs: Any) -> dict[str,
     return declared_inputs(lambda: resource_class(name, **kwargs))
 
 
-def type_token(resource_class: type) -> str:
+def type_token(resource_class: type[DynamicResource]) -> str:
     return f"pulumi-python:{resource_class._resource_type_name}"
 
 

@@ -62,6 +62,8 @@ class PagerDutyFake:
 
     @property
     def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("start() it first")
         return self._server.base_url + "/v2/enqueue"
 
     def start(self) -> "PagerDutyFake":

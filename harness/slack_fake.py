@@ -62,6 +62,8 @@ class SlackFake:
 
     @property
     def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("start() it first")
         return self._server.base_url + "/services/T0TEST/B0TEST/not-a-real-token"
 
     def start(self) -> "SlackFake":
@@ -116,6 +118,7 @@ def _handler_for(fake: SlackFake):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server naming)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers: dict[str, str]
             if not self.path.startswith("/services/"):
                 status, text, headers = 404, "no_service", {}
             else:
