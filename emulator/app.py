@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from werkzeug.wrappers import Request, Response
 
@@ -171,7 +171,7 @@ class EmulatorApp:
             return self._error(errors.temporarily_unavailable(fault.retry_after, fault.message))
         if fault.kind == "error":
             return self._error(
-                ApiError(int(fault.status), fault.error_code or "INTERNAL_ERROR", fault.message or "injected error")
+                ApiError(int(fault.status or 500), fault.error_code or "INTERNAL_ERROR", fault.message or "injected error")
             )
         if fault.kind == "drop":
             _drop_connection(environ)
@@ -196,7 +196,7 @@ class EmulatorApp:
             self.state.permissions.require(request.environ["emulator.caller"], ())
         return getattr(self, "_h_" + handler_name)(request, **{k: v for k, v in params.items() if k != "account_id"})
 
-    def _unknown_route(self, method: str, path: str) -> None:
+    def _unknown_route(self, method: str, path: str) -> NoReturn:
         self.unknown_routes.append(f"{method} {path}")
         if self.echo_unknown_routes:
             print(

@@ -26,6 +26,7 @@ Alerts and actions without an id are new.
 
 from __future__ import annotations
 
+import builtins
 import base64
 import copy
 import hashlib
@@ -178,7 +179,7 @@ class BudgetStore:
         query_key = json.dumps(sorted(workspaces) if workspaces is not None else None)
         after = _decode_token(page_token, query_key) if page_token else ""
         with self._state._lock:
-            matching = []
+            matching: list[dict[str, Any]] = []
             for budget_id in sorted(self._budgets):
                 budget = self._budgets[budget_id]
                 if budget_id <= after or not _applies_to(budget, workspaces):
@@ -226,7 +227,7 @@ class BudgetStore:
 
     # ------------------------------------------------------------------ persistence
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self) -> builtins.list[dict[str, Any]]:
         return [copy.deepcopy(b) for b in self._budgets.values()]
 
     def to_json_one(self, budget_id: str) -> dict[str, Any]:
@@ -244,7 +245,7 @@ class BudgetStore:
     def __len__(self) -> int:
         return len(self._budgets)
 
-    def ids(self) -> list[str]:
+    def ids(self) -> builtins.list[str]:
         with self._state._lock:
             return sorted(self._budgets)
 
@@ -253,7 +254,7 @@ class BudgetStore:
     def _journal(self, budget_id: str, deleted: bool = False) -> None:
         self._state._journal(("budget_delete" if deleted else "budget", budget_id))
 
-    def _budget(self, budget_id: str) -> dict[str, Any]:
+    def _budget(self, budget_id: Any) -> dict[str, Any]:  # as the request gave it: may be any JSON value
         if not isinstance(budget_id, str) or not _UUID_RE.match(budget_id):
             raise errors.invalid(f"Invalid budget_id {budget_id!r}: expected a UUID.")
         found = self._budgets.get(budget_id)
@@ -269,7 +270,7 @@ class BudgetStore:
     def _status_name(self, budget_id: str) -> str:
         return f"accounts/{self._state.account_id}/budget-spend-statuses/{budget_id}"
 
-    def _alert_spend_statuses(self, budget: dict[str, Any]) -> list[dict[str, Any]]:
+    def _alert_spend_statuses(self, budget: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         if budget.get("resource_type") != AI_GATEWAY:
             return []
         month = time.strftime("%Y-%m", time.gmtime())

@@ -215,7 +215,7 @@ class FaultInjector:
                 self.history.append(
                     {"id": fault.id, "kind": fault.kind, "phase": phase, "method": method, "path": path}
                 )
-                if fault.exhausted:
+                if fault.count is not None and fault.fired >= fault.count:  # exhausted now
                     self._faults.remove(fault)
                 return fault
         return None

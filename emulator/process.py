@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Optional
 
 import requests
 
@@ -115,9 +115,9 @@ class EmulatorProcess:
         self.account_id = account_id
         self.creator_manager = creator_manager
         self.extra_args = list(extra_args or [])
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen[bytes]] = None
         self.stderr_path = self.state_path + ".stderr.log"
-        self._stderr = None
+        self._stderr: Optional[IO[bytes]] = None
         self.starts = 0
 
     @property
@@ -139,7 +139,7 @@ class EmulatorProcess:
         cmd += self.extra_args
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        self._stderr = open(self.stderr_path, "ab")
+        self._stderr = open(self.stderr_path, "ab")  # noqa: SIM115 (the child's stderr until stop() closes it)
         self.proc = subprocess.Popen(
             cmd, cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL
         )
@@ -204,17 +204,25 @@ class EmulatorProcess:
             return ""
 
     def account_client(self, **kwargs: Any):
-        return account_client(self.url, self.account_id, **kwargs)
+        return account_client(self.url, self._started_account_id(), **kwargs)
 
     def config(self, token: str = PULUMI_TOKEN) -> dict[str, str]:
-        return pulumi_config(self.url, self.account_id, token)
+        return pulumi_config(self.url, self._started_account_id(), token)
+
+    def _started_account_id(self) -> str:
+        if self.account_id is None:
+            raise RuntimeError("the emulator's account id is known once it has started: call start() first")
+        return self.account_id
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     result: list[bytes] = []
 
+    stdout = proc.stdout
+    assert stdout is not None  # stdout=PIPE
+
     def reader() -> None:
-        result.append(proc.stdout.readline())
+        result.append(stdout.readline())
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 
 from emulator.app import EmulatorApp
 from emulator.faults import FaultInjector
@@ -34,7 +34,8 @@ class QuietRequestHandler(WSGIRequestHandler):
 def serve(app: EmulatorApp, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
     """A threaded werkzeug server for ``app`` bound to ``host:port`` (0 = a free port)."""
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-    server.daemon_threads = True
+    if isinstance(server, ThreadedWSGIServer):  # threaded=True makes one
+        server.daemon_threads = True
     return server
 
 

@@ -518,7 +518,7 @@ class AccountState:
 
     # ------------------------------------------------------------------ internals
 
-    def _policy(self, policy_id: str) -> _Policy:
+    def _policy(self, policy_id: Any) -> _Policy:  # as the request gave it: may be any JSON value
         if not isinstance(policy_id, str) or not POLICY_ID_PATH_RE.match(policy_id):
             raise errors.invalid(
                 f"Invalid policy_id {policy_id!r}: expected 1 to 40 characters from [A-Za-z0-9_.-]."
@@ -616,6 +616,9 @@ class AccountState:
             self._write_snapshot()
 
     def _journal_record(self, kind: str, key: Optional[str]) -> dict[str, Any]:
+        if kind == "reset":
+            return {"op": "reset"}
+        assert key is not None, kind  # every other record names its object
         if kind == "policy":
             return {"op": "policy", "policy": self._policies[key].to_json()}
         if kind == "rule_set":
@@ -628,8 +631,6 @@ class AccountState:
             return {"op": "budget", "budget": self.budgets.to_json_one(key)}
         if kind == "budget_delete":
             return {"op": "budget_delete", "budget_id": key}
-        if kind == "reset":
-            return {"op": "reset"}
         raise AssertionError(kind)  # pragma: no cover
 
     def _write_snapshot(self) -> None:
@@ -637,6 +638,7 @@ class AccountState:
             self._file.write_snapshot(self.snapshot())
 
     def _load(self) -> str:
+        assert self._file is not None  # loading is reading the state file
         data, records = self._file.read()
         if data.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path} is not a Databricks account emulator state file ({STATE_FORMAT})")
@@ -672,9 +674,9 @@ class AccountState:
         elif op == "request":
             self._request_ids[record["request_id"]] = record["record"]
         elif op == "delete":
-            policy = self._policies.pop(record["policy_id"], None)
-            if policy is not None:
-                self._names.pop(policy.policy_name, None)
+            deleted = self._policies.pop(record["policy_id"], None)
+            if deleted is not None:
+                self._names.pop(deleted.policy_name, None)
             self._rule_sets.pop(record["policy_id"], None)
         elif op == "budget":
             self.budgets.load(record["budget"])
