@@ -221,8 +221,8 @@ def plot(samples: dict[str, dict[int, Sample]], threshold: Optional[int], path: 
         ("peak RSS of the process, MB", lambda s: s.peak_rss_mb, False),
         ("time per resource, µs", lambda s: s.us_per_resource, True),
     )
-    for axis, (ylabel, value, log_x) in zip(axes, panels):
-        for variant, marker in zip(VARIANTS, "osd"):
+    for axis, (ylabel, value, log_x) in zip(axes, panels, strict=True):
+        for variant, marker in zip(VARIANTS, "osd", strict=True):
             good = [samples[variant][n] for n in sorted(samples[variant]) if samples[variant][n].ok]
             axis.plot([s.count for s in good], [value(s) for s in good], marker=marker, label=LABELS[variant])
         if threshold is not None:

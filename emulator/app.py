@@ -12,6 +12,7 @@ This module keeps the request pipeline.  Every API request passes, in order: the
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -317,17 +318,15 @@ def _caller(request: Request) -> Optional[str]:
 def _drop_connection(environ: dict[str, Any]) -> None:
     sock = environ.get("werkzeug.socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
     raise _ConnectionDropped("connection dropped by an injected fault")
 
 
 def _error_code_of(response: Response) -> Optional[str]:
     try:
         return json.loads(response.get_data()).get("error_code")
-    except Exception:
+    except (ValueError, AttributeError):  # not JSON, or not an object
         return None
 
 

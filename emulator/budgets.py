@@ -617,7 +617,7 @@ def _decode_token(token: str, query_key: str) -> str:
         after, token_query = data["a"], data["q"]
         if not isinstance(after, str):
             raise ValueError(after)
-    except Exception:
+    except (ValueError, KeyError, TypeError):  # not base64, not JSON, not our shape
         raise errors.invalid(f"Invalid page_token {token!r}.") from None
     if token_query != query_key:
         raise errors.invalid("page_token was issued for a different filter: all other parameters must match.")

@@ -31,7 +31,7 @@ def decode_page_token(token: str, query_key: str) -> tuple[str, str]:
         if not (isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)):
             raise ValueError(after)
         token_query = data["q"]
-    except Exception:
+    except (ValueError, KeyError, TypeError):  # not base64, not JSON, not our shape
         raise errors.invalid(f"Invalid page_token {token!r}.") from None
     if token_query != query_key:
         raise errors.invalid(

@@ -8,6 +8,7 @@ a new snapshot when it grows (``journal_lines``), so a write costs O(1), not O(s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -57,10 +58,8 @@ class StateFile:
                     os.fsync(handle.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
         # Replaying a journal over a snapshot that already holds it ends in the same state, so
         # a crash between the replace above and this truncate loses nothing.

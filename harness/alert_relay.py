@@ -41,12 +41,12 @@ class RelayProcess:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def start(self) -> "RelayProcess":
-        log = open(self.directory / "relay.log", "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "alert_relay", "--config", str(self.config_path), "--port", "0"],
-            cwd=PROJECT_ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE, stderr=log, start_new_session=True,
-        )
+        with open(self.directory / "relay.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "alert_relay", "--config", str(self.config_path), "--port", "0"],
+                cwd=PROJECT_ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+            )
         assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline()
         if not line:

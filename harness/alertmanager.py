@@ -55,12 +55,12 @@ class Alertmanager:
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "alertmanager.yml"
         config.write_text(CONFIG)
-        log = open(self.directory / "alertmanager.log", "ab")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.path={self.directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(self.directory / "alertmanager.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [binary, f"--config.file={config}", f"--storage.path={self.directory / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

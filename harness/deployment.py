@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -132,7 +133,5 @@ def deploy() -> Iterator[Any]:
 
     yield start
     for deployment in reversed(deployments):
-        try:
+        with contextlib.suppress(Exception):  # best effort: the test's own failure matters more
             deployment.destroy()
-        except Exception:  # noqa: BLE001 (best effort: the test's own failure matters more)
-            pass

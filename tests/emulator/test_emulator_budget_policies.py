@@ -375,7 +375,7 @@ def test_many_concurrent_clients(databricks_emulator):
             for i in range(25):
                 p = a.budget_policy.create(policy=_policy(f"w{n:02d}-{i:02d}", {"worker": str(n)}))
                 assert a.budget_policy.get(p.policy_id).policy_name == p.policy_name
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # pragma: no cover  # noqa: BLE001 (a thread's failure, reported below)
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]

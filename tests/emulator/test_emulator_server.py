@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -153,7 +154,7 @@ def test_process_control_endpoints_and_loud_stderr(databricks_emulator_process):
 
     control.reset()
     assert list(a.budget_policy.list()) == []
-    assert json.load(open(proc.state_path))["policies"] == []
+    assert json.loads(Path(proc.state_path).read_text())["policies"] == []
 
 
 def test_state_file_refuses_another_account(tmp_path):
@@ -177,7 +178,7 @@ def test_journal_replay_compaction_and_a_torn_last_line(tmp_path):
     gone = state.create_policy({"policy_name": "gone"}, None)
     state.delete_policy(gone["policy_id"])
     etag = state.add_grant(kept["policy_id"], "roles/budgetPolicy.user", "users/a@example.com")
-    snapshot_before = json.load(open(path))
+    snapshot_before = json.loads(Path(path).read_text())
     assert snapshot_before["policies"] == []  # everything so far is in the journal only
     expected = state.snapshot()
     state.close()
@@ -190,7 +191,7 @@ def test_journal_replay_compaction_and_a_torn_last_line(tmp_path):
     assert reloaded.find_policy("old-name") is None and reloaded.find_policy("new-name")["policy_id"] == renamed["policy_id"]
     assert reloaded.create_policy({"policy_name": "gone"}, None)  # the deleted name is free
     # Loading folded the journal into the snapshot.
-    assert {p["policy_name"] for p in json.load(open(path))["policies"]} == {"kept", "new-name"}
+    assert {p["policy_name"] for p in json.loads(Path(path).read_text())["policies"]} == {"kept", "new-name"}
     reloaded.reset()
     assert len(AccountState(None, path=path)) == 0
 
