@@ -49,7 +49,7 @@ class Permissions:
 
     def require(self, caller: Optional[str], holders: Iterable[str]) -> None:
         """403 unless ``caller`` (None: the emulator itself) is a billing admin or among ``holders``."""
-        if self.is_admin(caller):
+        if caller is None or self.is_admin(caller):
             return
         if principal_key(caller) not in {principal_key(p) for p in holders}:
             raise errors.permission_denied(NOT_ALLOWED)
