@@ -594,11 +594,16 @@ def _mark_finished_run_failed(client: MlflowClient, run_id: str) -> None:
 @contextlib.contextmanager
 def _tracking_uri(uri: str | None) -> Iterator[None]:
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
+    _set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        _set_tracking_uri(previous)
+
+
+def _set_tracking_uri(uri: str | None) -> None:
+    # None unsets it (MLflow's default applies again); set_tracking_uri's annotation omits None.
+    mlflow.set_tracking_uri(uri)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

@@ -131,7 +131,7 @@ def _unreachable(host: str, reason: str) -> DatabricksUnreachable:
     )
 
 
-def _key(settings: dict[str, Any]) -> tuple:
+def _key(settings: dict[str, Any]) -> _SettingsKey:
     return tuple(sorted(settings.items()))
 
 
@@ -155,8 +155,9 @@ class DatabricksAccount:
             if setting in _INTEGER_SETTINGS:
                 if not (value.isascii() and value.isdigit()):
                     raise ValueError(f"stack config {key} must be a whole number of seconds, not {value[:80]!r}")
-                value = int(value)
-            settings[setting] = value
+                settings[setting] = int(value)
+            else:
+                settings[setting] = value
         self._settings = settings
 
     @property

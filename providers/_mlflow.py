@@ -220,7 +220,7 @@ def _quiet_store_loggers() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def _build_tracking_store(server: TrackingServer):
+def _build_tracking_store(server: TrackingServer) -> TrackingStore:
     _quiet_store_loggers()
     if server.is_http:
         from mlflow.store.tracking.rest_store import RestStore
@@ -232,7 +232,7 @@ def _build_tracking_store(server: TrackingServer):
     return store
 
 
-def _build_registry_store(server: TrackingServer):
+def _build_registry_store(server: TrackingServer) -> RegistryStore:
     _quiet_store_loggers()
     if server.is_http:
         from mlflow.store.model_registry.rest_store import RestStore
@@ -291,7 +291,7 @@ def raise_mlflow_error(
     Secrets in ``redact`` and the server's credentials are masked; ``from None`` keeps MLflow's
     own exception (which may quote URLs or request bodies) out of the traceback the engine gets.
     """
-    reason = mask_credentials(str(getattr(error, "message", None) or error or type(error).__name__), server, redact)
+    reason = mask_credentials(str(getattr(error, "message", None) or error), server, redact)
     hint = hint or _HINTS.get(error_code(error) or "", _DEFAULT_HINT)
     where = f"on {server.public_uri}"
     raise api_error(verb, thing, name, reason, hint, where, error_class=MlflowProviderError) from None

@@ -338,7 +338,7 @@ def require_encryption_key(server: TrackingServer, webhook: str, secret: Optiona
                         f"on {server.public_uri}", MlflowProviderError)
 
 
-def scrub(store, webhook_id: str, url: Optional[str]) -> None:
+def scrub(store: RegistryStore, webhook_id: str, url: Optional[str]) -> None:
     """Overwrite the URL's token and the secret, and disable the webhook, before a (soft) delete.
 
     If MLflow refuses the inert URL (its host no longer passes MLflow's checks), the secret is
@@ -361,7 +361,7 @@ def _refused_url(error: BaseException) -> bool:
     return "URL scheme" in text or "non-public IP" in text or "Cannot resolve Webhook URL" in text
 
 
-def get_webhook(store, server: TrackingServer, webhook_id: str):
+def get_webhook(store: RegistryStore, server: TrackingServer, webhook_id: str) -> Optional[Webhook]:
     try:
         return store.get_webhook(webhook_id)
     except Exception as error:  # noqa: BLE001
