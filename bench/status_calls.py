@@ -113,7 +113,7 @@ def mlflow_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
         for size in sizes:
             outputs = outputs_for(ids[:size])
             watch = Stopwatch()
-            counts = collections.Counter()
+            counts: collections.Counter[tuple[str, str]] = collections.Counter()
             for _ in range(repeats):
                 mark = server.mark()
                 with watch:

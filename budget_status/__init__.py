@@ -6,14 +6,17 @@ them at once (``sources.py``) and reports rows as a table, JSON or a PNG chart (
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from budget_status.report import BudgetRow, account_rows, gateway_row
 from budget_status.sources import CallCounter, SourceError, read_account, read_gateway
 from budget_status.stack import ACCOUNT, ACCOUNT_GATEWAY, GATEWAY, OutputsError, budgets_of
 
+if TYPE_CHECKING:
+    from budget_status.sources import AccountState, GatewayState
 
-def collect(outputs: Mapping[str, Any], config) -> tuple[list[BudgetRow], CallCounter]:
+
+def collect(outputs: Mapping[str, Any], config: Any) -> tuple[list[BudgetRow], CallCounter]:
     """Rows for every budget in ``outputs``; servers resolved from ``config`` then env vars."""
     refs = budgets_of(outputs)
     calls = CallCounter()
@@ -33,7 +36,7 @@ def collect(outputs: Mapping[str, Any], config) -> tuple[list[BudgetRow], CallCo
     return rows, calls
 
 
-def _read_gateway(config, calls: CallCounter):
+def _read_gateway(config: Any, calls: CallCounter) -> tuple[Optional[GatewayState], str, str]:
     from providers._mlflow import tracking_server_from_config
 
     server = tracking_server_from_config(config)
@@ -45,7 +48,7 @@ def _read_gateway(config, calls: CallCounter):
         return None, server.public_uri, str(error)
 
 
-def _read_account(config, calls: CallCounter):
+def _read_account(config: Any, calls: CallCounter) -> tuple[Optional[AccountState], str, str]:
     from providers._databricks import DatabricksAccount
 
     account = DatabricksAccount()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 from budget_status import collect
 from budget_status.report import exit_code, figure, table, to_json
@@ -22,7 +22,7 @@ EXIT_USAGE = 64  # argparse's own 2 would read as "hard stop active"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

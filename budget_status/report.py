@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from budget_status.sources import AccountState, GatewayState
 from budget_status.stack import ACCOUNT, BudgetRef
+
+if TYPE_CHECKING:
+    from databricks.sdk.service.billing import AlertSpendStatus, BudgetConfiguration
+    from matplotlib.figure import Figure
+    from rich.table import Table
 
 EXIT_OK, EXIT_ABOVE, EXIT_HARD_STOP, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -38,7 +43,8 @@ class BudgetRow:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BudgetRow":
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 # --- rows from what the servers hold -----------------------------------------------------------
@@ -104,7 +110,9 @@ def account_rows(ref: BudgetRef, state: Optional[AccountState], server: str, err
     return rows
 
 
-def _per_user_row(ref: BudgetRef, shared_row: BudgetRow, alert, per_user) -> BudgetRow:
+def _per_user_row(
+    ref: BudgetRef, shared_row: BudgetRow, alert: AlertSpendStatus, per_user: Optional[tuple[float, str]]
+) -> BudgetRow:
     spend = float(alert.spend) if alert.spend is not None else None
     cap = float(alert.threshold) if alert.threshold is not None else (per_user[0] if per_user else None)
     action = per_user[1] if per_user else None
@@ -117,13 +125,13 @@ def _per_user_row(ref: BudgetRef, shared_row: BudgetRow, alert, per_user) -> Bud
     )
 
 
-def _alerts(budget) -> tuple[list[tuple[float, str]], Optional[tuple[float, str]]]:
+def _alerts(budget: BudgetConfiguration) -> tuple[list[tuple[float, str]], Optional[tuple[float, str]]]:
     """Shared ``(threshold, strongest action)`` pairs and the per-user one."""
     shared, per_user = [], None
     for alert in budget.alert_configurations or []:
         actions = {getattr(a.action_type, "value", None) for a in alert.action_configurations or []}
         action = "BLOCK_USAGE" if "BLOCK_USAGE" in actions else "EMAIL_NOTIFICATION"
-        threshold = float(alert.quantity_threshold)
+        threshold = float(alert.quantity_threshold or 0)  # always set; the SDK types it optional
         if getattr(alert.scope_type, "value", "").endswith("PER_USER"):
             per_user = (threshold, action)
         else:
@@ -195,7 +203,7 @@ def rows_from_json(text: str) -> list[BudgetRow]:
 # --- terminal table ----------------------------------------------------------------------------
 
 
-def table(rows: list[BudgetRow]):
+def table(rows: list[BudgetRow]) -> Table:
     """A rich ``Table``: one section per team, a bar per budget."""
     from rich.progress_bar import ProgressBar
     from rich.table import Table
@@ -240,7 +248,7 @@ def _short(note: str) -> str:
 # --- PNG ---------------------------------------------------------------------------------------
 
 
-def figure(rows: list[BudgetRow]):
+def figure(rows: list[BudgetRow]) -> Figure:
     """A horizontal bar per budget (percent of its cap), grouped by team, red where rejecting."""
     import matplotlib
 

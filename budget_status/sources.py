@@ -14,9 +14,13 @@ from __future__ import annotations
 import collections
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from providers._mlflow import TrackingServer, _host_creds, tracking_store
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.service.billing import BudgetConfiguration
 
 WINDOWS_PATH = "/api/3.0/mlflow/gateway/budgets/windows"
 LIST_PAGE_SIZE = 10_000  # MLflow accepts up to 50,000
@@ -32,7 +36,7 @@ class GatewayState:
     """Budget policies and live windows of one MLflow server."""
 
     policies: dict[str, Any] = field(default_factory=dict)  # id -> mlflow GatewayBudgetPolicy
-    windows: dict[str, dict] = field(default_factory=dict)  # id -> {window_start_ms, window_end_ms, current_spend}
+    windows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {window_start_ms, window_end_ms, current_spend}
     live: bool = True  # False for a SQL store: live spend is kept by a server's gateway
 
 
@@ -42,7 +46,7 @@ class AccountState:
     spend: dict[str, Any] = field(default_factory=dict)  # id -> BudgetSpendStatus
 
 
-class CallCounter(collections.Counter):
+class CallCounter(collections.Counter[str]):
     """API calls made, per server (what the benchmark compares with the servers' own logs)."""
 
 
@@ -65,7 +69,7 @@ def read_gateway(server: TrackingServer, calls: CallCounter) -> GatewayState:
     return state
 
 
-def _gateway_windows(server: TrackingServer, calls: CallCounter) -> dict[str, dict]:
+def _gateway_windows(server: TrackingServer, calls: CallCounter) -> dict[str, dict[str, Any]]:
     from mlflow.utils.rest_utils import http_request
 
     calls[server.public_uri] += 1
@@ -86,13 +90,14 @@ def _gateway_windows(server: TrackingServer, calls: CallCounter) -> dict[str, di
     return windows
 
 
-def read_account(client, calls: CallCounter) -> AccountState:
+def read_account(client: AccountClient, calls: CallCounter) -> AccountState:
     """Configurations and spend statuses of the client's account, page by page."""
     state = AccountState()
     host = f"{client.config.host} account {client.config.account_id}"
     try:
         for budget in _budget_pages(client, calls, host):
-            state.budgets[budget.budget_configuration_id] = budget
+            if budget.budget_configuration_id:  # every listed budget has one; the SDK types it optional
+                state.budgets[budget.budget_configuration_id] = budget
         page_token = None
         while True:
             calls[host] += 1
@@ -100,7 +105,8 @@ def read_account(client, calls: CallCounter) -> AccountState:
                 f"accounts/{client.config.account_id}", page_size=SPEND_STATUS_PAGE_SIZE, page_token=page_token
             )
             for status in page.budget_spend_statuses or []:
-                state.spend[status.name.rsplit("/", 1)[-1]] = status
+                if status.name:  # accounts/<id>/budget-spend-statuses/<budget id>
+                    state.spend[status.name.rsplit("/", 1)[-1]] = status
             page_token = page.next_page_token
             if not page_token:
                 break
@@ -111,7 +117,7 @@ def read_account(client, calls: CallCounter) -> AccountState:
     return state
 
 
-def _budget_pages(client, calls: CallCounter, host: str):
+def _budget_pages(client: AccountClient, calls: CallCounter, host: str) -> Iterator[BudgetConfiguration]:
     # budgets.list pages on its own; count each page it fetches.
     from databricks.sdk.service.billing import ListBudgetConfigurationsResponse
 
