@@ -14,8 +14,12 @@ stack_config = load_stack_config()
 teams = {
     team.name: TeamBudget(
         team.name,
-        TeamBudgetArgs(serverless=team.serverless, gateway=team.gateway,
-                       databricks_gateway=team.databricks_gateway, evaluation=team.evaluation),
+        TeamBudgetArgs(
+            serverless=team.serverless,
+            gateway=team.gateway,
+            databricks_gateway=team.databricks_gateway,
+            evaluation=team.evaluation,
+        ),
     )
     for team in stack_config.teams
 }

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import pulumi
 
@@ -44,10 +45,10 @@ class StackConfigError(pulumi.RunError):
 @dataclass
 class TeamConfig:
     name: str
-    serverless: Optional[ServerlessBudgetArgs] = None
-    gateway: Optional[GatewayBudgetArgs] = None
-    databricks_gateway: Optional[DatabricksGatewayBudgetArgs] = None
-    evaluation: Optional[EvaluationBudgetArgs] = None
+    serverless: ServerlessBudgetArgs | None = None
+    gateway: GatewayBudgetArgs | None = None
+    databricks_gateway: DatabricksGatewayBudgetArgs | None = None
+    evaluation: EvaluationBudgetArgs | None = None
 
 
 @dataclass
@@ -80,7 +81,9 @@ class _Reader:
     def at(self, key: str) -> str:
         return f"{self.path}.{key}"
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False, what: str = "") -> Any:
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False, what: str = ""
+    ) -> Any:
         if key not in self.value or self.value[key] is None:
             if required:
                 self.problems.add(self.at(key), f"is required ({what})" if what else "is required")
@@ -95,7 +98,14 @@ class _Reader:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
+    names = {
+        str: "a string",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "an object",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
@@ -127,14 +137,30 @@ def _config_path(prop: str, paths: Mapping[str, str]) -> str:
 # ---- teams --------------------------------------------------------------------------------
 
 SERVERLESS_FIELDS = (
-    "policyName", "customTags", "workspaceIds", "users", "managers",
-    "authoritativeGrants", "experiments",
+    "policyName",
+    "customTags",
+    "workspaceIds",
+    "users",
+    "managers",
+    "authoritativeGrants",
+    "experiments",
     "evalTokenBudget",  # deprecated: evaluation.maxTokens
-    "monthlyLimitUsd", "alertThresholds", "notify",
+    "monthlyLimitUsd",
+    "alertThresholds",
+    "notify",
 )
 DATABRICKS_GATEWAY_FIELDS = (
-    "monthlyLimitUsd", "alertThresholds", "hardStop", "notify", "perUserLimitUsd", "perUserHardStop",
-    "overrides", "tags", "workspaceIds", "includeExternalSpend", "displayName",
+    "monthlyLimitUsd",
+    "alertThresholds",
+    "hardStop",
+    "notify",
+    "perUserLimitUsd",
+    "perUserHardStop",
+    "overrides",
+    "tags",
+    "workspaceIds",
+    "includeExternalSpend",
+    "displayName",
 )
 EVALUATION_FIELDS = ("experiments", "maxTokens", "onExceed", "pricePer1kTokens")
 GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook", "allowUntracked")
@@ -142,7 +168,7 @@ WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
 RELAY_FIELDS = ("url",)
 
 
-def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, Optional[int]]:
+def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, int | None]:
     """The serverless budget, and the token ceiling of the deprecated ``evalTokenBudget`` if set."""
     from providers import budget_policy_grants as grants
     from providers import experiment_tag as tag
@@ -152,7 +178,9 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[S
     custom_tags = reader.get("customTags", dict, {}, what='an object of tag key to value, e.g. {"cost-center": "1234"}')
     policy_name = policy.validate_policy_name(reader.get("policyName", str, team), problems, reader.at("policyName"))
     custom_tags = policy.validate_custom_tags({"team": team, **custom_tags}, problems, reader.at("customTags"))
-    workspace_ids = policy.validate_workspace_ids(reader.get("workspaceIds", list, []), problems, reader.at("workspaceIds"))
+    workspace_ids = policy.validate_workspace_ids(
+        reader.get("workspaceIds", list, []), problems, reader.at("workspaceIds")
+    )
     users = grants.validate_principals(reader.get("users", list, []), problems, reader.at("users"))
     managers = grants.validate_principals(reader.get("managers", list, []), problems, reader.at("managers"))
     authoritative = reader.get("authoritativeGrants", bool, False)
@@ -179,9 +207,9 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[S
     ), token_budget
 
 
-def _max_tokens(reader: "_Reader", key: str, problems: Failures, required: bool = False) -> Optional[int]:
+def _max_tokens(reader: _Reader, key: str, problems: Failures, required: bool = False) -> int | None:
     what = "a whole number of tokens > 0"
-    tokens: Optional[int] = reader.get(key, int, None, required=required, what=what)
+    tokens: int | None = reader.get(key, int, None, required=required, what=what)
     if tokens is not None and tokens <= 0:
         problems.add(reader.at(key), f"must be {what}, got {tokens}")
         return None
@@ -196,15 +224,20 @@ def _evaluation(value: Any, path: str, problems: Failures, team_experiments: lis
     if experiments is None:
         experiments = list(team_experiments)
         if not experiments:
-            problems.add(reader.at("experiments"), "is required (the team's serverless budget lists no experiments): "
-                         "the token budget is set as tags on them")
+            problems.add(
+                reader.at("experiments"),
+                "is required (the team's serverless budget lists no experiments): "
+                "the token budget is set as tags on them",
+            )
     experiments = [
         tag.validate_experiment(experiment, problems, f"{reader.at('experiments')}[{i}]")
         for i, experiment in enumerate(experiments)
     ]
     on_exceed = reader.get("onExceed", str, RAISE, what=" or ".join(repr(m) for m in ON_EXCEED_MODES))
     if on_exceed not in ON_EXCEED_MODES:
-        problems.add(reader.at("onExceed"), f"must be {' or '.join(repr(m) for m in ON_EXCEED_MODES)}, got {on_exceed!r}")
+        problems.add(
+            reader.at("onExceed"), f"must be {' or '.join(repr(m) for m in ON_EXCEED_MODES)}, got {on_exceed!r}"
+        )
     price = reader.get("pricePer1kTokens", float, None, what="US dollars per 1,000 tokens, zero or more")
     if price is not None and not (math.isfinite(price) and price >= 0):
         problems.add(reader.at("pricePer1kTokens"), f"must be US dollars per 1,000 tokens, zero or more, got {price!r}")
@@ -220,7 +253,11 @@ def _percentages(reader: _Reader, default: list[float], below_100: bool) -> list
     thresholds = reader.get("alertThresholds", list, default, what="a list of percentages of the monthly limit")
     good = []
     for i, pct in enumerate(thresholds):
-        valid = not isinstance(pct, bool) and isinstance(pct, (int, float)) and (0 < pct < 100 if below_100 else 0 < pct <= 100)
+        valid = (
+            not isinstance(pct, bool)
+            and isinstance(pct, (int, float))
+            and (0 < pct < 100 if below_100 else 0 < pct <= 100)
+        )
         if not valid:
             reader.problems.add(
                 f"{reader.at('alertThresholds')}[{i}]",
@@ -232,8 +269,10 @@ def _percentages(reader: _Reader, default: list[float], below_100: bool) -> list
     return good
 
 
-def _limit(reader: _Reader, key: str, required: bool = False) -> Optional[float]:
-    limit: Optional[float] = reader.get(key, float, None, required=required, what="monthly list-price US dollars, a number > 0")
+def _limit(reader: _Reader, key: str, required: bool = False) -> float | None:
+    limit: float | None = reader.get(
+        key, float, None, required=required, what="monthly list-price US dollars, a number > 0"
+    )
     if limit is not None and limit <= 0:
         reader.problems.add(reader.at(key), f"must be monthly list-price US dollars, a number > 0, got {limit!r}")
         return None
@@ -242,7 +281,7 @@ def _limit(reader: _Reader, key: str, required: bool = False) -> Optional[float]
 
 def _dollar_budget(
     reader: _Reader, policy_name: Any, custom_tags: Any, problems: Failures
-) -> tuple[Optional[float], list[float], list[str]]:
+) -> tuple[float | None, list[float], list[str]]:
     """A serverless budget's monthly dollar limit: an account budget over the policy's tags."""
     limit = _limit(reader, "monthlyLimitUsd")
     thresholds = _percentages(reader, [50, 80, 100], below_100=False)
@@ -251,7 +290,9 @@ def _dollar_budget(
         if "monthlyLimitUsd" not in reader.value:
             for key in ("alertThresholds", "notify"):
                 if key in reader.value:
-                    problems.add(reader.at(key), "needs `monthlyLimitUsd`: alerts are percentages of the monthly dollar limit")
+                    problems.add(
+                        reader.at(key), "needs `monthlyLimitUsd`: alerts are percentages of the monthly dollar limit"
+                    )
         return None, thresholds, notify
     if not thresholds:
         problems.add(reader.at("alertThresholds"), "is empty: a dollar limit needs at least one alert threshold")
@@ -287,14 +328,20 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
         display_name=display_name,
     )
     if overrides and args.per_user_limit_usd is None:
-        problems.add(reader.at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals")
+        problems.add(
+            reader.at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals"
+        )
     checked = _check_account_budget(
         gateway_budget_props(display_name, args),
         {
-            "display_name": reader.at("displayName"), "alerts": reader.at("alertThresholds"),
-            "alerts.notify": reader.at("notify"), "per_user_alert": reader.at("perUserLimitUsd"),
-            "per_user_alert.notify": reader.at("notify"), "per_user_alert.overrides": reader.at("overrides"),
-            "tags": reader.at("tags"), "workspace_ids": reader.at("workspaceIds"),
+            "display_name": reader.at("displayName"),
+            "alerts": reader.at("alertThresholds"),
+            "alerts.notify": reader.at("notify"),
+            "per_user_alert": reader.at("perUserLimitUsd"),
+            "per_user_alert.notify": reader.at("notify"),
+            "per_user_alert.overrides": reader.at("overrides"),
+            "tags": reader.at("tags"),
+            "workspace_ids": reader.at("workspaceIds"),
             "include_external_spend": reader.at("includeExternalSpend"),
         },
         problems,
@@ -304,13 +351,18 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
     return args
 
 
-def _webhook(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> WebhookArgs:
+def _webhook(value: Any, path: str, problems: Failures, relay_url: str | None = None) -> WebhookArgs:
     from providers import budget_alert_webhook as hook
 
     reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
     route = reader.get("route", str, None, what="a route name of the alert relay's config")
-    url = reader.get("url", str, None, required=route is None,
-                     what="the alert relay `route`, or a receiver's https URL that hears every alert")
+    url = reader.get(
+        "url",
+        str,
+        None,
+        required=route is None,
+        what="the alert relay `route`, or a receiver's https URL that hears every alert",
+    )
     if url is not None:
         hook.validate_url(url, problems, reader.at("url"))
     events = reader.get("events", list, None)
@@ -328,38 +380,51 @@ def _webhook(value: Any, path: str, problems: Failures, relay_url: Optional[str]
     return webhook
 
 
-def _relay_route(reader: _Reader, route: str, webhook: WebhookArgs, problems: Failures,
-                 relay_url: Optional[str]) -> Optional[RelayRoute]:
+def _relay_route(
+    reader: _Reader, route: str, webhook: WebhookArgs, problems: Failures, relay_url: str | None
+) -> RelayRoute | None:
     if webhook.url is not None:
         problems.add(reader.at("route"), "set either `route` (through the alert relay) or `url`, not both")
     if not ROUTE_NAME.fullmatch(route):
-        problems.add(reader.at("route"), f"must be a relay route name (1-63 letters, digits, '_' or '-'), got {route!r}")
+        problems.add(
+            reader.at("route"), f"must be a relay route name (1-63 letters, digits, '_' or '-'), got {route!r}"
+        )
     if relay_url is None:
         problems.add(reader.at("route"), f"needs {NAMESPACE}:alertRelay.url, the relay's base URL")
     if webhook.secret is None:
-        problems.add(reader.at("secret"), "is required with `route`: the relay forwards only signed deliveries "
-                     "(set it with `pulumi config set --secret --path`, and the same value in the relay's environment)")
+        problems.add(
+            reader.at("secret"),
+            "is required with `route`: the relay forwards only signed deliveries "
+            "(set it with `pulumi config set --secret --path`, and the same value in the relay's environment)",
+        )
     return RelayRoute(url=relay_url, route=route) if relay_url else None
 
 
-def _check_relay_url_fits(relay: RelayRoute, thresholds: list[float], hard_stop: bool, reader: _Reader, problems: Failures) -> None:
+def _check_relay_url_fits(
+    relay: RelayRoute, thresholds: list[float], hard_stop: bool, reader: _Reader, problems: Failures
+) -> None:
     from providers.budget_alert_webhook import MAX_URL_LENGTH
 
     tiers = len(set(thresholds) - ({100} if hard_stop else set()))
     length = relay_webhook_url_length(relay, tiers, 1 if hard_stop else 0)
     if length > MAX_URL_LENGTH:
-        problems.add(reader.at("alertThresholds"), f"has too many tiers for one relay webhook: its URL lists every "
-                     f"policy id and would be {length} characters, MLflow stores at most {MAX_URL_LENGTH} "
-                     "(use fewer tiers, or a shorter alertRelay.url or route)")
+        problems.add(
+            reader.at("alertThresholds"),
+            f"has too many tiers for one relay webhook: its URL lists every "
+            f"policy id and would be {length} characters, MLflow stores at most {MAX_URL_LENGTH} "
+            "(use fewer tiers, or a shorter alertRelay.url or route)",
+        )
 
 
-def _alert_relay(value: Any, problems: Failures) -> Optional[str]:
+def _alert_relay(value: Any, problems: Failures) -> str | None:
     from providers import budget_alert_webhook as hook
 
     if value is None:
         return None
     reader = _Reader(value, f"{NAMESPACE}:alertRelay", problems, RELAY_FIELDS)
-    url = reader.get("url", str, None, required=True, what="the relay's base URL, e.g. https://alert-relay.internal.example.com")
+    url = reader.get(
+        "url", str, None, required=True, what="the relay's base URL, e.g. https://alert-relay.internal.example.com"
+    )
     if url is None:
         return None
     errors = len(problems.items)
@@ -367,7 +432,7 @@ def _alert_relay(value: Any, problems: Failures) -> Optional[str]:
     return url.rstrip("/") if len(problems.items) == errors else None
 
 
-def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str] = None) -> GatewayBudgetArgs:
+def _gateway(value: Any, path: str, problems: Failures, relay_url: str | None = None) -> GatewayBudgetArgs:
     from providers import gateway_budget_policy
 
     reader = _Reader(value, path, problems, GATEWAY_FIELDS)
@@ -387,7 +452,11 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str]
                 problems.add(f"{reader.at('alertThresholds')}[{i}]", f"{pct:g}% of limitUsd {failure.reason}")
     if len(set(thresholds)) != len(thresholds):
         problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
-    webhook = _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url) if "webhook" in reader.value else None
+    webhook = (
+        _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url)
+        if "webhook" in reader.value
+        else None
+    )
     if not thresholds and not hard_stop:
         problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
     if webhook is not None and webhook.relay is not None:
@@ -396,7 +465,9 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str]
         gateway_budget_policy.validate_amount(limit, problems, reader.at("limitUsd"))
     window = gateway_budget_policy.validate_window(window, problems, reader.at("window"))
     scope = gateway_budget_policy.validate_scope(reader.get("scope", str, "GLOBAL"), problems, reader.at("scope"))
-    target = gateway_budget_policy.validate_target(reader.get("target", str, None), problems, reader.at("target"), scope)
+    target = gateway_budget_policy.validate_target(
+        reader.get("target", str, None), problems, reader.at("target"), scope
+    )
     return GatewayBudgetArgs(
         limit_usd=limit or 0.0,
         window=window,
@@ -410,12 +481,16 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: Optional[str]
     )
 
 
-def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> Optional[str]:
+def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> str | None:
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        problems.add(path, f"must be 1-40 lowercase letters, digits or '-', starting with a letter or digit; got {value!r}")
+        problems.add(
+            path, f"must be 1-40 lowercase letters, digits or '-', starting with a letter or digit; got {value!r}"
+        )
         return None
     if value in seen:
-        problems.add(path, f"{value!r} is already taken (names must be unique; a team's gateway budget is `<team>-gateway`)")
+        problems.add(
+            path, f"{value!r} is already taken (names must be unique; a team's gateway budget is `<team>-gateway`)"
+        )
     seen.add(value)
     return value
 
@@ -459,9 +534,14 @@ def _check_alerts_have_a_webhook(config: StackConfig, problems: Failures) -> Non
         return
     for path, gateway in gateways:
         if (gateway.alert_thresholds or gateway.hard_stop) and gateway.webhook is None:
-            fires = "alertThresholds fire alerts" if gateway.alert_thresholds else "hardStop announces itself with an alert"
-            problems.add(f"{path}.webhook", f"is required: {fires}, and no webhook in this stack receives them "
-                         "(give this budget a relay `route`, or give one budget a `url` that hears every alert)")
+            fires = (
+                "alertThresholds fire alerts" if gateway.alert_thresholds else "hardStop announces itself with an alert"
+            )
+            problems.add(
+                f"{path}.webhook",
+                f"is required: {fires}, and no webhook in this stack receives them "
+                "(give this budget a relay `route`, or give one budget a `url` that hears every alert)",
+            )
 
 
 def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
@@ -476,13 +556,19 @@ def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
         if not isinstance(name, str):  # config gives strings; an Output from code cannot be compared here
             continue
         if name in policy_names:
-            problems.add(f"{path}.policyName", f"{name!r} is also the policy of teams[{policy_names[name]}]; policy names are unique in an account")
+            problems.add(
+                f"{path}.policyName",
+                f"{name!r} is also the policy of teams[{policy_names[name]}]; policy names are unique in an account",
+            )
         policy_names.setdefault(name, i)
         for j, experiment in enumerate(team.serverless.experiments):
             if experiment in experiments:
                 owner = experiments[experiment]
                 where = "this team" if owner == i else f"teams[{owner}]"
-                problems.add(f"{path}.experiments[{j}]", f"{experiment!r} is already listed by {where}; an experiment has one budget policy")
+                problems.add(
+                    f"{path}.experiments[{j}]",
+                    f"{experiment!r} is already listed by {where}; an experiment has one budget policy",
+                )
             experiments.setdefault(experiment, i)
     _check_one_evaluation_budget_per_experiment(config, problems)
 
@@ -493,12 +579,14 @@ def _check_one_evaluation_budget_per_experiment(config: StackConfig, problems: F
         for j, experiment in enumerate(team.evaluation.experiments if team.evaluation else []):
             if experiment in owners:
                 where = "this team" if owners[experiment] == i else f"teams[{owners[experiment]}]"
-                problems.add(f"{NAMESPACE}:teams[{i}].evaluation.experiments[{j}]",
-                             f"{experiment!r} already has a token budget from {where}; an experiment has one")
+                problems.add(
+                    f"{NAMESPACE}:teams[{i}].evaluation.experiments[{j}]",
+                    f"{experiment!r} already has a token budget from {where}; an experiment has one",
+                )
             owners.setdefault(experiment, i)
 
 
-def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: Optional[str] = None) -> TeamConfig:
+def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: str | None = None) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
     parts = ("serverless", "gateway", "databricksGateway", "evaluation")
     reader = _Reader(raw, path, problems, ("name", *parts))
@@ -508,7 +596,9 @@ def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: O
     team = TeamConfig(name=name or f"team-{index}")
     legacy_tokens = None
     if reader.value.get("serverless") is not None:
-        team.serverless, legacy_tokens = _serverless(team.name, reader.value["serverless"], reader.at("serverless"), problems)
+        team.serverless, legacy_tokens = _serverless(
+            team.name, reader.value["serverless"], reader.at("serverless"), problems
+        )
     if reader.value.get("gateway") is not None:
         team.gateway = _gateway(reader.value["gateway"], reader.at("gateway"), problems, relay_url)
     if reader.value.get("databricksGateway") is not None:
@@ -528,7 +618,7 @@ def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: O
     return team
 
 
-def load_stack_config(config: Optional[pulumi.Config] = None) -> StackConfig:
+def load_stack_config(config: pulumi.Config | None = None) -> StackConfig:
     config = config or pulumi.Config(NAMESPACE)
     return parse_stack_config(
         config.get_object("teams"), config.get_object("gatewayBudgets"), config.get_object("alertRelay")

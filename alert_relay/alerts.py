@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 EVENT = ("budget_policy", "exceeded")
 UNIT_DELTAS = {"MINUTES": "minutes", "HOURS": "hours", "DAYS": "days", "WEEKS": "weeks"}
@@ -24,15 +25,15 @@ class BudgetAlert:
     spend: float
     unit: str
     scope: str
-    target: Optional[str]
-    workspace: Optional[str]
+    target: str | None
+    workspace: str | None
     duration_unit: str
     duration_value: int
     window_start_ms: int
     delivery_id: str
 
     @classmethod
-    def from_envelope(cls, envelope: Any, *, route: str, team: str, hard_stop: bool, delivery_id: str) -> "BudgetAlert":
+    def from_envelope(cls, envelope: Any, *, route: str, team: str, hard_stop: bool, delivery_id: str) -> BudgetAlert:
         if not isinstance(envelope, Mapping) or (envelope.get("entity"), envelope.get("action")) != EVENT:
             raise NotABudgetAlert("not a budget_policy.exceeded event")
         data = envelope.get("data")
@@ -59,7 +60,7 @@ class BudgetAlert:
             raise NotABudgetAlert(f"budget_policy.exceeded data is incomplete: {error}") from error
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "BudgetAlert":
+    def from_dict(cls, values: Mapping[str, Any]) -> BudgetAlert:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +70,7 @@ class BudgetAlert:
 
     @property
     def window_start(self) -> datetime:
-        return datetime.fromtimestamp(self.window_start_ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.window_start_ms / 1000, tz=UTC)
 
     @property
     def window_end(self) -> datetime:
@@ -97,7 +98,9 @@ class BudgetAlert:
     def window_text(self) -> str:
         unit = self.duration_unit.lower()
         if self.duration_value == 1:
-            return {"days": "daily", "weeks": "weekly", "months": "monthly", "hours": "hourly"}.get(unit, f"1 {unit[:-1]}")
+            return {"days": "daily", "weeks": "weekly", "months": "monthly", "hours": "hourly"}.get(
+                unit, f"1 {unit[:-1]}"
+            )
         return f"{self.duration_value} {unit}"
 
     @property
@@ -115,12 +118,14 @@ class BudgetAlert:
 
     @property
     def summary(self) -> str:
-        head = (f"[{self.team}] AI Gateway spend {self.money(self.spend)} reached {self.percent:.0f}% of the "
-                f"{self.money(self.amount)} {self.window_text} budget for {self.scope_text}")
+        head = (
+            f"[{self.team}] AI Gateway spend {self.money(self.spend)} reached {self.percent:.0f}% of the "
+            f"{self.money(self.amount)} {self.window_text} budget for {self.scope_text}"
+        )
         if self.hard_stop:
             return f"{head}: traffic is now rejected (HTTP 429) until {iso(self.window_end)}"
         return f"{head}; the window resets {iso(self.window_end)}"
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -41,8 +40,11 @@ def create_app(config: RelayConfig, outbox: Outbox) -> Flask:
         body = request.get_data(cache=False)
         delivery_id = request.headers.get(DELIVERY_ID_HEADER)
         failure = verification_failure(
-            route.secret, delivery_id, request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER), body,
+            route.secret,
+            delivery_id,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            body,
         )
         if failure or delivery_id is None:  # verification_failure names a missing delivery id
             log.warning("route %s: refused delivery %s: %s", route_name, delivery_id, failure)

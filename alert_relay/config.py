@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -41,10 +42,10 @@ class Route:
     name: str
     secret: str
     team: str
-    slack: Optional[str] = None
-    pagerduty: Optional[PagerDuty] = None
-    alertmanager: Optional[str] = None
-    webhook: Optional[str] = None
+    slack: str | None = None
+    pagerduty: PagerDuty | None = None
+    alertmanager: str | None = None
+    webhook: str | None = None
 
     def destinations(self) -> list[str]:
         return [name for name in DESTINATIONS if getattr(self, name) is not None]
@@ -56,7 +57,7 @@ class RelayConfig:
     expire_after_seconds: float
     routes: dict[str, Route] = field(default_factory=dict)
     workers: int = 4
-    redis_url: Optional[str] = None
+    redis_url: str | None = None
     """``queue: redis://…``: huey's Redis storage, shared by several relay replicas."""
 
 
@@ -65,7 +66,7 @@ class _Problems(list[str]):
         self.append(f"{path}: {message}")
 
 
-def parse_duration(value: Any) -> Optional[float]:
+def parse_duration(value: Any) -> float | None:
     """``90s``, ``30m``, ``24h``, ``2d`` or a number of seconds; None if invalid."""
     if isinstance(value, bool):
         return None
@@ -77,11 +78,14 @@ def parse_duration(value: Any) -> Optional[float]:
     return None
 
 
-def _secret(value: Any, path: str, env: Mapping[str, str], problems: _Problems) -> Optional[str]:
+def _secret(value: Any, path: str, env: Mapping[str, str], problems: _Problems) -> str | None:
     """A secret must be exactly ``${NAME}``: inline secrets end up in images and repositories."""
     if not isinstance(value, str) or not (match := ENV_REFERENCE.fullmatch(value.strip())):
-        problems.add(path, "must be an environment variable reference such as ${SEARCH_WEBHOOK_SECRET}; "
-                     "secrets are never written in the config file")
+        problems.add(
+            path,
+            "must be an environment variable reference such as ${SEARCH_WEBHOOK_SECRET}; "
+            "secrets are never written in the config file",
+        )
         return None
     resolved = env.get(match.group(1), "")
     if not resolved:
@@ -90,7 +94,7 @@ def _secret(value: Any, path: str, env: Mapping[str, str], problems: _Problems) 
     return resolved
 
 
-def _expand(value: Any, path: str, env: Mapping[str, str], problems: _Problems) -> Optional[str]:
+def _expand(value: Any, path: str, env: Mapping[str, str], problems: _Problems) -> str | None:
     """A plain string in which ``${NAME}`` references are replaced from the environment."""
     if not isinstance(value, str) or not value.strip():
         problems.add(path, "must be a non-empty string")
@@ -102,7 +106,7 @@ def _expand(value: Any, path: str, env: Mapping[str, str], problems: _Problems) 
     return ENV_REFERENCE.sub(lambda m: env[m.group(1)], value.strip())
 
 
-def _url(value: Optional[str], path: str, problems: _Problems) -> Optional[str]:
+def _url(value: str | None, path: str, problems: _Problems) -> str | None:
     if value is None:
         return None
     parts = urlsplit(value)
@@ -112,7 +116,7 @@ def _url(value: Optional[str], path: str, problems: _Problems) -> Optional[str]:
     return value
 
 
-def _pagerduty(value: Any, path: str, env: Mapping[str, str], problems: _Problems) -> Optional[PagerDuty]:
+def _pagerduty(value: Any, path: str, env: Mapping[str, str], problems: _Problems) -> PagerDuty | None:
     if not isinstance(value, Mapping):
         problems.add(path, "must be an object {routing_key: ${ENV_VAR}, url: <optional Events API v2 URL>}")
         return None
@@ -120,13 +124,13 @@ def _pagerduty(value: Any, path: str, env: Mapping[str, str], problems: _Problem
         if key not in ("routing_key", "url"):
             problems.add(f"{path}.{key}", "unknown field; valid fields: routing_key, url")
     key = _secret(value.get("routing_key"), f"{path}.routing_key", env, problems)
-    url: Optional[str] = PAGERDUTY_EVENTS_URL
+    url: str | None = PAGERDUTY_EVENTS_URL
     if value.get("url") is not None:
         url = _url(_expand(value["url"], f"{path}.url", env, problems), f"{path}.url", problems)
     return PagerDuty(key, url) if key and url else None
 
 
-def _route(name: Any, value: Any, env: Mapping[str, str], problems: _Problems) -> Optional[Route]:
+def _route(name: Any, value: Any, env: Mapping[str, str], problems: _Problems) -> Route | None:
     path = f"routes.{name}"
     if not isinstance(name, str) or not ROUTE_NAME.fullmatch(name):
         problems.add(path, "route names are 1-63 letters, digits, '_' or '-' (they appear in the URL /mlflow/<route>)")
@@ -145,7 +149,9 @@ def _route(name: Any, value: Any, env: Mapping[str, str], problems: _Problems) -
         destinations["pagerduty"] = _pagerduty(value["pagerduty"], f"{path}.pagerduty", env, problems)
     for plain in ("alertmanager", "webhook"):
         if value.get(plain) is not None:
-            destinations[plain] = _url(_expand(value[plain], f"{path}.{plain}", env, problems), f"{path}.{plain}", problems)
+            destinations[plain] = _url(
+                _expand(value[plain], f"{path}.{plain}", env, problems), f"{path}.{plain}", problems
+            )
     if not any(key in value for key in DESTINATIONS):
         problems.add(path, f"has no destination: set at least one of {', '.join(DESTINATIONS)}")
     team = value.get("team", name)
@@ -156,11 +162,11 @@ def _route(name: Any, value: Any, env: Mapping[str, str], problems: _Problems) -
     return Route(name=name, secret=secret, team=str(team), **destinations)
 
 
-def parse_config(raw: Any, base_dir: Path, env: Optional[Mapping[str, str]] = None) -> RelayConfig:
+def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] | None = None) -> RelayConfig:
     env = os.environ if env is None else env
     problems = _Problems()
     if not isinstance(raw, Mapping):
-        raise ConfigError("the config must be a YAML mapping with `routes` (see README, \"Budget alerts\")")
+        raise ConfigError('the config must be a YAML mapping with `routes` (see README, "Budget alerts")')
     for key in raw:
         if key not in TOP_FIELDS:
             problems.add(str(key), f"unknown field; valid fields: {', '.join(TOP_FIELDS)}")
@@ -181,7 +187,9 @@ def parse_config(raw: Any, base_dir: Path, env: Optional[Mapping[str, str]] = No
         if parsed is not None:
             expire_after = parsed
         else:
-            problems.add("expire_after", f"must be a duration > 0 such as 90s, 30m, 24h or 2d, got {raw['expire_after']!r}")
+            problems.add(
+                "expire_after", f"must be a duration > 0 such as 90s, 30m, 24h or 2d, got {raw['expire_after']!r}"
+            )
     workers = raw.get("workers", 4)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         problems.add("workers", f"must be a whole number of delivery threads in 1..64, got {workers!r}")
@@ -196,11 +204,12 @@ def parse_config(raw: Any, base_dir: Path, env: Optional[Mapping[str, str]] = No
                 routes[name] = route
     if problems:
         raise ConfigError("invalid alert relay config:\n  - " + "\n  - ".join(problems))
-    return RelayConfig(queue=queue_path, expire_after_seconds=expire_after, routes=routes, workers=workers,
-                       redis_url=redis_url)
+    return RelayConfig(
+        queue=queue_path, expire_after_seconds=expire_after, routes=routes, workers=workers, redis_url=redis_url
+    )
 
 
-def load_config(path: str | Path, env: Optional[Mapping[str, str]] = None) -> RelayConfig:
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> RelayConfig:
     path = Path(path).resolve()
     try:
         raw = yaml.safe_load(path.read_text())

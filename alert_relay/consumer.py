@@ -44,8 +44,13 @@ def run(config_path: str, parent_pid: int | None = None, started_at: float | Non
         outbox.recover(LEASE_SECONDS)
     threading.Thread(target=_watch, args=(outbox, parent_pid), daemon=True).start()
     consumer = outbox.huey.create_consumer(
-        workers=config.workers, worker_type="thread", periodic=True,
-        initial_delay=0.05, backoff=1.5, max_delay=0.5, scheduler_interval=1,
+        workers=config.workers,
+        worker_type="thread",
+        periodic=True,
+        initial_delay=0.05,
+        backoff=1.5,
+        max_delay=0.5,
+        scheduler_interval=1,
     )
     consumer.run()
 

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Optional
+from typing import Any
 
 import requests
 
@@ -36,7 +36,7 @@ class Outcome:
     delivered: bool
     retry: bool
     detail: str
-    retry_after_seconds: Optional[float] = None
+    retry_after_seconds: float | None = None
 
 
 def slack_message(alert: BudgetAlert) -> dict[str, Any]:
@@ -89,19 +89,21 @@ def alertmanager_alerts(alert: BudgetAlert) -> list[dict[str, Any]]:
     }
     if alert.target:
         labels["target"] = str(alert.target)
-    return [{
-        "labels": labels,
-        "annotations": {
-            "summary": alert.summary,
-            "spend": f"{alert.spend:.6g}",
-            "amount": f"{alert.amount:.6g}",
-            "percent": f"{alert.percent:.1f}",
-            "window_start": iso(alert.window_start),
-            "window_end": iso(alert.window_end),
-        },
-        "startsAt": iso(datetime.now(timezone.utc)),
-        "endsAt": iso(alert.window_end),  # the budget window resets: the condition is over
-    }]
+    return [
+        {
+            "labels": labels,
+            "annotations": {
+                "summary": alert.summary,
+                "spend": f"{alert.spend:.6g}",
+                "amount": f"{alert.amount:.6g}",
+                "percent": f"{alert.percent:.1f}",
+                "window_start": iso(alert.window_start),
+                "window_end": iso(alert.window_end),
+            },
+            "startsAt": iso(datetime.now(UTC)),
+            "endsAt": iso(alert.window_end),  # the budget window resets: the condition is over
+        }
+    ]
 
 
 def webhook_body(alert: BudgetAlert) -> dict[str, Any]:
@@ -123,8 +125,12 @@ def _details(alert: BudgetAlert) -> dict[str, Any]:
         "scope": alert.scope,
         "target": alert.target,
         "workspace": alert.workspace,
-        "window": {"unit": alert.duration_unit, "value": alert.duration_value,
-                   "start": iso(alert.window_start), "end": iso(alert.window_end)},
+        "window": {
+            "unit": alert.duration_unit,
+            "value": alert.duration_value,
+            "start": iso(alert.window_start),
+            "end": iso(alert.window_end),
+        },
         "mlflow_delivery_id": alert.delivery_id,
     }
 
@@ -143,8 +149,9 @@ def request_for(destination: str, route: Route, alert: BudgetAlert) -> Request:
 
 def send(request: Request, session: requests.Session) -> Outcome:
     try:
-        response = session.post(request.url, json=request.body, timeout=REQUEST_TIMEOUT_SECONDS,
-                                headers={"User-Agent": USER_AGENT})
+        response = session.post(
+            request.url, json=request.body, timeout=REQUEST_TIMEOUT_SECONDS, headers={"User-Agent": USER_AGENT}
+        )
     except requests.RequestException as error:
         return Outcome(False, True, f"{type(error).__name__}")  # no URL: Slack's carries its token
     detail = f"HTTP {response.status_code} {response.text[:200]!r}"
@@ -154,7 +161,7 @@ def send(request: Request, session: requests.Session) -> Outcome:
     return Outcome(False, retry, detail, retry_after(response.headers.get("Retry-After")))
 
 
-def retry_after(value: Optional[str]) -> Optional[float]:
+def retry_after(value: str | None) -> float | None:
     """``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP date), None if absent."""
     if not value:
         return None
@@ -166,5 +173,5 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import requests
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -57,11 +58,16 @@ def backoff_seconds(age_seconds: float) -> float:
 
 
 class Outbox:
-    def __init__(self, config: RelayConfig, huey: Optional[Huey] = None, session_factory: Callable[[], requests.Session] = requests.Session):
+    def __init__(
+        self,
+        config: RelayConfig,
+        huey: Huey | None = None,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+    ):
         self.config = config
         self.huey = huey if huey is not None else make_huey(config)
         self._session_factory = session_factory
-        self._session: Optional[requests.Session] = None
+        self._session: requests.Session | None = None
         self.deliver = self.huey.task(name=TASK_NAME)(self._deliver)
         self.huey.periodic_task(crontab(), name="sweep")(self.sweep)
 
@@ -83,8 +89,14 @@ class Outbox:
     def enqueue(self, alert: BudgetAlert, destinations: list[str]) -> list[str]:
         ids: list[str] = []
         for destination in destinations:
-            message: dict[str, Any] = {"id": uuid.uuid4().hex, "route": alert.route, "destination": destination,
-                       "alert": alert.to_dict(), "created_at": time.time(), "attempts": 0}
+            message: dict[str, Any] = {
+                "id": uuid.uuid4().hex,
+                "route": alert.route,
+                "destination": destination,
+                "alert": alert.to_dict(),
+                "created_at": time.time(),
+                "attempts": 0,
+            }
             self.huey.put(f"pending:{message['id']}", message)
             self.deliver(message)
             ids.append(message["id"])
@@ -127,7 +139,9 @@ class Outbox:
         self.deliver.schedule(args=({**message, "attempts": attempts},), delay=delay)
 
     def _dead(self, message: dict[str, Any], reason: str) -> None:
-        log.error("dropping %s message %s of route %s: %s", message["destination"], message["id"], message["route"], reason)
+        log.error(
+            "dropping %s message %s of route %s: %s", message["destination"], message["id"], message["route"], reason
+        )
         self.huey.put(f"dead:{message['id']}", {**message, "reason": reason, "dropped_at": time.time()})
         self.huey.delete(f"pending:{message['id']}")
 
@@ -145,7 +159,9 @@ class Outbox:
 
     def recover_lost(self, started_before: float) -> int:
         """Re-queue the previous run's pending messages that huey no longer holds (one consumer only)."""
-        queued = {t.args[0]["id"] for t in [*self.huey.pending(), *self.huey.scheduled()] if t.name == TASK_NAME and t.args}
+        queued = {
+            t.args[0]["id"] for t in [*self.huey.pending(), *self.huey.scheduled()] if t.name == TASK_NAME and t.args
+        }
         inflight = dict(self._entries("inflight:"))
         recovered = 0
         for key, message in self._entries("pending:"):

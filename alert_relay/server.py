@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from gunicorn.app.base import BaseApplication
 
@@ -28,7 +28,7 @@ class RelayServer(BaseApplication):
         self.relay_config = config
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.web_workers = web_workers
-        self.consumer: Optional[subprocess.Popen[bytes]] = None
+        self.consumer: subprocess.Popen[bytes] | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -61,12 +61,23 @@ class RelayServer(BaseApplication):
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
         self.consumer = subprocess.Popen(
             # Before any web worker of this run exists: older pending messages are the last run's.
-            [sys.executable, "-m", "alert_relay.consumer", "--config", self.config_path,
-             "--parent-pid", str(os.getpid()), "--started-at", repr(time.time())]
+            [
+                sys.executable,
+                "-m",
+                "alert_relay.consumer",
+                "--config",
+                self.config_path,
+                "--parent-pid",
+                str(os.getpid()),
+                "--started-at",
+                repr(time.time()),
+            ]
         )
         url_host = f"[{host}]" if ":" in host else host
-        print(json.dumps({"url": f"http://{url_host}:{port}", "pid": os.getpid(), "consumer_pid": self.consumer.pid}),
-              flush=True)
+        print(
+            json.dumps({"url": f"http://{url_host}:{port}", "pid": os.getpid(), "consumer_pid": self.consumer.pid}),
+            flush=True,
+        )
 
     def _on_exit(self, arbiter: Arbiter) -> None:
         if self.consumer is not None and self.consumer.poll() is None:
@@ -77,7 +88,7 @@ class RelayServer(BaseApplication):
                 self.consumer.kill()
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m alert_relay",
         description="Relay MLflow budget webhooks to Slack, PagerDuty, Alertmanager and JSON webhooks.",

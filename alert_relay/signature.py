@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Optional
 
 SIGNATURE_HEADER = "X-MLflow-Signature"
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
@@ -26,9 +25,13 @@ def sign(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
 
 
 def verification_failure(
-    secret: str, delivery_id: Optional[str], timestamp: Optional[str], signature: Optional[str], body: bytes,
-    now: Optional[float] = None,
-) -> Optional[str]:
+    secret: str,
+    delivery_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: float | None = None,
+) -> str | None:
     """Why the delivery must be refused, or None when it is authentic and fresh."""
     if not (delivery_id and timestamp and signature):
         return f"missing {DELIVERY_ID_HEADER}, {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}"

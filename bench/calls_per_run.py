@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from bench.common import (
     databricks_emulator,
@@ -69,7 +69,10 @@ def teams_config(experiment_ids: list[str], cost_center_of_first: str = "1000") 
                 "window": "monthly",
                 "alertThresholds": [50, 80],
                 "hardStop": True,
-                "webhook": {"url": f"https://hooks.slack.com/services/T0/B0/team-{i:03d}", "secret": f"whsec-{i:03d}-7f3a"},
+                "webhook": {
+                    "url": f"https://hooks.slack.com/services/T0/B0/team-{i:03d}",
+                    "secret": f"whsec-{i:03d}-7f3a",
+                },
             },
         }
         for i, experiment_id in enumerate(experiment_ids)
@@ -204,8 +207,10 @@ def _api(figures: RunFigures, writes: bool) -> int:
 
 
 def runs_table(runs: list[RunFigures], resources: int) -> str:
-    headers = ["run", "wall s", "engine steps", "Databricks reads", "Databricks writes", "MLflow reads",
-               "MLflow writes", "client set-up GETs", "reads/resource", "writes/resource", "expected", "met"]  # fmt: skip
+    headers = [
+        "run", "wall s", "engine steps", "Databricks reads", "Databricks writes", "MLflow reads",
+        "MLflow writes", "client set-up GETs", "reads/resource", "writes/resource", "expected", "met",
+    ]  # fmt: skip
     rows = []
     for f in runs:
         reads, writes = _api(f, False), _api(f, True)
@@ -238,7 +243,7 @@ def _steps(steps: dict[str, int]) -> str:
     return ", ".join(f"{count} {step}" for step, count in sorted(steps.items()))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.calls_per_run", description=__doc__.split("\n")[0])
     parser.add_argument("--teams", type=int, default=200, help="teams in the generated stack (default 200)")
     args = parser.parse_args(argv)
@@ -254,7 +259,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         "Client set-up GETs = the databricks-sdk fetching host metadata when a provider process builds its client "
         "(counted apart, not in reads)."
     )
-    blocks = [header, runs_table(runs, resources), foreign_warning(runs), routes_table(runs), f"Runtime: {time.perf_counter() - started:.0f} s"]
+    blocks = [
+        header,
+        runs_table(runs, resources),
+        foreign_warning(runs),
+        routes_table(runs),
+        f"Runtime: {time.perf_counter() - started:.0f} s",
+    ]
     emit("calls_per_run", "\n\n".join(blocks))
     return 0
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -46,7 +47,7 @@ class Stopwatch:
     def __init__(self) -> None:
         self.samples: list[float] = []
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self._started = time.perf_counter()
         return self
 
@@ -70,7 +71,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
         padded = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
         return "| " + " | ".join(padded) + " |"
 
-    separator = "|" + "|".join(("-" * (w + 1) + ":") if numeric[i] else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    separator = (
+        "|" + "|".join(("-" * (w + 1) + ":") if numeric[i] else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    )
     out = [title, ""] if title else []
     out += [line([str(h) for h in headers]), separator, *(line(r) for r in cells)]
     return "\n".join(out)
@@ -108,11 +111,14 @@ def machine_context() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
     return (
         f"Python {platform.python_version()} on {platform.system()} {platform.release()}, "
         f"{os.cpu_count()} CPUs ({cpu}); pulumi {version('pulumi')}, "
-        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}; commit {commit or '?'}; load average {load} at start"
+        f"databricks-sdk {version('databricks-sdk')}, mlflow {version('mlflow')}; commit {commit or '?'}; "
+        f"load average {load} at start"
     )
 
 
@@ -127,7 +133,7 @@ def run_python(
     code: str,
     argv: Sequence[str] = (),
     interpreter_args: Sequence[str] = (),
-    env: Optional[dict[str, str]] = None,
+    env: dict[str, str] | None = None,
     timeout: float = 900,
 ) -> subprocess.CompletedProcess:
     """``python [interpreter_args] -c code [argv]`` from the project root (project on ``PYTHONPATH``)."""
@@ -135,7 +141,11 @@ def run_python(
     process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), process_env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, *interpreter_args, "-c", code, *argv],
-        cwd=PROJECT_ROOT, env=process_env, capture_output=True, text=True, timeout=timeout,
+        cwd=PROJECT_ROOT,
+        env=process_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -25,7 +25,6 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from bench.common import RESULTS_DIR, emit, machine_context, ratio, run_python, table
 
@@ -141,7 +140,7 @@ def measure_median(variant: str, count: int, repeat: int) -> Sample:
     return samples[len(samples) // 2]
 
 
-def stock_threshold(variant: str, low: int, high: int) -> tuple[Optional[int], list[tuple[int, bool]]]:
+def stock_threshold(variant: str, low: int, high: int) -> tuple[int | None, list[tuple[int, bool]]]:
     """Largest N the stock variant can declare, by bisection between a working and a failing N.
 
     Returns (that N, or None if ``high`` works too; the probes made as (N, worked)).
@@ -183,13 +182,26 @@ def scale_table(samples: dict[str, dict[int, Sample]]) -> str:
                 rows.append([count, LABELS[variant], f"fails ({sample.outcome} at resource {sample.declared + 1})",
                              "–", "–", "–", "–", "–", "–", "–"])  # fmt: skip
                 continue
-            cells = [count, LABELS[variant], "ok", sample.program_s, sample.us_per_resource, sample.peak_rss_mb, sample.rss_growth_mb]
+            cells = [
+                count,
+                LABELS[variant],
+                "ok",
+                sample.program_s,
+                sample.us_per_resource,
+                sample.peak_rss_mb,
+                sample.rss_growth_mb,
+            ]
             if variant == "ours":
                 rows.append([*cells, "", "", ""])
             else:
-                time_ratio, rss_ratio = ratio(ours.program_s, sample.program_s), ratio(ours.peak_rss_mb, sample.peak_rss_mb)
+                time_ratio, rss_ratio = (
+                    ratio(ours.program_s, sample.program_s),
+                    ratio(ours.peak_rss_mb, sample.peak_rss_mb),
+                )
                 rows.append([*cells, time_ratio, rss_ratio, time_ratio <= TARGET_RATIO and rss_ratio <= TARGET_RATIO])
-    return table(headers, rows, title="Declaring N resources under mocks (median of fresh processes; time excludes imports)")
+    return table(
+        headers, rows, title="Declaring N resources under mocks (median of fresh processes; time excludes imports)"
+    )
 
 
 def linearity(samples: dict[str, dict[int, Sample]]) -> str:
@@ -204,12 +216,13 @@ def linearity(samples: dict[str, dict[int, Sample]]) -> str:
         growth = ", ".join(f"{n}: {good[n].rss_growth_mb / n * 1024:.0f}" for n in counts)
         lines.append(
             f"{LABELS[variant]}: µs per resource {per_resource}; KB of RSS growth per resource {growth}; "
-            f"{largest.count // smallest.count}x the resources took {ratio(largest.program_s, smallest.program_s):.1f}x the time."
+            f"{largest.count // smallest.count}x the resources took "
+            f"{ratio(largest.program_s, smallest.program_s):.1f}x the time."
         )
     return "Linearity\n" + "\n".join(f"- {line}" for line in lines)
 
 
-def plot(samples: dict[str, dict[int, Sample]], threshold: Optional[int], path: Path) -> None:
+def plot(samples: dict[str, dict[int, Sample]], threshold: int | None, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,10 +255,12 @@ def plot(samples: dict[str, dict[int, Sample]], threshold: Optional[int], path: 
     figure.savefig(path, dpi=110)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.program_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,400,1000,5000", help="resource counts (default 100,400,1000,5000)")
-    parser.add_argument("--repeat", type=int, default=3, help="fresh processes per point; the median is kept (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="fresh processes per point; the median is kept (default 3)"
+    )
     parser.add_argument("--bisect-low", type=int, default=100, help="a count stock-main declares (default 100)")
     parser.add_argument("--bisect-high", type=int, default=1000, help="a count stock-main fails at (default 1000)")
     parser.add_argument("--plot", type=Path, default=RESULTS_DIR / "program_scale.png", help="PNG to write")
@@ -259,7 +274,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     for count in sizes:
         for variant in VARIANTS:
             samples[variant][count] = measure_median(variant, count, args.repeat)
-        print("  N=%d: " % count + ", ".join(f"{v} {samples[v][count].outcome} {samples[v][count].program_s:.2f}s" for v in VARIANTS), flush=True)
+        print(
+            f"  N={count}: "
+            + ", ".join(f"{v} {samples[v][count].outcome} {samples[v][count].program_s:.2f}s" for v in VARIANTS),
+            flush=True,
+        )
     plot(samples, threshold, args.plot)
 
     header = (

@@ -27,9 +27,10 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from bench.common import (
     Stopwatch,
@@ -86,7 +87,7 @@ class NoCounter:
     def start(self) -> None:
         pass
 
-    def count(self) -> Optional[int]:
+    def count(self) -> int | None:
         return None
 
 
@@ -272,14 +273,19 @@ def databricks_kinds(emulator) -> list[Kind]:
 
     config = emulator.config()
     # Built the way the provider builds its client: from host, account id and token.
-    client = AccountClient(host=config["databricks:host"], account_id=config["databricks:accountId"], token=config["databricks:token"])
+    client = AccountClient(
+        host=config["databricks:host"], account_id=config["databricks:accountId"], token=config["databricks:token"]
+    )
     run = uuid.uuid4().hex[:6]
 
-    def policy(i: int, cost_center: str = "4711", policy_id: Optional[str] = None) -> BudgetPolicy:
+    def policy(i: int, cost_center: str = "4711", policy_id: str | None = None) -> BudgetPolicy:
         return BudgetPolicy(
             policy_id=policy_id,
             policy_name=f"bench-{run}-direct-{i}",
-            custom_tags=[CustomPolicyTag(key="cost-center", value=cost_center), CustomPolicyTag(key="team", value=f"t{i}")],
+            custom_tags=[
+                CustomPolicyTag(key="cost-center", value=cost_center),
+                CustomPolicyTag(key="team", value=f"t{i}"),
+            ],
             binding_workspace_ids=[1234567890123456],
         )
 
@@ -294,11 +300,13 @@ def databricks_kinds(emulator) -> list[Kind]:
             "delete": "AccountClient.budget_policy.delete(id)",
         },
         props=lambda v, i: dict(
-            policy_name=f"bench-{run}-{v}-{i}", custom_tags={"cost-center": "4711", "team": f"t{i}"},
+            policy_name=f"bench-{run}-{v}-{i}",
+            custom_tags={"cost-center": "4711", "team": f"t{i}"},
             binding_workspace_ids=[1234567890123456],
         ),
         changed_props=lambda v, i: dict(
-            policy_name=f"bench-{run}-{v}-{i}", custom_tags={"cost-center": "4712", "team": f"t{i}"},
+            policy_name=f"bench-{run}-{v}-{i}",
+            custom_tags={"cost-center": "4712", "team": f"t{i}"},
             binding_workspace_ids=[1234567890123456],
         ),
         direct_create=lambda i: client.budget_policy.create(policy=policy(i), request_id=str(uuid.uuid4())).policy_id,
@@ -354,7 +362,9 @@ def databricks_kinds(emulator) -> list[Kind]:
             "delete": "get_rule_set + update_rule_set(etag) without our grants",
         },
         props=lambda v, i: dict(policy_id=policy_ids[v][i], users=users, managers=managers),
-        changed_props=lambda v, i: dict(policy_id=policy_ids[v][i], users=[*users, "groups/ml-platform"], managers=managers),
+        changed_props=lambda v, i: dict(
+            policy_id=policy_ids[v][i], users=[*users, "groups/ml-platform"], managers=managers
+        ),
         direct_create=grant_directly,
         direct_read=lambda policy_id: client.access_control.get_rule_set(name=rule_set_name(policy_id), etag=""),
         direct_update=lambda policy_id, i: read_modify_write(policy_id, {user_role: {"groups/ml-platform"}}, {}),
@@ -387,8 +397,11 @@ def mlflow_kinds(tracking_uri: str) -> list[Kind]:
 
     def budget(amount: float) -> dict:
         return dict(
-            budget_unit=BudgetUnit.USD, budget_amount=amount, duration=BudgetDuration(BudgetDurationUnit.MONTHS, 1),
-            target_scope=BudgetTargetScope.GLOBAL, budget_action=BudgetAction.ALERT,
+            budget_unit=BudgetUnit.USD,
+            budget_amount=amount,
+            duration=BudgetDuration(BudgetDurationUnit.MONTHS, 1),
+            target_scope=BudgetTargetScope.GLOBAL,
+            budget_action=BudgetAction.ALERT,
         )
 
     gateway = Kind(
@@ -411,23 +424,32 @@ def mlflow_kinds(tracking_uri: str) -> list[Kind]:
 
     url = "https://hooks.slack.com/services/T0000/B0000/bench"
 
-    def webhook_kind(secret: Optional[str]) -> Kind:
+    def webhook_kind(secret: str | None) -> Kind:
         label = "with secret" if secret else "no secret"
         return Kind(
             name=f"BudgetAlertWebhook ({label})",
             resource_class=BudgetAlertWebhook,
             provider_class=BudgetAlertWebhookProvider,
             anchors={
-                "create": f"MlflowClient.create_webhook(name, url, [budget_policy.exceeded]{', secret' if secret else ''})",
+                "create": "MlflowClient.create_webhook(name, url, [budget_policy.exceeded]"
+                + (", secret)" if secret else ")"),
                 "read": "MlflowClient.get_webhook(id)",
                 "update": "MlflowClient.update_webhook(id, description=...)",
                 "delete": "MlflowClient.delete_webhook(id)",
             },
             props=lambda v, i: dict(webhook_name=f"bench-{run}-{v}-{i}", url=url, secret=secret, description="alerts"),
-            changed_props=lambda v, i: dict(webhook_name=f"bench-{run}-{v}-{i}", url=url, secret=secret, description="alerts v2"),
-            direct_create=lambda i: client.create_webhook(
-                name=f"bench-{run}-direct-{i}", url=url, events=["budget_policy.exceeded"], description="alerts", secret=secret
-            ).webhook_id,
+            changed_props=lambda v, i: dict(
+                webhook_name=f"bench-{run}-{v}-{i}", url=url, secret=secret, description="alerts v2"
+            ),
+            direct_create=lambda i: (
+                client.create_webhook(
+                    name=f"bench-{run}-direct-{i}",
+                    url=url,
+                    events=["budget_policy.exceeded"],
+                    description="alerts",
+                    secret=secret,
+                ).webhook_id
+            ),
             direct_read=lambda webhook_id: client.get_webhook(webhook_id),
             direct_update=lambda webhook_id, i: client.update_webhook(webhook_id, description="alerts v2"),
             direct_delete=lambda webhook_id: client.delete_webhook(webhook_id),
@@ -445,6 +467,7 @@ def mlflow_kinds(tracking_uri: str) -> list[Kind]:
     def tag_directly(i: int) -> str:
         client.set_experiment_tag(experiment_ids["direct"][i], DEFAULT_KEY, policy_a)
         return experiment_ids["direct"][i]
+
     tag = Kind(
         name="ExperimentPolicyTag",
         resource_class=ExperimentPolicyTag,
@@ -475,7 +498,7 @@ class OperationResult:
     operation: str
     anchor: str
     times: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
-    calls: dict[str, Optional[int]] = field(default_factory=dict)
+    calls: dict[str, int | None] = field(default_factory=dict)
 
     def median(self, variant: str) -> float:
         return median(self.times[variant])
@@ -639,7 +662,11 @@ def operations_table(backend: Backend) -> str:
          r.median("direct"), r.p90("direct"), r.median("in-process"), r.median("provider"), r.p90("provider"), r.ratio]
         for r in backend.operations
     ]  # fmt: skip
-    return table(headers, rows, title=f"Per-operation latency, {backend.label} (medians in ms unless p90; ratio = provider/direct)")
+    return table(
+        headers,
+        rows,
+        title=f"Per-operation latency, {backend.label} (medians in ms unless p90; ratio = provider/direct)",
+    )
 
 
 def breakdown_table(backend: Backend) -> str:
@@ -648,7 +675,18 @@ def breakdown_table(backend: Backend) -> str:
     rows = []
     for r in backend.operations:
         direct, inproc, provider = r.median("direct"), r.median("in-process"), r.median("provider")
-        rows.append([r.kind, r.operation, direct, inproc - direct, provider - inproc, provider, r.ratio, r.ratio <= TARGET_RATIO])
+        rows.append(
+            [
+                r.kind,
+                r.operation,
+                direct,
+                inproc - direct,
+                provider - inproc,
+                provider,
+                r.ratio,
+                r.ratio <= TARGET_RATIO,
+            ]
+        )
     return table(headers, rows, title=f"Where the provider's extra time goes, {backend.label} (medians, ms)")
 
 
@@ -659,10 +697,14 @@ def local_rpc_table(backends: list[Backend]) -> str:
         for b in backends
         for r in b.local_rpcs
     ]
-    return table(headers, rows, title=(
-        "Provider-side RPCs without API calls (per resource in preview / no-op up); "
-        "gRPC floor = GetPluginInfo round trip"
-    ))
+    return table(
+        headers,
+        rows,
+        title=(
+            "Provider-side RPCs without API calls (per resource in preview / no-op up); "
+            "gRPC floor = GetPluginInfo round trip"
+        ),
+    )
 
 
 def summary(backends: list[Backend]) -> str:
@@ -681,21 +723,25 @@ def summary(backends: list[Backend]) -> str:
     return "\n".join(lines)
 
 
-def _n(value: Optional[int]) -> str:
+def _n(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
 # --- main --------------------------------------------------------------------------------------
 
 
-def measure_backend(backend: Backend, kinds: list[Kind], server, config: dict, counter, args, profile_kinds=()) -> Backend:
+def measure_backend(
+    backend: Backend, kinds: list[Kind], server, config: dict, counter, args, profile_kinds=()
+) -> Backend:
     backend.grpc_floor_ms = grpc_floor(server)
     for kind in kinds:
         if args.kinds and not any(wanted in kind.name for wanted in args.kinds.split(",")):
             continue
         started = time.perf_counter()
         in_process = InProcessVariant(kind.provider_class(), config)
-        operations, local = measure_kind(kind, GrpcVariant(server, kind.type_token), in_process, counter, args.repeat, args.warmup)
+        operations, local = measure_kind(
+            kind, GrpcVariant(server, kind.type_token), in_process, counter, args.repeat, args.warmup
+        )
         backend.operations += operations
         backend.local_rpcs.append(local)
         print(f"  {kind.name}: {time.perf_counter() - started:.1f}s", flush=True)
@@ -724,7 +770,9 @@ def run_mlflow(args, backend_kind: str) -> Backend:
     if backend_kind == "server":
         print("mlflow server:", flush=True)
         with mlflow_server() as mlflow:
-            return _run_mlflow_kinds(Backend("mlflow server (REST)"), mlflow.tracking_uri, MlflowCounter(mlflow), args, profile)
+            return _run_mlflow_kinds(
+                Backend("mlflow server (REST)"), mlflow.tracking_uri, MlflowCounter(mlflow), args, profile
+            )
     print("sqlite:/// store:", flush=True)
     directory = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
     try:
@@ -741,24 +789,36 @@ def _run_mlflow_kinds(backend: Backend, tracking_uri: str, counter, args, profil
         return measure_backend(backend, kinds, server, config, counter, args, profile)
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.provider_overhead", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=40, help="measured iterations per operation and variant (default 40)")
+    parser.add_argument(
+        "--repeat", type=int, default=40, help="measured iterations per operation and variant (default 40)"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured iterations first (default 5)")
-    parser.add_argument("--mlflow", choices=("server", "sqlite", "both"), default="server", help="MLflow backend(s) (default server)")
-    parser.add_argument("--emulator-latency-ms", type=float, default=30.0,
-                        help="also run the Databricks kinds with this much latency added by the emulator (0 = skip; default 30)")
-    parser.add_argument("--kinds", default="", help="only resource kinds whose name contains one of these (comma-separated)")
+    parser.add_argument(
+        "--mlflow", choices=("server", "sqlite", "both"), default="server", help="MLflow backend(s) (default server)"
+    )
+    parser.add_argument(
+        "--emulator-latency-ms",
+        type=float,
+        default=30.0,
+        help="also run the Databricks kinds with this much latency added by the emulator (0 = skip; default 30)",
+    )
+    parser.add_argument(
+        "--kinds", default="", help="only resource kinds whose name contains one of these (comma-separated)"
+    )
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the cProfile sections")
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     use_provider_env()
     started = time.perf_counter()
     databricks = not args.kinds or any(k in args.kinds for k in ("ServerlessBudgetPolicy", "BudgetPolicyGrants"))
-    mlflow = not args.kinds or not all(k in ("ServerlessBudgetPolicy", "BudgetPolicyGrants") for k in args.kinds.split(","))
+    mlflow = not args.kinds or not all(
+        k in ("ServerlessBudgetPolicy", "BudgetPolicyGrants") for k in args.kinds.split(",")
+    )
     backends = [run_databricks(args, 0.0)] if databricks else []
     for kind in (("server", "sqlite") if args.mlflow == "both" else (args.mlflow,)) if mlflow else ():
         backends.append(run_mlflow(args, kind))

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from typing import Optional
 
 from bench.common import PROJECT_ROOT, RESULTS_DIR, emit, machine_context, table
 
@@ -31,9 +30,11 @@ def run(name: str, args: list[str]) -> tuple[int, float]:
     return completed.returncode, time.perf_counter() - started
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small settings: checks the scripts run, figures not quotable")
+    parser.add_argument(
+        "--quick", action="store_true", help="small settings: checks the scripts run, figures not quotable"
+    )
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     args = parser.parse_args(argv)
     names = [n for n in BENCHMARKS if not args.only or n in args.only.split(",")]

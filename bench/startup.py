@@ -16,7 +16,6 @@ import json
 import textwrap
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from bench.common import emit, machine_context, median, ratio, run_python, table
 
@@ -61,12 +60,12 @@ class ImportProfile:
     self_us: dict[str, int]
 
     @classmethod
-    def parse(cls, stderr: str) -> "ImportProfile":
+    def parse(cls, stderr: str) -> ImportProfile:
         self_us: dict[str, int] = {}
         for line in stderr.splitlines():
             if not line.startswith("import time:") or "self [us]" in line:
                 continue
-            own, _cumulative, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            own, _cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
             self_us[name.strip()] = int(own)
         return cls(self_us)
 
@@ -156,10 +155,10 @@ def report(program: Measurement, anchor: Measurement, teams: int) -> str:
         f"wall {ratio(median(program.wall_s), median(anchor.wall_s)):.2f}x.",
         split,
         f"New top-level modules: {', '.join(extra_top_level) or 'none'}.",
-        f"mlflow / databricks imported by the program process: {', '.join(forbidden) if forbidden else 'no (target met)'}.",
-        "Slowest imports beyond `import pulumi` (self time, ms): " + ", ".join(
-            f"{name} {us / 1000:.1f}" for name, us in sorted(extra.items(), key=lambda kv: -kv[1])[:8]
-        ),
+        "mlflow / databricks imported by the program process: "
+        f"{', '.join(forbidden) if forbidden else 'no (target met)'}.",
+        "Slowest imports beyond `import pulumi` (self time, ms): "
+        + ", ".join(f"{name} {us / 1000:.1f}" for name, us in sorted(extra.items(), key=lambda kv: -kv[1])[:8]),
     ]
     return "\n\n".join(lines)
 
@@ -175,7 +174,7 @@ def _group_of(name: str) -> str:
     return "other (stdlib, third party)"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.split("\n")[0])
     parser.add_argument("--teams", type=int, default=10, help="teams in the program's config (default 10)")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs of each process (default 7)")
@@ -185,7 +184,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     anchor = measure('python -c "import pulumi"', PULUMI_ONLY, (), args.repeat)
     program = measure(f"__main__.py, {args.teams} teams, under mocks", PROGRAM, (config,), args.repeat)
     header = f"# (4) Start-up\n{machine_context()}"
-    emit("startup", "\n\n".join([header, report(program, anchor, args.teams), f"Runtime: {time.perf_counter() - started:.0f} s"]))
+    emit(
+        "startup",
+        "\n\n".join([header, report(program, anchor, args.teams), f"Runtime: {time.perf_counter() - started:.0f} s"]),
+    )
     return 0
 
 

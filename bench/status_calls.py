@@ -43,8 +43,10 @@ def create_policies(store, count: int) -> list[str]:
     for i in range(count):
         _, action, share = TIERS[i % 3]
         policy = store.create_budget_policy(
-            budget_unit=BudgetUnit.USD, budget_amount=1_000_000 * share,  # never reached: inert
-            duration=BudgetDuration(BudgetDurationUnit.DAYS, 1), target_scope=BudgetTargetScope.GLOBAL,
+            budget_unit=BudgetUnit.USD,
+            budget_amount=1_000_000 * share,  # never reached: inert
+            duration=BudgetDuration(BudgetDurationUnit.DAYS, 1),
+            target_scope=BudgetTargetScope.GLOBAL,
             budget_action=BudgetAction(action),
         )
         ids.append(policy.budget_policy_id)
@@ -54,7 +56,7 @@ def create_policies(store, count: int) -> list[str]:
 def outputs_for(ids: list[str]) -> dict:
     teams = {}
     for team_index in range(len(ids) // 3):
-        alert_50, alert_80, hard_stop = ids[3 * team_index: 3 * team_index + 3]
+        alert_50, alert_80, hard_stop = ids[3 * team_index : 3 * team_index + 3]
         teams[f"team-{team_index:03d}"] = {
             "gateway_alert_policy_ids": {"50pct": alert_50, "80pct": alert_80},
             "gateway_hard_stop_policy_id": hard_stop,
@@ -67,9 +69,12 @@ def create_account_budgets(client, control, count: int) -> list[str]:
 
     ids = []
     for i in range(count):
-        props = {"display_name": f"team-{i:03d} AI Gateway", "resource_type": "AI_GATEWAY",
-                 "tags": {"team": [f"team-{i:03d}"]},
-                 "alerts": [{"threshold_usd": 100, "notify": [], "block_usage": True}]}
+        props = {
+            "display_name": f"team-{i:03d} AI Gateway",
+            "resource_type": "AI_GATEWAY",
+            "tags": {"team": [f"team-{i:03d}"]},
+            "alerts": [{"threshold_usd": 100, "notify": [], "block_usage": True}],
+        }
         budget = client.budgets.create(budget=_create_body(props)).budget
         control.add_budget_usage(budget.budget_configuration_id, str(i % 120))
         ids.append(budget.budget_configuration_id)
@@ -85,8 +90,12 @@ def account_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
         ids = create_account_budgets(emulator.account_client(), emulator.control, count)
         config = StackConfigFile(emulator.config())
         for size in sizes:
-            outputs = {"teams": {f"team-{i:03d}": {"databricks_gateway_budget_id": budget_id}
-                                 for i, budget_id in enumerate(ids[:size])}}
+            outputs = {
+                "teams": {
+                    f"team-{i:03d}": {"databricks_gateway_budget_id": budget_id}
+                    for i, budget_id in enumerate(ids[:size])
+                }
+            }
             watch = Stopwatch()
             for _ in range(repeats):
                 emulator.control.reset_requests()
@@ -96,15 +105,25 @@ def account_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
                 statuses = emulator.control.count("GET", "/budget-spend-statuses")
                 total = emulator.control.count()
             assert not any(r.unavailable for r in status_rows) and len(status_rows) == size
-            rows.append([f"databricks ({count} in account)", size, total, listed, statuses,
-                         sum(calls.values()), round(median(watch.samples), 1)])
+            rows.append(
+                [
+                    f"databricks ({count} in account)",
+                    size,
+                    total,
+                    listed,
+                    statuses,
+                    sum(calls.values()),
+                    round(median(watch.samples), 1),
+                ]
+            )
     return rows
 
 
 def mlflow_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
+    from mlflow.tracking._tracking_service.utils import _get_store
+
     from budget_status import collect
     from budget_status.stack import StackConfigFile
-    from mlflow.tracking._tracking_service.utils import _get_store
 
     rows = []
     with mlflow_server() as server:
@@ -120,12 +139,17 @@ def mlflow_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
                     status_rows, calls = collect(outputs, config)
                 counts = server.request_counts(mark)
             assert len(status_rows) == size and not any(r.unavailable for r in status_rows)
-            rows.append([
-                f"mlflow ({count} on server)", size, sum(counts.values()),
-                counts[("GET", "/api/3.0/mlflow/gateway/budgets/list")],
-                counts[("GET", "/api/3.0/mlflow/gateway/budgets/windows")], calls[server.tracking_uri],
-                round(median(watch.samples), 1),
-            ])
+            rows.append(
+                [
+                    f"mlflow ({count} on server)",
+                    size,
+                    sum(counts.values()),
+                    counts[("GET", "/api/3.0/mlflow/gateway/budgets/list")],
+                    counts[("GET", "/api/3.0/mlflow/gateway/budgets/windows")],
+                    calls[server.tracking_uri],
+                    round(median(watch.samples), 1),
+                ]
+            )
     return rows
 
 
@@ -145,8 +169,16 @@ def main() -> None:
     if "databricks" in servers:
         rows += account_rows(sizes, args.budgets, args.repeats)
     report = table(
-        ["server", "budgets in outputs", "requests at server", "list calls", "windows / spend-status calls",
-         "counted by status", "median ms"], rows,
+        [
+            "server",
+            "budgets in outputs",
+            "requests at server",
+            "list calls",
+            "windows / spend-status calls",
+            "counted by status",
+            "median ms",
+        ],
+        rows,
         title="budget_status: API calls per server (counted by the servers themselves)",
     )
     emit("status_calls", f"{report}\n\n{machine_context()}")

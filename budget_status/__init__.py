@@ -6,7 +6,8 @@ them at once (``sources.py``) and reports rows as a table, JSON or a PNG chart (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from budget_status.report import BudgetRow, account_rows, gateway_row
 from budget_status.sources import CallCounter, SourceError, read_account, read_gateway
@@ -36,7 +37,7 @@ def collect(outputs: Mapping[str, Any], config: Any) -> tuple[list[BudgetRow], C
     return rows, calls
 
 
-def _read_gateway(config: Any, calls: CallCounter) -> tuple[Optional[GatewayState], str, str]:
+def _read_gateway(config: Any, calls: CallCounter) -> tuple[GatewayState | None, str, str]:
     from providers._mlflow import tracking_server_from_config
 
     server = tracking_server_from_config(config)
@@ -48,7 +49,7 @@ def _read_gateway(config: Any, calls: CallCounter) -> tuple[Optional[GatewayStat
         return None, server.public_uri, str(error)
 
 
-def _read_account(config: Any, calls: CallCounter) -> tuple[Optional[AccountState], str, str]:
+def _read_account(config: Any, calls: CallCounter) -> tuple[AccountState | None, str, str]:
     from providers._databricks import DatabricksAccount
 
     account = DatabricksAccount()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 from budget_status import collect
 from budget_status.report import exit_code, figure, table, to_json
@@ -27,18 +27,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="python -m budget_status", description=__doc__.split("\n\n")[0])
     parser.add_argument("--outputs", type=Path, help="`pulumi stack output --json` saved to a file (default: stdin)")
     parser.add_argument("--stack", help="read provider config from Pulumi.<stack>.yaml (else env vars only)")
     parser.add_argument("--config", type=Path, help="a stack config file to read instead of Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--png", type=Path, metavar="FILE", help="also draw a bar chart to FILE")
-    parser.add_argument("--fail-above", type=float, metavar="PCT", help="exit 1 if any budget used more than PCT percent")
+    parser.add_argument(
+        "--fail-above", type=float, metavar="PCT", help="exit 1 if any budget used more than PCT percent"
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         text = args.outputs.read_text() if args.outputs else _stdin()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from budget_status.sources import AccountState, GatewayState
 from budget_status.stack import ACCOUNT, BudgetRef
@@ -17,9 +18,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_ABOVE, EXIT_HARD_STOP, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
-NO_LIVE_SPEND_API = (
-    "no live-spend API for budgets over all usage: see the account console or system.billing.usage"
-)
+NO_LIVE_SPEND_API = "no live-spend API for budgets over all usage: see the account console or system.billing.usage"
 
 
 @dataclass
@@ -29,20 +28,20 @@ class BudgetRow:
     tier: str
     source: str  # mlflow-gateway | databricks-budget | databricks-ai-gateway
     id: str
-    action: Optional[str]  # ALERT | REJECT | BLOCK_USAGE | EMAIL_NOTIFICATION
-    cap_usd: Optional[float]
-    spend_usd: Optional[float]  # None: not available (see note)
-    percent: Optional[float]
-    window: Optional[str]  # "1 day", "7 days", "1 month"
-    window_start: Optional[str]  # ISO 8601 UTC
-    resets_at: Optional[str]
+    action: str | None  # ALERT | REJECT | BLOCK_USAGE | EMAIL_NOTIFICATION
+    cap_usd: float | None
+    spend_usd: float | None  # None: not available (see note)
+    percent: float | None
+    window: str | None  # "1 day", "7 days", "1 month"
+    window_start: str | None  # ISO 8601 UTC
+    resets_at: str | None
     rejecting: bool  # a hard stop that refuses requests right now
     server: str
     unavailable: bool = False  # the spend should be known and could not be read
     note: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BudgetRow":
+    def from_dict(cls, data: dict[str, Any]) -> BudgetRow:
         values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
         return cls(**values)
 
@@ -50,9 +49,10 @@ class BudgetRow:
 # --- rows from what the servers hold -----------------------------------------------------------
 
 
-def gateway_row(ref: BudgetRef, state: Optional[GatewayState], server: str, error: str = "") -> BudgetRow:
-    row = BudgetRow(ref.team, ref.budget, ref.tier, ref.kind, ref.id, None, None, None, None, None, None, None,
-                    False, server)
+def gateway_row(ref: BudgetRef, state: GatewayState | None, server: str, error: str = "") -> BudgetRow:
+    row = BudgetRow(
+        ref.team, ref.budget, ref.tier, ref.kind, ref.id, None, None, None, None, None, None, None, False, server
+    )
     if state is None:
         return _unavailable(row, error)
     policy = state.policies.get(ref.id)
@@ -66,21 +66,37 @@ def gateway_row(ref: BudgetRef, state: Optional[GatewayState], server: str, erro
         return row
     window = state.windows.get(ref.id)
     if window is None:
-        note = ("the gateway holds no window for any budget: it enforces none (a policy it cannot load?)"
-                if not state.windows else "the gateway has no window for this budget yet")
+        note = (
+            "the gateway holds no window for any budget: it enforces none (a policy it cannot load?)"
+            if not state.windows
+            else "the gateway has no window for this budget yet"
+        )
         return _unavailable(row, note)
     row.spend_usd = window["current_spend"]
     row.percent = _percent(row.spend_usd, row.cap_usd)
     row.window_start = _iso(window["window_start_ms"])
     row.resets_at = _iso(window["window_end_ms"])
-    now_ms = datetime.now(timezone.utc).timestamp() * 1000
+    now_ms = datetime.now(UTC).timestamp() * 1000
     row.rejecting = row.action == "REJECT" and row.spend_usd >= row.cap_usd and now_ms < window["window_end_ms"]
     return row
 
 
-def account_rows(ref: BudgetRef, state: Optional[AccountState], server: str, error: str = "") -> list[BudgetRow]:
-    row = BudgetRow(ref.team, ref.budget, ref.tier, ref.kind, ref.id, None, None, None, None, "1 month",
-                    *_this_month(), False, server)
+def account_rows(ref: BudgetRef, state: AccountState | None, server: str, error: str = "") -> list[BudgetRow]:
+    row = BudgetRow(
+        ref.team,
+        ref.budget,
+        ref.tier,
+        ref.kind,
+        ref.id,
+        None,
+        None,
+        None,
+        None,
+        "1 month",
+        *_this_month(),
+        False,
+        server,
+    )
     if state is None:
         return [_unavailable(row, error)]
     budget = state.budgets.get(ref.id)
@@ -111,21 +127,32 @@ def account_rows(ref: BudgetRef, state: Optional[AccountState], server: str, err
 
 
 def _per_user_row(
-    ref: BudgetRef, shared_row: BudgetRow, alert: AlertSpendStatus, per_user: Optional[tuple[float, str]]
+    ref: BudgetRef, shared_row: BudgetRow, alert: AlertSpendStatus, per_user: tuple[float, str] | None
 ) -> BudgetRow:
     spend = float(alert.spend) if alert.spend is not None else None
     cap = float(alert.threshold) if alert.threshold is not None else (per_user[0] if per_user else None)
     action = per_user[1] if per_user else None
     percent = float(alert.percent_consumed) if alert.percent_consumed is not None else _percent(spend, cap)
     return BudgetRow(
-        ref.team, shared_row.budget, "per user (caller)", ref.kind, ref.id, action, cap, spend, percent,
-        shared_row.window, shared_row.window_start, shared_row.resets_at,
-        action == "BLOCK_USAGE" and percent is not None and percent >= 100, shared_row.server,
+        ref.team,
+        shared_row.budget,
+        "per user (caller)",
+        ref.kind,
+        ref.id,
+        action,
+        cap,
+        spend,
+        percent,
+        shared_row.window,
+        shared_row.window_start,
+        shared_row.resets_at,
+        action == "BLOCK_USAGE" and percent is not None and percent >= 100,
+        shared_row.server,
         note="the calling principal's own spend and threshold",
     )
 
 
-def _alerts(budget: BudgetConfiguration) -> tuple[list[tuple[float, str]], Optional[tuple[float, str]]]:
+def _alerts(budget: BudgetConfiguration) -> tuple[list[tuple[float, str]], tuple[float, str] | None]:
     """Shared ``(threshold, strongest action)`` pairs and the per-user one."""
     shared, per_user = [], None
     for alert in budget.alert_configurations or []:
@@ -144,7 +171,7 @@ def _unavailable(row: BudgetRow, note: str) -> BudgetRow:
     return row
 
 
-def _percent(spend: Optional[float], cap: Optional[float]) -> Optional[float]:
+def _percent(spend: float | None, cap: float | None) -> float | None:
     if spend is None or not cap:
         return None
     return round(spend / cap * 100, 2)
@@ -156,21 +183,21 @@ def _window_text(value: int, unit: str) -> str:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _this_month() -> tuple[str, str]:
     # Databricks budgets count calendar months (UTC).
-    now = datetime.now(timezone.utc)
-    start = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
-    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=timezone.utc)
+    now = datetime.now(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
     return (start.isoformat().replace("+00:00", "Z"), end.isoformat().replace("+00:00", "Z"))
 
 
 # --- verdict -----------------------------------------------------------------------------------
 
 
-def exit_code(rows: Iterable[BudgetRow], fail_above: Optional[float]) -> int:
+def exit_code(rows: Iterable[BudgetRow], fail_above: float | None) -> int:
     rows = list(rows)
     if any(row.rejecting for row in rows):
         return EXIT_HARD_STOP
@@ -187,7 +214,7 @@ def exit_code(rows: Iterable[BudgetRow], fail_above: Optional[float]) -> int:
 def to_json(rows: list[BudgetRow], calls: dict[str, int]) -> str:
     return json.dumps(
         {
-            "generated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "hard_stop_active": any(row.rejecting for row in rows),
             "api_calls": dict(calls),
             "budgets": [asdict(row) for row in rows],
@@ -216,16 +243,33 @@ def table(rows: list[BudgetRow]) -> Table:
     for row in rows:
         if team is not None and row.team != team:
             grid.add_section()
-        bar = (ProgressBar(total=100, completed=min(row.percent, 100), width=20,
-                           complete_style=_style(row), finished_style=_style(row))
-               if row.percent is not None else Text(_short(row.note), style="dim"))
+        bar = (
+            ProgressBar(
+                total=100,
+                completed=min(row.percent, 100),
+                width=20,
+                complete_style=_style(row),
+                finished_style=_style(row),
+            )
+            if row.percent is not None
+            else Text(_short(row.note), style="dim")
+        )
         grid.add_row(
-            row.team if row.team != team else "", row.budget, row.tier, row.action or "",
-            _money(row.spend_usd), _money(row.cap_usd),
+            row.team if row.team != team else "",
+            row.budget,
+            row.tier,
+            row.action or "",
+            _money(row.spend_usd),
+            _money(row.cap_usd),
             f"{row.percent:.1f}%" if row.percent is not None else "n/a",
-            bar, row.window or "", (row.resets_at or "")[:16].replace("T", " "),
-            Text("REJECTING", style="bold red") if row.rejecting
-            else Text("unavailable", style="yellow") if row.unavailable else Text("ok", style="green"),
+            bar,
+            row.window or "",
+            (row.resets_at or "")[:16].replace("T", " "),
+            Text("REJECTING", style="bold red")
+            if row.rejecting
+            else Text("unavailable", style="yellow")
+            if row.unavailable
+            else Text("ok", style="green"),
         )
         team = row.team
     return grid
@@ -237,7 +281,7 @@ def _style(row: BudgetRow) -> str:
     return "yellow" if (row.percent or 0) >= 80 else "green"
 
 
-def _money(value: Optional[float]) -> str:
+def _money(value: float | None) -> str:
     return "n/a" if value is None else f"${value:,.2f}"
 
 
@@ -257,8 +301,16 @@ def figure(rows: list[BudgetRow]) -> Figure:
 
     labels = [f"{row.team} · {row.budget} · {row.tier}" for row in rows]
     values = [row.percent if row.percent is not None else 0.0 for row in rows]
-    colors = ["#d62728" if row.rejecting else "#bbbbbb" if row.percent is None
-              else "#ff7f0e" if row.percent >= 80 else "#2ca02c" for row in rows]
+    colors = [
+        "#d62728"
+        if row.rejecting
+        else "#bbbbbb"
+        if row.percent is None
+        else "#ff7f0e"
+        if row.percent >= 80
+        else "#2ca02c"
+        for row in rows
+    ]
     fig = Figure(figsize=(10, max(2.5, 0.42 * len(rows) + 1.2)), layout="constrained")
     ax = fig.add_subplot()
     positions = list(range(len(rows)))[::-1]  # first row on top
@@ -268,8 +320,14 @@ def figure(rows: list[BudgetRow]) -> Figure:
     ax.set_xlim(0, max(110, max(values, default=0) * 1.1))
     ax.set_xlabel("percent of cap used")
     ax.set_title("ml-budgets: spend against every cap")
-    for bar, row in zip(bars, rows):
+    for bar, row in zip(bars, rows, strict=True):
         text = "n/a" if row.percent is None else f"{row.percent:.0f}%  {_money(row.spend_usd)} / {_money(row.cap_usd)}"
-        ax.annotate(text + ("  REJECTING" if row.rejecting else ""), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+        ax.annotate(
+            text + ("  REJECTING" if row.rejecting else ""),
+            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
     return fig

@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from providers._mlflow import TrackingServer, _host_creds, tracking_store
 
@@ -36,7 +38,9 @@ class GatewayState:
     """Budget policies and live windows of one MLflow server."""
 
     policies: dict[str, Any] = field(default_factory=dict)  # id -> mlflow GatewayBudgetPolicy
-    windows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {window_start_ms, window_end_ms, current_spend}
+    windows: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # id -> {window_start_ms, window_end_ms, current_spend}
     live: bool = True  # False for a SQL store: live spend is kept by a server's gateway
 
 
@@ -125,7 +129,9 @@ def _budget_pages(client: AccountClient, calls: CallCounter, host: str) -> Itera
     while True:
         calls[host] += 1
         body = client.api_client.do(
-            "GET", f"/api/2.1/accounts/{client.config.account_id}/budgets", query=query,
+            "GET",
+            f"/api/2.1/accounts/{client.config.account_id}/budgets",
+            query=query,
             headers={"Accept": "application/json"},
         )
         page = ListBudgetConfigurationsResponse.from_dict(body)
@@ -137,8 +143,6 @@ def _budget_pages(client: AccountClient, calls: CallCounter, host: str) -> Itera
 
 def _reason(error: BaseException) -> str:
     text = getattr(error, "message", None) or str(error) or type(error).__name__
-    try:
+    with contextlib.suppress(ValueError, AttributeError):  # not JSON, or not an object
         text = json.loads(text).get("message", text)
-    except (ValueError, AttributeError):
-        pass
     return " ".join(str(text).split())[:300]

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 NO_TEAM = "(no team)"
 GATEWAY = "mlflow-gateway"
@@ -66,21 +67,40 @@ def budgets_of(outputs: Mapping[str, Any]) -> list[BudgetRef]:
     refs: list[BudgetRef] = []
     for team, exports in teams.items():
         exports = exports or {}
-        refs += _gateway_refs(team, f"{team}-gateway", exports.get("gateway_alert_policy_ids"),
-                              exports.get("gateway_hard_stop_policy_id"), exports.get("gateway_hard_stop_alert_policy_id"))
+        refs += _gateway_refs(
+            team,
+            f"{team}-gateway",
+            exports.get("gateway_alert_policy_ids"),
+            exports.get("gateway_hard_stop_policy_id"),
+            exports.get("gateway_hard_stop_alert_policy_id"),
+        )
         for key, kind in ACCOUNT_BUDGET_KEYS.items():
             if _is_id(exports.get(key)):
                 tier = "account budget" if kind == ACCOUNT else "AI Gateway budget"
-                refs.append(BudgetRef(team, f"{team}-{'serverless' if kind == ACCOUNT else 'databricks-gateway'}",
-                                      tier, kind, exports[key]))
+                refs.append(
+                    BudgetRef(
+                        team,
+                        f"{team}-{'serverless' if kind == ACCOUNT else 'databricks-gateway'}",
+                        tier,
+                        kind,
+                        exports[key],
+                    )
+                )
     for name, exports in standalone.items():
         exports = exports or {}
-        refs += _gateway_refs(NO_TEAM, name, exports.get("alert_policy_ids"), exports.get("hard_stop_policy_id"),
-                              exports.get("hard_stop_alert_policy_id"))
+        refs += _gateway_refs(
+            NO_TEAM,
+            name,
+            exports.get("alert_policy_ids"),
+            exports.get("hard_stop_policy_id"),
+            exports.get("hard_stop_alert_policy_id"),
+        )
     return refs
 
 
-def _gateway_refs(team: str, budget: str, alert_ids: Any, hard_stop_id: Any, hard_stop_alert_id: Any) -> list[BudgetRef]:
+def _gateway_refs(
+    team: str, budget: str, alert_ids: Any, hard_stop_id: Any, hard_stop_alert_id: Any
+) -> list[BudgetRef]:
     refs = []
     for label, policy_id in sorted((alert_ids or {}).items(), key=lambda item: _percent(item[0])):
         if _is_id(policy_id):
@@ -113,7 +133,7 @@ class StackConfigFile:
         self._values = values
 
     @classmethod
-    def load(cls, path: Optional[Path]) -> "StackConfigFile":
+    def load(cls, path: Path | None) -> StackConfigFile:
         if path is None:
             return cls({})
         import yaml
@@ -126,12 +146,12 @@ class StackConfigFile:
         # Encrypted values ({secure: …}) need the Pulumi CLI: leave them to env vars.
         return cls({key: value for key, value in config.items() if isinstance(value, (str, int, float, bool))})
 
-    def get(self, key: str) -> Optional[str]:
+    def get(self, key: str) -> str | None:
         value = self._values.get(key)
         return None if value is None else str(value)
 
 
-def stack_config_path(stack: Optional[str], project_dir: Path, explicit: Optional[Path]) -> Optional[Path]:
+def stack_config_path(stack: str | None, project_dir: Path, explicit: Path | None) -> Path | None:
     if explicit is not None:
         return explicit
     if stack is None:

@@ -8,8 +8,9 @@ principals (groups, users, service principals, by account principal id).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import pulumi
 
@@ -26,7 +27,7 @@ class DatabricksGatewayBudgetArgs:
     """Percentages of the cap (below 100) at which ``notify`` gets an email; at most 3."""
     hard_stop: bool = True
     """Block AI Gateway usage once the cap is reached, until the month ends."""
-    per_user_limit_usd: Optional[float] = None
+    per_user_limit_usd: float | None = None
     """Each user's own monthly limit."""
     per_user_hard_stop: bool = True
     overrides: Mapping[str, float] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class DatabricksGatewayBudgetArgs:
     workspace_ids: Sequence[int] = ()
     include_external_spend: bool = False
     """Also count third-party spend billed through Databricks (fixed at creation)."""
-    display_name: Optional[str] = None
+    display_name: str | None = None
 
 
 def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict[str, Any]:
@@ -70,8 +71,12 @@ def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict[s
 class DatabricksGatewayBudget(pulumi.ComponentResource):
     budget_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: DatabricksGatewayBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(
+        self, name: str, args: DatabricksGatewayBudgetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("ml-budgets:index:DatabricksGatewayBudget", name, None, opts)
-        self.budget = AccountBudget(f"{name}-budget", **gateway_budget_props(name, args), opts=pulumi.ResourceOptions(parent=self))
+        self.budget = AccountBudget(
+            f"{name}-budget", **gateway_budget_props(name, args), opts=pulumi.ResourceOptions(parent=self)
+        )
         self.budget_id = self.budget.budget_id
         self.register_outputs({"budget_id": self.budget_id})

@@ -7,8 +7,8 @@ It writes the three experiment tags ``evaluation.TokenBudgetEvaluator.from_exper
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 
@@ -27,7 +27,7 @@ class EvaluationBudgetArgs:
     max_tokens: int
     on_exceed: str = RAISE
     """``raise`` stops the run at the ceiling; ``warn`` logs a warning and lets it finish."""
-    price_per_1k_tokens: Optional[float] = None
+    price_per_1k_tokens: float | None = None
     """US dollars per 1,000 tokens, to report the run's cost; not written when None."""
 
 
@@ -36,8 +36,8 @@ class EvaluationBudget(pulumi.ComponentResource):
         self,
         name: str,
         args: EvaluationBudgetArgs,
-        opts: Optional[pulumi.ResourceOptions] = None,
-        moved_from: Optional[pulumi.Resource] = None,
+        opts: pulumi.ResourceOptions | None = None,
+        moved_from: pulumi.Resource | None = None,
     ) -> None:
         """``moved_from``: the ServerlessBudget whose token-ceiling tags this budget takes over
         (stacks deployed before EvaluationBudget existed); aliases keep those tags in place."""
@@ -52,7 +52,7 @@ class EvaluationBudget(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _tag(
-        self, name: str, experiment: str, key: str, value: str, moved_from: Optional[pulumi.Resource]
+        self, name: str, experiment: str, key: str, value: str, moved_from: pulumi.Resource | None
     ) -> ExperimentTag:
         aliases: list[pulumi.Input[pulumi.Alias | str]] = []
         if key == TOKEN_BUDGET_TAG and moved_from is not None:

@@ -13,8 +13,9 @@ only this budget's alerts and marks the hard stop's, and recreated policies upda
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 from urllib.parse import urlencode
 
 import pulumi
@@ -36,14 +37,14 @@ class RelayRoute:
 
 @dataclass
 class WebhookArgs:
-    url: Optional[pulumi.Input[str]] = None
+    url: pulumi.Input[str] | None = None
     """Receiver URL; Slack and PagerDuty URLs carry tokens, so it is always kept secret."""
-    secret: Optional[pulumi.Input[str]] = None
+    secret: pulumi.Input[str] | None = None
     """HMAC key for X-MLflow-Signature; always kept secret."""
-    events: Optional[Sequence[str]] = None
-    description: Optional[str] = None
+    events: Sequence[str] | None = None
+    description: str | None = None
     active: bool = True
-    relay: Optional[RelayRoute] = None
+    relay: RelayRoute | None = None
     """Instead of ``url``: deliver through this relay route (needs ``secret``)."""
 
 
@@ -64,31 +65,31 @@ def relay_webhook_url(relay: RelayRoute, policy_ids: Sequence[str], hard_stop_id
 @dataclass
 class GatewayBudgetArgs:
     limit_usd: float
-    window: Union[str, dict[str, Any]] = "monthly"
+    window: str | dict[str, Any] = "monthly"
     scope: str = "GLOBAL"
-    target: Optional[str] = None
+    target: str | None = None
     alert_thresholds: Sequence[float] = (50.0, 80.0)
     """Percentages of ``limit_usd`` at which an ALERT fires."""
     hard_stop: bool = True
     """A REJECT policy at 100 % of ``limit_usd``."""
-    webhook: Optional[WebhookArgs] = None
+    webhook: WebhookArgs | None = None
     allow_untracked: bool = False
     """Accept a budget MLflow cannot count spend for (usage tracking off, unpriced model)."""
-    declared_at: Optional[str] = None
+    declared_at: str | None = None
     """Where this budget is declared (a stack config path), for error messages."""
 
 
-def _secret(value: Optional[pulumi.Input[str]]) -> Optional[pulumi.Output[str]]:
+def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
     return None if value is None else pulumi.Output.secret(value)
 
 
 class GatewayBudget(pulumi.ComponentResource):
     alert_policy_ids: pulumi.Output[dict[str, str]]
-    hard_stop_policy_id: Optional[pulumi.Output[str]]
-    hard_stop_alert_policy_id: Optional[pulumi.Output[str]]
-    webhook_id: Optional[pulumi.Output[str]]
+    hard_stop_policy_id: pulumi.Output[str] | None
+    hard_stop_alert_policy_id: pulumi.Output[str] | None
+    webhook_id: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: GatewayBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: GatewayBudgetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-budgets:index:GatewayBudget", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -155,5 +156,5 @@ class GatewayBudget(pulumi.ComponentResource):
         tiers = [r for r in self.alerts.values() if r is not stop]
         ids = [r.budget_policy_id for r in tiers] + ([stop.budget_policy_id] if stop else [])
         return pulumi.Output.all(*ids).apply(
-            lambda resolved: relay_webhook_url(relay, resolved[: len(tiers)], resolved[len(tiers):])
+            lambda resolved: relay_webhook_url(relay, resolved[: len(tiers)], resolved[len(tiers) :])
         )

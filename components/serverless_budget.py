@@ -3,8 +3,9 @@ and optionally a monthly dollar limit: an account budget over exactly the usage 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import pulumi
 
@@ -13,7 +14,6 @@ from providers.account_budget import AccountBudget
 from providers.budget_policy_grants import BudgetPolicyGrants
 from providers.experiment_policy_tag import ExperimentPolicyTag
 from providers.serverless_budget_policy import ServerlessBudgetPolicy
-
 
 
 @dataclass
@@ -26,7 +26,7 @@ class ServerlessBudgetArgs:
     authoritative_grants: bool = False
     experiments: Sequence[str] = ()
     """MLflow experiments (ids or names) whose scorers and evaluations this policy pays for."""
-    monthly_limit_usd: Optional[float] = None
+    monthly_limit_usd: float | None = None
     """Monthly list-price dollars for the usage carrying this policy's tags (an account budget)."""
     alert_thresholds: Sequence[float] = (50.0, 80.0, 100.0)
     """Percentages of ``monthly_limit_usd`` at which ``notify`` gets an email (at most 4)."""
@@ -34,7 +34,9 @@ class ServerlessBudgetArgs:
     """Email addresses told when a threshold is crossed."""
 
 
-def serverless_budget_alerts(limit_usd: float, thresholds: Sequence[float], notify: Sequence[str]) -> list[dict[str, Any]]:
+def serverless_budget_alerts(
+    limit_usd: float, thresholds: Sequence[float], notify: Sequence[str]
+) -> list[dict[str, Any]]:
     return [
         {"threshold_usd": round(limit_usd * percent / 100, 2), "notify": list(notify), "block_usage": False}
         for percent in thresholds
@@ -49,9 +51,9 @@ def policy_tag_filter(custom_tags: Mapping[str, str]) -> dict[str, list[str]]:
 class ServerlessBudget(pulumi.ComponentResource):
     policy_id: pulumi.Output[str]
     policy_name: pulumi.Output[str]
-    budget_id: Optional[pulumi.Output[str]]
+    budget_id: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: ServerlessBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: ServerlessBudgetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-budgets:index:ServerlessBudget", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -73,8 +75,12 @@ class ServerlessBudget(pulumi.ComponentResource):
                 opts=child,
             )
         self.experiment_tags = [
-            ExperimentPolicyTag(f"{name}-experiment-{slug(experiment)}", experiment=experiment,
-                                policy_id=self.policy.policy_id, opts=child)
+            ExperimentPolicyTag(
+                f"{name}-experiment-{slug(experiment)}",
+                experiment=experiment,
+                policy_id=self.policy.policy_id,
+                opts=child,
+            )
             for experiment in args.experiments
         ]
 
@@ -91,4 +97,6 @@ class ServerlessBudget(pulumi.ComponentResource):
         self.policy_id = self.policy.policy_id
         self.policy_name = self.policy.policy_name
         self.budget_id = self.budget.budget_id if self.budget else None
-        self.register_outputs({"policy_id": self.policy_id, "policy_name": self.policy_name, "budget_id": self.budget_id})
+        self.register_outputs(
+            {"policy_id": self.policy_id, "policy_name": self.policy_name, "budget_id": self.budget_id}
+        )

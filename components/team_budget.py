@@ -4,7 +4,7 @@ budget and evaluation budget, the unit most stacks declare."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -16,17 +16,17 @@ from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
 
 @dataclass
 class TeamBudgetArgs:
-    serverless: Optional[ServerlessBudgetArgs] = None
-    gateway: Optional[GatewayBudgetArgs] = None
-    databricks_gateway: Optional[DatabricksGatewayBudgetArgs] = None
-    evaluation: Optional[EvaluationBudgetArgs] = None
+    serverless: ServerlessBudgetArgs | None = None
+    gateway: GatewayBudgetArgs | None = None
+    databricks_gateway: DatabricksGatewayBudgetArgs | None = None
+    evaluation: EvaluationBudgetArgs | None = None
 
 
 class TeamBudget(pulumi.ComponentResource):
-    policy_id: Optional[pulumi.Output[str]]
-    webhook_id: Optional[pulumi.Output[str]]
+    policy_id: pulumi.Output[str] | None
+    webhook_id: pulumi.Output[str] | None
 
-    def __init__(self, team: str, args: TeamBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, team: str, args: TeamBudgetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-budgets:index:TeamBudget", team, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.serverless = ServerlessBudget(f"{team}-serverless", args.serverless, child) if args.serverless else None

@@ -23,9 +23,15 @@ from emulator.state import AccountState
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator", description="Databricks account API emulator")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port; see the first stdout line)")
-    parser.add_argument("--state", default=None, help="JSON file holding the account; loaded if present, written on every change")
-    parser.add_argument("--account-id", default=None, help="account id to serve (default: the state file's, else a random UUID)")
+    parser.add_argument(
+        "--port", type=int, default=0, help="port to bind (0 = any free port; see the first stdout line)"
+    )
+    parser.add_argument(
+        "--state", default=None, help="JSON file holding the account; loaded if present, written on every change"
+    )
+    parser.add_argument(
+        "--account-id", default=None, help="account id to serve (default: the state file's, else a random UUID)"
+    )
     parser.add_argument(
         "--creator-manager",
         default=CALLER,
@@ -34,11 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         "Databricks), a principal such as users/admin@example.com, or 'none'",
     )
     parser.add_argument(
-        "--token", action="append", default=[], metavar="TOKEN=PRINCIPAL",
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN=PRINCIPAL",
         help="the principal a bearer token belongs to (repeatable; other tokens: users/emulator-user@example.com)",
     )
     parser.add_argument(
-        "--billing-admin", action="append", default=None, metavar="PRINCIPAL",
+        "--billing-admin",
+        action="append",
+        default=None,
+        metavar="PRINCIPAL",
         help="a principal with the billing admin role (repeatable; default: users/emulator-user@example.com)",
     )
     parser.add_argument("--fsync", action="store_true", help="fsync the state file on every write")
@@ -50,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         admins = set(args.billing_admin) if args.billing_admin is not None else {DEFAULT_PRINCIPAL}
         creator = None if args.creator_manager == "none" else args.creator_manager
         state = AccountState(
-            args.account_id, path=args.state, creator_manager=creator, fsync=args.fsync,
+            args.account_id,
+            path=args.state,
+            creator_manager=creator,
+            fsync=args.fsync,
             permissions=Permissions(tokens=tokens, billing_admins=admins),
         )
     except ValueError as exc:

@@ -20,8 +20,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn
 
 from werkzeug.wrappers import Request, Response
 
@@ -58,7 +59,7 @@ class EmulatorApp:
     def __init__(
         self,
         state: AccountState,
-        faults: Optional[FaultInjector] = None,
+        faults: FaultInjector | None = None,
         *,
         max_log: int = 200_000,
         echo_unknown_routes: bool = True,
@@ -83,7 +84,7 @@ class EmulatorApp:
     def reset_requests(self) -> None:
         self.log.clear()
 
-    def count(self, method: Optional[str] = None, path_contains: str = "", *, status: Optional[int] = None) -> int:
+    def count(self, method: str | None = None, path_contains: str = "", *, status: int | None = None) -> int:
         """How many logged requests match (``method`` None or ``"*"`` = any method)."""
         return self.log.count(method, path_contains, status=status)
 
@@ -159,7 +160,7 @@ class EmulatorApp:
             self.log.finish(entry, started, 500, "INTERNAL_ERROR", "error")
             return self._error(ApiError(500, "INTERNAL_ERROR", f"emulator bug: {exc!r}"))
 
-    def _apply_fault(self, fault: Optional[Fault], environ: dict[str, Any], entry: dict[str, Any]) -> Optional[Response]:
+    def _apply_fault(self, fault: Fault | None, environ: dict[str, Any], entry: dict[str, Any]) -> Response | None:
         if fault is None:
             return None
         entry["fault"] = f"{fault.kind}/{fault.phase}"
@@ -172,7 +173,9 @@ class EmulatorApp:
             return self._error(errors.temporarily_unavailable(fault.retry_after, fault.message))
         if fault.kind == "error":
             return self._error(
-                ApiError(int(fault.status or 500), fault.error_code or "INTERNAL_ERROR", fault.message or "injected error")
+                ApiError(
+                    int(fault.status or 500), fault.error_code or "INTERNAL_ERROR", fault.message or "injected error"
+                )
             )
         if fault.kind == "drop":
             _drop_connection(environ)
@@ -289,8 +292,10 @@ class EmulatorApp:
     # ------------------------------------------------------------------ responses
 
     @staticmethod
-    def _json(body: dict[str, Any], status: int = 200, headers: Optional[dict[str, str]] = None) -> Response:
-        return Response(json.dumps(body, separators=(",", ":")), status=status, headers=headers, mimetype="application/json")
+    def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            json.dumps(body, separators=(",", ":")), status=status, headers=headers, mimetype="application/json"
+        )
 
     def _control(self, request: Request) -> Response:
         method, path = request.method.upper(), request.path
@@ -311,7 +316,7 @@ class EmulatorApp:
 # ---------------------------------------------------------------------- helpers
 
 
-def _caller(request: Request) -> Optional[str]:
+def _caller(request: Request) -> str | None:
     return request.environ.get("emulator.caller")
 
 
@@ -323,7 +328,7 @@ def _drop_connection(environ: dict[str, Any]) -> None:
     raise _ConnectionDropped("connection dropped by an injected fault")
 
 
-def _error_code_of(response: Response) -> Optional[str]:
+def _error_code_of(response: Response) -> str | None:
     try:
         return json.loads(response.get_data()).get("error_code")
     except (ValueError, AttributeError):  # not JSON, or not an object

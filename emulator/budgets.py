@@ -26,8 +26,8 @@ Alerts and actions without an id are new.
 
 from __future__ import annotations
 
-import builtins
 import base64
+import builtins
 import copy
 import hashlib
 import json
@@ -35,7 +35,7 @@ import re
 import time
 import uuid
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from emulator import errors
 
@@ -62,8 +62,15 @@ _CREATE_FIELDS = frozenset(
 )
 _UPDATE_FIELDS = _CREATE_FIELDS | {"budget_configuration_id"}
 _ALERT_FIELDS = frozenset(
-    {"action_configurations", "principal_overrides", "quantity_threshold", "quantity_type", "scope_type",
-     "time_period", "trigger_type"}
+    {
+        "action_configurations",
+        "principal_overrides",
+        "quantity_threshold",
+        "quantity_type",
+        "scope_type",
+        "time_period",
+        "trigger_type",
+    }
 )
 _ACTION_FIELDS = frozenset({"action_type", "target"})
 _OVERRIDE_FIELDS = frozenset({"principal_id", "override_threshold"})
@@ -82,7 +89,7 @@ _WORKSPACE_FILTER_RE = re.compile(r"^\s*workspace_id\s*(=\s*(?P<one>\d+)|IN\s*\(
 class BudgetStore:
     """The budgets of one :class:`AccountState` (its lock, account id, journal and caller)."""
 
-    def __init__(self, state: "AccountState") -> None:
+    def __init__(self, state: AccountState) -> None:
         self._state = state
         self._budgets: dict[str, dict[str, Any]] = {}  # id -> stored budget (wire shape + "_usage")
         self.list_page_size = LIST_PAGE_SIZE
@@ -123,7 +130,8 @@ class BudgetStore:
             body_id = budget.get("budget_configuration_id")
             if body_id not in (None, "") and body_id != budget_id:
                 raise errors.invalid(
-                    f"budget.budget_configuration_id {body_id!r} does not match the budget id in the path {budget_id!r}."
+                    f"budget.budget_configuration_id {body_id!r} does not match the budget id in the path "
+                    f"{budget_id!r}."
                 )
             fields = _validated(budget, current=current)
             current.update(fields)
@@ -139,11 +147,13 @@ class BudgetStore:
             del self._budgets[budget_id]
             self._journal(budget_id, deleted=True)
 
-    def list(self, page_token: Optional[str]) -> dict[str, Any]:
+    def list(self, page_token: str | None) -> dict[str, Any]:
         """``GET .../budgets?page_token=``: by id, ``list_page_size`` per page (keyset paging)."""
         after = _decode_token(page_token, "budgets") if page_token else ""
         with self._state._lock:
-            items = sorted((b for k, b in self._budgets.items() if k > after), key=lambda b: b["budget_configuration_id"])
+            items = sorted(
+                (b for k, b in self._budgets.items() if k > after), key=lambda b: b["budget_configuration_id"]
+            )
             page = items[: self.list_page_size]
             response: dict[str, Any] = {}
             if page:
@@ -166,9 +176,7 @@ class BudgetStore:
                 )
             return {"name": self._status_name(budget_id), "alert_spend_statuses": statuses}
 
-    def list_spend_statuses(
-        self, filter_: Optional[str], page_size: Optional[int], page_token: Optional[str]
-    ) -> dict[str, Any]:
+    def list_spend_statuses(self, filter_: str | None, page_size: int | None, page_token: str | None) -> dict[str, Any]:
         """``GET /api/2.1/accounts/{a}/budget-spend-statuses``: every budget with a blocking threshold."""
         if page_size is None or page_size == 0:
             page_size = SPEND_PAGE_SIZE_DEFAULT
@@ -197,7 +205,7 @@ class BudgetStore:
 
     # ------------------------------------------------------------------ control (tests)
 
-    def add_usage(self, budget_id: str, usd: Any, principal_id: Optional[int] = None, external: bool = False) -> dict:
+    def add_usage(self, budget_id: str, usd: Any, principal_id: int | None = None, external: bool = False) -> dict:
         """Record spend in this month against a budget, by a principal (default: the caller)."""
         amount = _decimal(str(usd), "usd")
         with self._state._lock:
@@ -265,7 +273,9 @@ class BudgetStore:
     def _check_body_account(self, budget: dict[str, Any]) -> None:
         account = budget.get("account_id")
         if account not in (None, "") and account != self._state.account_id:
-            raise errors.invalid(f"budget.account_id {account!r} is not the account in the path ({self._state.account_id}).")
+            raise errors.invalid(
+                f"budget.account_id {account!r} is not the account in the path ({self._state.account_id})."
+            )
 
     def _status_name(self, budget_id: str) -> str:
         return f"accounts/{self._state.account_id}/budget-spend-statuses/{budget_id}"
@@ -275,7 +285,8 @@ class BudgetStore:
             return []
         month = time.strftime("%Y-%m", time.gmtime())
         usage = [
-            u for u in budget["_usage"]
+            u
+            for u in budget["_usage"]
             if u["month"] == month and (budget.get("include_external_spend") or not u["external"])
         ]
         caller = self._state.creator_user_id
@@ -324,7 +335,7 @@ def _reject_unknown(obj: dict[str, Any], known: frozenset, where: str) -> None:
         raise errors.invalid(f"Unknown field(s) in {where}: {', '.join(unknown)}.")
 
 
-def _validated(budget: dict[str, Any], current: Optional[dict[str, Any]]) -> dict[str, Any]:
+def _validated(budget: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """The stored fields of a create (``current`` None) or a full-replacement update."""
     name = budget.get("display_name")
     if not isinstance(name, str) or not name.strip():
@@ -360,7 +371,7 @@ def _validated(budget: dict[str, Any], current: Optional[dict[str, Any]]) -> dic
     return fields
 
 
-def _validated_alerts(raw: Any, gateway: bool, current: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
+def _validated_alerts(raw: Any, gateway: bool, current: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise errors.invalid("budget.alert_configurations: a budget must have at least one alert configuration.")
     existing = {a["alert_configuration_id"]: a for a in (current or {}).get("alert_configurations", [])}
@@ -389,7 +400,8 @@ def _validated_alerts(raw: Any, gateway: bool, current: Optional[dict[str, Any]]
         blocking = [a for a in shared if any(x["action_type"] == BLOCK for x in a["action_configurations"])]
         if len(blocking) > 1:
             raise errors.invalid(
-                f"budget.alert_configurations: at most one shared alert per time period can have a BLOCK_USAGE action ({period})."
+                "budget.alert_configurations: at most one shared alert per time period can have a BLOCK_USAGE "
+                f"action ({period})."
             )
         if blocking and Decimal(blocking[0]["quantity_threshold"]) != max(thresholds):
             raise errors.invalid(
@@ -418,17 +430,23 @@ def _validated_alert(raw: Any, index: int, gateway: bool, existing: dict[str, di
         alert[key] = value
     threshold = raw.get("quantity_threshold")
     if not isinstance(threshold, str) or not _DECIMAL_RE.match(threshold):
-        raise errors.invalid(f"{where}.quantity_threshold must be a non-negative decimal string such as \"100.00\", got {threshold!r}.")
+        raise errors.invalid(
+            f'{where}.quantity_threshold must be a non-negative decimal string such as "100.00", got {threshold!r}.'
+        )
     alert["quantity_threshold"] = threshold
     scope = raw.get("scope_type") or SHARED
     if scope not in (SHARED, PER_USER):
         raise errors.invalid(f"{where}.scope_type {scope!r} is not one of {SHARED}, {PER_USER}.")
     if scope == PER_USER and not gateway:
-        raise errors.invalid(f"{where}: per-user alerts are only supported for budgets with resource_type {AI_GATEWAY}.")
+        raise errors.invalid(
+            f"{where}: per-user alerts are only supported for budgets with resource_type {AI_GATEWAY}."
+        )
     alert["scope_type"] = scope
     old_actions = {a["action_configuration_id"]: a for a in (previous or {}).get("action_configurations", [])}
-    actions = [_validated_action(a, f"{where}.action_configurations[{j}]", gateway, old_actions)
-               for j, a in enumerate(_list(raw.get("action_configurations"), f"{where}.action_configurations"))]
+    actions = [
+        _validated_action(a, f"{where}.action_configurations[{j}]", gateway, old_actions)
+        for j, a in enumerate(_list(raw.get("action_configurations"), f"{where}.action_configurations"))
+    ]
     meanings = [(a["action_type"], a.get("target")) for a in actions]
     if len(set(meanings)) != len(meanings):
         raise errors.invalid(f"{where}.action_configurations: the same action is configured twice.")
@@ -460,7 +478,9 @@ def _validated_action(raw: Any, where: str, gateway: bool, old_actions: dict[str
         if previous is None:
             raise errors.invalid(f"{where}.action_configuration_id {action_id!r} is not an action of this alert.")
         if previous["action_type"] != action_type:
-            raise errors.invalid(f"{where}: Action type cannot be updated ({previous['action_type']} -> {action_type}).")
+            raise errors.invalid(
+                f"{where}: Action type cannot be updated ({previous['action_type']} -> {action_type})."
+            )
     action["action_configuration_id"] = action_id or str(uuid.uuid4())
     target = raw.get("target")
     if action_type == EMAIL:
@@ -480,7 +500,9 @@ def _validated_override(raw: Any, where: str) -> dict[str, Any]:
     if isinstance(principal, str) and principal.isdigit():
         principal = int(principal)  # proto3 JSON carries int64 as a string or a number
     if isinstance(principal, bool) or not isinstance(principal, int) or not 0 < principal <= INT64_MAX:
-        raise errors.invalid(f"{where}.principal_id must be an account principal id (a positive int64), got {principal!r}.")
+        raise errors.invalid(
+            f"{where}.principal_id must be an account principal id (a positive int64), got {principal!r}."
+        )
     threshold = raw.get("override_threshold")
     if not isinstance(threshold, str) or not _DECIMAL_RE.match(threshold):
         raise errors.invalid(f"{where}.override_threshold must be a non-negative decimal string, got {threshold!r}.")
@@ -585,7 +607,7 @@ def _percent(spend: Decimal, threshold: Decimal) -> str:
     return f"{percent:.1f}"
 
 
-def _parse_workspace_filter(raw: Optional[str]) -> Optional[set[int]]:
+def _parse_workspace_filter(raw: str | None) -> set[int] | None:
     if raw is None or raw.strip() == "":
         return None
     match = _WORKSPACE_FILTER_RE.match(raw)
@@ -599,7 +621,7 @@ def _parse_workspace_filter(raw: Optional[str]) -> Optional[set[int]]:
     return {int(p) for p in parts}
 
 
-def _applies_to(budget: dict[str, Any], workspaces: Optional[set[int]]) -> bool:
+def _applies_to(budget: dict[str, Any], workspaces: set[int] | None) -> bool:
     if workspaces is None:
         return True
     clause = (budget.get("filter") or {}).get("workspace_id")
@@ -626,4 +648,3 @@ def _decode_token(token: str, query_key: str) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-

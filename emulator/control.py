@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ControlPlane:
-    def __init__(self, app: "EmulatorApp") -> None:
+    def __init__(self, app: EmulatorApp) -> None:
         self.app = app
 
     def index(self, request: Request) -> dict[str, Any]:

@@ -7,7 +7,8 @@ carries both, exactly as Databricks sends them: ``{"error_code": ..., "message":
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 
 class ApiError(Exception):
@@ -19,8 +20,8 @@ class ApiError(Exception):
         error_code: str,
         message: str,
         *,
-        headers: Optional[dict[str, str]] = None,
-        details: Optional[list[dict[str, Any]]] = None,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(f"{status} {error_code}: {message}")
         self.status = status
@@ -64,7 +65,7 @@ def endpoint_not_found(method: str, path: str) -> ApiError:
     )
 
 
-def too_many_requests(retry_after: int, message: Optional[str] = None) -> ApiError:
+def too_many_requests(retry_after: int, message: str | None = None) -> ApiError:
     """429 with ``Retry-After``: the SDK sleeps that many seconds and retries, for every method."""
     return ApiError(
         429,
@@ -74,7 +75,7 @@ def too_many_requests(retry_after: int, message: Optional[str] = None) -> ApiErr
     )
 
 
-def temporarily_unavailable(retry_after: Optional[int] = None, message: Optional[str] = None) -> ApiError:
+def temporarily_unavailable(retry_after: int | None = None, message: str | None = None) -> ApiError:
     """503: the SDK retries it (after ``Retry-After`` seconds, 1 s when the header is absent)."""
     headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
     return ApiError(

@@ -30,7 +30,7 @@ import random
 import re
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 KINDS = ("429", "503", "drop", "slow", "error")
 PHASES = ("before", "after")
@@ -42,20 +42,20 @@ class Fault:
     kind: str
     method: str = "*"
     path: str = ""
-    count: Optional[int] = 1
+    count: int | None = 1
     phase: str = "before"
-    retry_after: Optional[int] = None
+    retry_after: int | None = None
     seconds: float = 0.0
-    status: Optional[int] = None
-    error_code: Optional[str] = None
-    message: Optional[str] = None
+    status: int | None = None
+    error_code: str | None = None
+    message: str | None = None
     skip: int = 0
     probability: float = 1.0
     regex: bool = False
     id: int = 0
     fired: int = 0
     seen: int = 0
-    _pattern: Optional[re.Pattern] = field(default=None, repr=False, compare=False)
+    _pattern: re.Pattern | None = field(default=None, repr=False, compare=False)
 
     def matches(self, method: str, path: str) -> bool:
         if self.method != "*" and self.method != method.upper():
@@ -78,7 +78,7 @@ class Fault:
 class FaultInjector:
     """Thread-safe set of fault rules; ``take(method, path, phase)`` consumes the first that fires."""
 
-    def __init__(self, seed: Optional[int] = None) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
@@ -93,13 +93,13 @@ class FaultInjector:
         method: str = "*",
         path: str = "",
         *,
-        count: Optional[int] = 1,
+        count: int | None = 1,
         phase: str = "before",
-        retry_after: Optional[int] = None,
+        retry_after: int | None = None,
         seconds: float = 0.0,
-        status: Optional[int] = None,
-        error_code: Optional[str] = None,
-        message: Optional[str] = None,
+        status: int | None = None,
+        error_code: str | None = None,
+        message: str | None = None,
         skip: int = 0,
         probability: float = 1.0,
         regex: bool = False,
@@ -141,37 +141,53 @@ class FaultInjector:
             self._faults.append(fault)
         return fault
 
-    def throttle(self, method: str = "*", path: str = "", *, retry_after: int = 1, count: Optional[int] = 1, **kw: Any) -> Fault:
+    def throttle(
+        self, method: str = "*", path: str = "", *, retry_after: int = 1, count: int | None = 1, **kw: Any
+    ) -> Fault:
         """429 with ``Retry-After: retry_after``."""
         return self.inject("429", method, path, retry_after=retry_after, count=count, **kw)
 
-    def unavailable(self, method: str = "*", path: str = "", *, count: Optional[int] = 1, **kw: Any) -> Fault:
+    def unavailable(self, method: str = "*", path: str = "", *, count: int | None = 1, **kw: Any) -> Fault:
         """503 TEMPORARILY_UNAVAILABLE."""
         return self.inject("503", method, path, count=count, **kw)
 
-    def drop(self, method: str = "*", path: str = "", *, count: Optional[int] = 1, **kw: Any) -> Fault:
+    def drop(self, method: str = "*", path: str = "", *, count: int | None = 1, **kw: Any) -> Fault:
         """Close the connection without answering."""
         return self.inject("drop", method, path, count=count, **kw)
 
-    def slow(self, method: str = "*", path: str = "", *, seconds: float, count: Optional[int] = 1, **kw: Any) -> Fault:
+    def slow(self, method: str = "*", path: str = "", *, seconds: float, count: int | None = 1, **kw: Any) -> Fault:
         """Sleep ``seconds`` before answering."""
         return self.inject("slow", method, path, seconds=seconds, count=count, **kw)
 
-    def spurious_duplicate(self, *, count: Optional[int] = 1, **kw: Any) -> Fault:
+    def spurious_duplicate(self, *, count: int | None = 1, **kw: Any) -> Fault:
         """Refuse a budget policy create with 409 "Duplicate policy name found." although no policy
         has the name, as the real service sometimes does under load (terraform-provider-databricks
         #4600): nothing is created."""
         return self.error(
-            "POST", "/budget-policies", status=409, error_code="RESOURCE_ALREADY_EXISTS",
-            message="Duplicate policy name found.", count=count, **kw,
+            "POST",
+            "/budget-policies",
+            status=409,
+            error_code="RESOURCE_ALREADY_EXISTS",
+            message="Duplicate policy name found.",
+            count=count,
+            **kw,
         )
 
     def error(
-        self, method: str = "*", path: str = "", *, status: int, error_code: str, message: str = "injected error",
-        count: Optional[int] = 1, **kw: Any,
+        self,
+        method: str = "*",
+        path: str = "",
+        *,
+        status: int,
+        error_code: str,
+        message: str = "injected error",
+        count: int | None = 1,
+        **kw: Any,
     ) -> Fault:
         """Answer with any Databricks error."""
-        return self.inject("error", method, path, status=status, error_code=error_code, message=message, count=count, **kw)
+        return self.inject(
+            "error", method, path, status=status, error_code=error_code, message=message, count=count, **kw
+        )
 
     # ------------------------------------------------------------------ manage
 
@@ -195,12 +211,12 @@ class FaultInjector:
         with self._lock:
             return sum(max(f.count - f.fired, 0) for f in self._faults if f.count is not None)
 
-    def fired(self, kind: Optional[str] = None) -> int:
+    def fired(self, kind: str | None = None) -> int:
         """How many times faults (of ``kind``) have fired since the last ``clear()``."""
         with self._lock:
             return sum(1 for h in self.history if kind is None or h["kind"] == kind)
 
-    def take(self, method: str, path: str, phase: str) -> Optional[Fault]:
+    def take(self, method: str, path: str, phase: str) -> Fault | None:
         """The fault that fires for this request in this phase, if any (its count is consumed)."""
         with self._lock:
             for fault in self._faults:

@@ -16,8 +16,8 @@ What Databricks documents or answers, and what is modelled here:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 from emulator import errors
 
@@ -40,14 +40,14 @@ class Permissions:
     billing_admins: set[str] = field(default_factory=lambda: {DEFAULT_PRINCIPAL})
     default_principal: str = DEFAULT_PRINCIPAL
 
-    def principal_of(self, authorization: Optional[str]) -> str:
+    def principal_of(self, authorization: str | None) -> str:
         token = (authorization or "").removeprefix("Bearer ").strip()
         return self.tokens.get(token, self.default_principal)
 
-    def is_admin(self, principal: Optional[str]) -> bool:
+    def is_admin(self, principal: str | None) -> bool:
         return principal is None or principal_key(principal) in {principal_key(p) for p in self.billing_admins}
 
-    def require(self, caller: Optional[str], holders: Iterable[str]) -> None:
+    def require(self, caller: str | None, holders: Iterable[str]) -> None:
         """403 unless ``caller`` (None: the emulator itself) is a billing admin or among ``holders``."""
         if caller is None or self.is_admin(caller):
             return

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 import requests
 
@@ -32,7 +32,7 @@ class RemoteControl:
         self.timeout = timeout
         self._session = requests.Session()
 
-    def _call(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._session.request(method, f"{self.url}/_emulator/{path}", json=body, timeout=self.timeout)
         if not response.ok:
             raise RuntimeError(f"emulator control {method} {path} failed: {response.status_code} {response.text}")
@@ -48,7 +48,7 @@ class RemoteControl:
     def reset_requests(self) -> None:
         self._call("DELETE", "requests")
 
-    def count(self, method: Optional[str] = None, path_contains: str = "", *, status: Optional[int] = None) -> int:
+    def count(self, method: str | None = None, path_contains: str = "", *, status: int | None = None) -> int:
         method = None if method in (None, "*") else method.upper()
         return sum(
             1
@@ -79,9 +79,13 @@ class RemoteControl:
         """Play another writer: grant ``role`` to ``principal`` on a policy; returns the new etag."""
         return self._call("POST", f"policies/{policy_id}/grants", {"role": role, "principal": principal})["etag"]
 
-    def add_budget_usage(self, budget_id: str, usd: str, principal_id: Optional[int] = None, external: bool = False) -> None:
+    def add_budget_usage(
+        self, budget_id: str, usd: str, principal_id: int | None = None, external: bool = False
+    ) -> None:
         """Feed spend (this month, list-price USD) to a budget; ``principal_id`` defaults to the caller."""
-        self._call("POST", f"budgets/{budget_id}/usage", {"usd": str(usd), "principal_id": principal_id, "external": external})
+        self._call(
+            "POST", f"budgets/{budget_id}/usage", {"usd": str(usd), "principal_id": principal_id, "external": external}
+        )
 
     def reorder_budget(self, budget_id: str) -> dict[str, Any]:
         """Reverse the order of a budget's alerts, actions and overrides, as a server rewrite may."""
@@ -98,14 +102,14 @@ class EmulatorProcess:
     def __init__(
         self,
         *,
-        state_path: Optional[str] = None,
+        state_path: str | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
-        account_id: Optional[str] = None,
-        creator_manager: Optional[str] = None,
-        extra_args: Optional[list[str]] = None,
+        account_id: str | None = None,
+        creator_manager: str | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
-        self._tmpdir: Optional[tempfile.TemporaryDirectory] = None
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
         if state_path is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="databricks-emulator-")
             state_path = os.path.join(self._tmpdir.name, "state.json")
@@ -115,9 +119,9 @@ class EmulatorProcess:
         self.account_id = account_id
         self.creator_manager = creator_manager
         self.extra_args = list(extra_args or [])
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.stderr_path = self.state_path + ".stderr.log"
-        self._stderr: Optional[IO[bytes]] = None
+        self._stderr: IO[bytes] | None = None
         self.starts = 0
 
     @property
@@ -128,10 +132,21 @@ class EmulatorProcess:
     def control(self) -> RemoteControl:
         return RemoteControl(self.url)
 
-    def start(self, timeout: float = 30.0) -> "EmulatorProcess":
+    def start(self, timeout: float = 30.0) -> EmulatorProcess:
         if self.proc is not None:
             raise RuntimeError("already running")
-        cmd = [sys.executable, "-u", "-m", "emulator", "--host", self.host, "--port", str(self.port), "--state", self.state_path]
+        cmd = [
+            sys.executable,
+            "-u",
+            "-m",
+            "emulator",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--state",
+            self.state_path,
+        ]
         if self.account_id:
             cmd += ["--account-id", self.account_id]
         if self.creator_manager:
@@ -154,7 +169,7 @@ class EmulatorProcess:
         self.starts += 1
         return self
 
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
+    def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
         proc, self.proc = self.proc, None
         code = None
@@ -181,7 +196,7 @@ class EmulatorProcess:
             self.proc.wait(timeout=10)
         self.stop()
 
-    def restart(self, timeout: float = 30.0) -> "EmulatorProcess":
+    def restart(self, timeout: float = 30.0) -> EmulatorProcess:
         self.stop()
         return self.start(timeout)
 
@@ -191,7 +206,7 @@ class EmulatorProcess:
             self._tmpdir.cleanup()
             self._tmpdir = None
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

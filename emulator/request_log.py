@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 
 class RequestLog:
@@ -26,7 +26,7 @@ class RequestLog:
         with self._lock:
             self._entries.clear()
 
-    def count(self, method: Optional[str] = None, path_contains: str = "", *, status: Optional[int] = None) -> int:
+    def count(self, method: str | None = None, path_contains: str = "", *, status: int | None = None) -> int:
         """How many logged requests match (``method`` None or ``"*"`` = any method)."""
         method = None if method in (None, "*") else method.upper()
         with self._lock:
@@ -60,7 +60,9 @@ class RequestLog:
                 del self._entries[: len(self._entries) - self.max_entries]
         return entry
 
-    def finish(self, entry: dict[str, Any], started: float, status: Optional[int], error_code: Optional[str], outcome: str) -> None:
+    def finish(
+        self, entry: dict[str, Any], started: float, status: int | None, error_code: str | None, outcome: str
+    ) -> None:
         with self._lock:
             entry["status"] = status
             entry["error_code"] = error_code

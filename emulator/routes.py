@@ -5,7 +5,6 @@ the handler name per HTTP method."""
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 RouteTable = list[tuple[re.Pattern, dict[str, str]]]
 
@@ -60,7 +59,7 @@ def readable(pattern: re.Pattern) -> str:
     return re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern.pattern).strip("^$").replace("\\", "")
 
 
-def route(table: RouteTable, method: str, path: str) -> tuple[Optional[str], dict[str, str]]:
+def route(table: RouteTable, method: str, path: str) -> tuple[str | None, dict[str, str]]:
     for pattern, methods in table:
         match = pattern.match(path)
         if match:

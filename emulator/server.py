@@ -1,17 +1,18 @@
 """Run the emulator in this process (a thread) and talk to it: what tests and benchmarks use.
 
-    with EmulatorServer() as emu:
-        a = emu.account_client()
-        a.budget_policy.create(policy=BudgetPolicy(policy_name="team-a"))
-        emu.faults.throttle("POST", "/budget-policies", retry_after=0)
-        assert emu.count("POST", "/budget-policies") == 1
+with EmulatorServer() as emu:
+    a = emu.account_client()
+    a.budget_policy.create(policy=BudgetPolicy(policy_name="team-a"))
+    emu.faults.throttle("POST", "/budget-policies", retry_after=0)
+    assert emu.count("POST", "/budget-policies") == 1
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 
@@ -65,7 +66,7 @@ def account_client(
     *,
     token: str = DEFAULT_TOKEN,
     retry_timeout_seconds: int = 10,
-    http_timeout_seconds: Optional[int] = None,
+    http_timeout_seconds: int | None = None,
     retry_sleep_scale: float = 0.02,
 ):
     """A real ``databricks.sdk.AccountClient`` for an emulator at ``url`` (PAT auth).
@@ -90,7 +91,7 @@ def account_client(
     return AccountClient(config=Config(**kwargs))
 
 
-def _permissions(tokens: Optional[dict[str, str]], billing_admins: Optional[set[str]]) -> Permissions:
+def _permissions(tokens: dict[str, str] | None, billing_admins: set[str] | None) -> Permissions:
     return Permissions(
         tokens=dict(tokens or {}),
         billing_admins=set(billing_admins) if billing_admins is not None else {DEFAULT_PRINCIPAL},
@@ -121,32 +122,35 @@ class EmulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        account_id: Optional[str] = None,
-        state_path: Optional[str] = None,
-        creator_manager: Optional[str] = CALLER,
-        tokens: Optional[dict[str, str]] = None,
-        billing_admins: Optional[set[str]] = None,
+        account_id: str | None = None,
+        state_path: str | None = None,
+        creator_manager: str | None = CALLER,
+        tokens: dict[str, str] | None = None,
+        billing_admins: set[str] | None = None,
         lowercase_emails: bool = False,
         omitted_lists: str = "clear",
-        state: Optional[AccountState] = None,
-        fault_seed: Optional[int] = None,
+        state: AccountState | None = None,
+        fault_seed: int | None = None,
         echo_unknown_routes: bool = True,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.state = state or AccountState(
-            account_id, path=state_path, creator_manager=creator_manager,
+            account_id,
+            path=state_path,
+            creator_manager=creator_manager,
             permissions=_permissions(tokens, billing_admins),
-            lowercase_emails=lowercase_emails, omitted_lists=omitted_lists,
+            lowercase_emails=lowercase_emails,
+            omitted_lists=omitted_lists,
         )
         self.faults = FaultInjector(seed=fault_seed)
         self.app = EmulatorApp(self.state, self.faults, echo_unknown_routes=echo_unknown_routes)
-        self._server: Optional[BaseWSGIServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         if self._server is not None:
             return self
         self._server = serve(self.app, self.host, self._requested_port)
@@ -167,7 +171,7 @@ class EmulatorServer:
             thread.join(timeout=10)
         self.state.close()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -200,7 +204,7 @@ class EmulatorServer:
     def reset_requests(self) -> None:
         self.app.reset_requests()
 
-    def count(self, method: Optional[str] = None, path_contains: str = "", *, status: Optional[int] = None) -> int:
+    def count(self, method: str | None = None, path_contains: str = "", *, status: int | None = None) -> int:
         return self.app.count(method, path_contains, status=status)
 
     def before_next(self, method: str, path_contains: str, callback: Callable[..., Any]) -> None:

@@ -36,9 +36,7 @@ POLICY_ID_PATH_RE = re.compile(r"^[\w.-]{1,40}$", re.ASCII)
 RULE_SET_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)/ruleSets/default$")
 RESOURCE_NAME_RE = re.compile(r"^accounts/(?P<account>[^/]+)/budgetPolicies/(?P<policy>[^/]+)$")
 # Rule sets Databricks has but this emulator does not model (answered 501, never silently).
-OTHER_RULE_SET_RE = re.compile(
-    r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?/ruleSets/default$"
-)
+OTHER_RULE_SET_RE = re.compile(r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?/ruleSets/default$")
 OTHER_RESOURCE_RE = re.compile(r"^accounts/[^/]+(/(groups|servicePrincipals|tagPolicies)/[^/]+)?$")
 PRINCIPAL_RES = (
     re.compile(r"^users/[^\s@]+@[^\s@/]+$"),
@@ -100,8 +98,10 @@ def validate_policy_fields(policy: dict[str, Any], prefix: str) -> tuple[str, li
         ) from None
     if name.startswith(RESERVED_NAME_PREFIX):
         raise errors.invalid(f"{prefix}policy_name can't start with the reserved keyword {RESERVED_NAME_PREFIX!r}.")
-    return name, validate_tags(policy.get("custom_tags"), prefix), validate_workspaces(
-        policy.get("binding_workspace_ids"), prefix
+    return (
+        name,
+        validate_tags(policy.get("custom_tags"), prefix),
+        validate_workspaces(policy.get("binding_workspace_ids"), prefix),
     )
 
 
@@ -111,7 +111,9 @@ def validate_tags(raw: Any, prefix: str) -> list[dict[str, str]]:
     if not isinstance(raw, list):
         raise errors.invalid(f"{prefix}custom_tags must be a list of {{key, value}} objects.")
     if len(raw) > MAX_CUSTOM_TAGS:
-        raise errors.invalid(f"{prefix}custom_tags: at most {MAX_CUSTOM_TAGS} entries are allowed per policy, got {len(raw)}.")
+        raise errors.invalid(
+            f"{prefix}custom_tags: at most {MAX_CUSTOM_TAGS} entries are allowed per policy, got {len(raw)}."
+        )
     tags: list[dict[str, str]] = []
     seen: set[str] = set()
     for index, tag in enumerate(raw):
@@ -134,7 +136,9 @@ def validate_tags(raw: Any, prefix: str) -> list[dict[str, str]]:
             if not isinstance(value, str):
                 raise errors.invalid(f"{where}.value must be a string.")
             if len(value) > TAG_VALUE_MAX:
-                raise errors.invalid(f"{where}.value must be at most {TAG_VALUE_MAX} characters long, got {len(value)}.")
+                raise errors.invalid(
+                    f"{where}.value must be at most {TAG_VALUE_MAX} characters long, got {len(value)}."
+                )
             entry["value"] = value
         tags.append(entry)
     return tags

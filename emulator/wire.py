@@ -4,7 +4,7 @@ Databricks answers for malformed ones."""
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from werkzeug.wrappers import Request
 
@@ -41,7 +41,7 @@ def flat_args(request: Request) -> dict[str, Any]:
     return out
 
 
-def int_arg(args: Any, name: str) -> Optional[int]:
+def int_arg(args: Any, name: str) -> int | None:
     raw = args.get(name)
     if raw is None or raw == "":
         return None

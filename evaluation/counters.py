@@ -6,7 +6,7 @@ A counter is any callable that takes a text and returns its number of tokens.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 TokenCounter = Callable[[str], int]
 

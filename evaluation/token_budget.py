@@ -38,7 +38,8 @@ import numbers
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow.entities import Metric
@@ -125,11 +126,7 @@ class BudgetSnapshot:
     @property
     def exceeded(self) -> bool:
         """More tokens used than allowed, or calls wanted after the ceiling was reached."""
-        return (
-            self.used_tokens > self.max_tokens
-            or self.refused_calls > 0
-            or self.over_budget_calls > 0
-        )
+        return self.used_tokens > self.max_tokens or self.refused_calls > 0 or self.over_budget_calls > 0
 
     @property
     def estimated_cost_usd(self) -> float | None:
@@ -266,11 +263,7 @@ class TokenBudgetEvaluator:
             model,
             max_tokens=_max_tokens_from_tags(found),
             on_exceed=on_exceed or _on_exceed_from_tags(found),
-            cost_per_1k_tokens=(
-                cost_per_1k_tokens
-                if cost_per_1k_tokens is not None
-                else _cost_from_tags(found)
-            ),
+            cost_per_1k_tokens=(cost_per_1k_tokens if cost_per_1k_tokens is not None else _cost_from_tags(found)),
             token_counter=token_counter,
         )
         budget.experiment_id = found.experiment_id
@@ -433,9 +426,7 @@ class TokenBudgetEvaluator:
                 trace_id=trace_id,
             )
             if ceiling_reached and self.on_exceed == RAISE:
-                call = dataclasses.replace(
-                    call, over_budget=False, status=REFUSED, used_after=self._used
-                )
+                call = dataclasses.replace(call, over_budget=False, status=REFUSED, used_after=self._used)
                 self._record(call)
                 self._refused += 1
                 snapshot = self._snapshot_locked()
@@ -500,8 +491,7 @@ class TokenBudgetEvaluator:
         if not row_calls:
             return None
         used_after = max(
-            call.used_after if call.used_after is not None else call.used_at_admission
-            for call in row_calls
+            call.used_after if call.used_after is not None else call.used_at_admission for call in row_calls
         )
         return _RowAccount(
             used_tokens=sum(call.usage.total_tokens for call in row_calls if call.usage),
@@ -663,10 +653,7 @@ def _find_experiment(client: MlflowClient, experiment: str | int) -> Experiment:
             found = None
         if found is not None and found.lifecycle_stage != "deleted":
             return found
-    raise ValueError(
-        f"No active MLflow experiment with id or name {key!r} "
-        f"at tracking URI {client.tracking_uri!r}."
-    )
+    raise ValueError(f"No active MLflow experiment with id or name {key!r} at tracking URI {client.tracking_uri!r}.")
 
 
 def _describe(experiment: Experiment) -> str:
@@ -687,8 +674,7 @@ def _max_tokens_from_tags(experiment: Experiment) -> int:
         value = math.nan
     if not value.is_integer() or value <= 0:
         raise ValueError(
-            f"{_describe(experiment)} tag {TOKEN_BUDGET_TAG}={raw!r} must be a positive "
-            f"whole number of tokens."
+            f"{_describe(experiment)} tag {TOKEN_BUDGET_TAG}={raw!r} must be a positive whole number of tokens."
         )
     return int(value)
 
@@ -696,9 +682,7 @@ def _max_tokens_from_tags(experiment: Experiment) -> int:
 def _on_exceed_from_tags(experiment: Experiment) -> str:
     raw = (experiment.tags or {}).get(ON_EXCEED_TAG, RAISE)
     if raw.strip() not in ON_EXCEED_MODES:
-        raise ValueError(
-            f"{_describe(experiment)} tag {ON_EXCEED_TAG}={raw!r} must be 'raise' or 'warn'."
-        )
+        raise ValueError(f"{_describe(experiment)} tag {ON_EXCEED_TAG}={raw!r} must be 'raise' or 'warn'.")
     return raw.strip()
 
 
@@ -712,7 +696,6 @@ def _cost_from_tags(experiment: Experiment) -> float | None:
         cost = math.nan
     if not math.isfinite(cost) or cost < 0:
         raise ValueError(
-            f"{_describe(experiment)} tag {COST_PER_1K_TOKENS_TAG}={raw!r} must be a "
-            f"number of dollars, zero or more."
+            f"{_describe(experiment)} tag {COST_PER_1K_TOKENS_TAG}={raw!r} must be a number of dollars, zero or more."
         )
     return cost

@@ -9,7 +9,8 @@ call's input and output text.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from mlflow.tracing.constant import TokenUsageKey
 

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 import requests
@@ -33,19 +34,22 @@ class RelayProcess:
         self.directory = directory
         self.config = config
         self.env = env
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.consumer_pid = 0
         directory.mkdir(parents=True, exist_ok=True)
         self.config_path = directory / "relay.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
 
-    def start(self) -> "RelayProcess":
+    def start(self) -> RelayProcess:
         with open(self.directory / "relay.log", "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "alert_relay", "--config", str(self.config_path), "--port", "0"],
-                cwd=PROJECT_ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-                stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
             )
         assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline()
@@ -129,16 +133,29 @@ def budget_envelope(policy_id: str, amount: float = 1.0, spend: float = 1.05, **
         "action": "exceeded",
         "timestamp": "2026-11-30T05:00:00+00:00",
         "data": {
-            "budget_policy_id": policy_id, "budget_unit": "USD", "budget_amount": amount,
-            "current_spend": spend, "duration_unit": "DAYS", "duration_value": 1,
-            "target_scope": "ENDPOINT", "workspace": "default", "target_value": "e-" + "0" * 32,
-            "window_start": 1796000000000, **data,
+            "budget_policy_id": policy_id,
+            "budget_unit": "USD",
+            "budget_amount": amount,
+            "current_spend": spend,
+            "duration_unit": "DAYS",
+            "duration_value": 1,
+            "target_scope": "ENDPOINT",
+            "workspace": "default",
+            "target_value": "e-" + "0" * 32,
+            "window_start": 1796000000000,
+            **data,
         },
     }
 
 
-def signed_post(url: str, secret: str, envelope: dict, delivery_id: Optional[str] = None,
-                timestamp: Optional[int] = None, signature: Optional[str] = None) -> requests.Response:
+def signed_post(
+    url: str,
+    secret: str,
+    envelope: dict,
+    delivery_id: str | None = None,
+    timestamp: int | None = None,
+    signature: str | None = None,
+) -> requests.Response:
     """POST as MLflow does: same headers, same signing (json.dumps body)."""
     body = json.dumps(envelope).encode()
     delivery_id = delivery_id or str(uuid.uuid4())

@@ -14,9 +14,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
 import requests
@@ -31,10 +31,10 @@ route:
 receivers:
   - name: nowhere
 """
-RECEIVED = re.compile(r'^alertmanager_alerts_received_total\{([^}]*)\}\s+([0-9.e+]+)$', re.M)
+RECEIVED = re.compile(r"^alertmanager_alerts_received_total\{([^}]*)\}\s+([0-9.e+]+)$", re.M)
 
 
-def alertmanager_binary() -> Optional[str]:
+def alertmanager_binary() -> str | None:
     return next((path for name in BINARY_NAMES if (path := shutil.which(name))), None)
 
 
@@ -42,13 +42,13 @@ def alertmanager_binary() -> Optional[str]:
 class Alertmanager:
     directory: Path
     port: int = field(default_factory=free_port)
-    process: Optional[subprocess.Popen] = None
+    process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Alertmanager":
+    def start(self) -> Alertmanager:
         binary = alertmanager_binary()
         if binary is None:
             raise RuntimeError(f"no Alertmanager binary on PATH (looked for {', '.join(BINARY_NAMES)})")
@@ -57,9 +57,16 @@ class Alertmanager:
         config.write_text(CONFIG)
         with open(self.directory / "alertmanager.log", "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.path={self.directory / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.path={self.directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

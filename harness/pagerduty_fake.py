@@ -13,9 +13,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -57,7 +57,7 @@ class PagerDutyFake:
     events: list[dict] = field(default_factory=list)
     """Events accepted (answered 202), in order."""
     rejected: list[list[str]] = field(default_factory=list)
-    _server: Optional[LocalHttpServer] = None
+    _server: LocalHttpServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -66,7 +66,7 @@ class PagerDutyFake:
             raise RuntimeError("start() it first")
         return self._server.base_url + "/v2/enqueue"
 
-    def start(self) -> "PagerDutyFake":
+    def start(self) -> PagerDutyFake:
         self._server = LocalHttpServer(_handler_for(self))
         return self
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -24,7 +24,7 @@ BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "r
 TEXT_TYPES = {"plain_text", "mrkdwn"}
 
 
-def block_problem(blocks) -> Optional[str]:
+def block_problem(blocks) -> str | None:
     if not isinstance(blocks, list) or len(blocks) > 50:
         return "blocks must be a list of at most 50 blocks"
     for block in blocks:
@@ -41,8 +41,10 @@ def block_problem(blocks) -> Optional[str]:
                 return "section needs text or fields"
             if text is not None and (text.get("type") not in TEXT_TYPES or not 0 < len(text.get("text") or "") <= 3000):
                 return "section text must be 1-3000 characters"
-            if fields is not None and (len(fields) > 10 or any(
-                    f.get("type") not in TEXT_TYPES or not 0 < len(f.get("text") or "") <= 2000 for f in fields)):
+            if fields is not None and (
+                len(fields) > 10
+                or any(f.get("type") not in TEXT_TYPES or not 0 < len(f.get("text") or "") <= 2000 for f in fields)
+            ):
                 return "section fields: at most 10, each 1-2000 characters"
         if kind == "context":
             elements = block.get("elements")
@@ -56,8 +58,8 @@ class SlackFake:
     messages: list[dict] = field(default_factory=list)
     """Messages Slack accepted (answered 200), in order."""
     attempts: int = 0
-    _failures: list[tuple[int, Optional[str]]] = field(default_factory=list)
-    _server: Optional[LocalHttpServer] = None
+    _failures: list[tuple[int, str | None]] = field(default_factory=list)
+    _server: LocalHttpServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -66,7 +68,7 @@ class SlackFake:
             raise RuntimeError("start() it first")
         return self._server.base_url + "/services/T0TEST/B0TEST/not-a-real-token"
 
-    def start(self) -> "SlackFake":
+    def start(self) -> SlackFake:
         self._server = LocalHttpServer(_handler_for(self))
         return self
 
@@ -74,7 +76,7 @@ class SlackFake:
         if self._server is not None:
             self._server.stop()
 
-    def fail_next(self, count: int, status: int = 503, retry_after: Optional[str] = None) -> None:
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
         with self._lock:
             self._failures.extend([(status, retry_after)] * count)
 

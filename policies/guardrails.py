@@ -9,8 +9,9 @@ policy each resource's inputs; during ``pulumi preview`` an input computed from 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any
 
 from pulumi_policy import (
     PolicyConfigSchema,
@@ -46,7 +47,7 @@ def usd(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
-def window_of(value: Any) -> Optional[tuple[str, int]]:
+def window_of(value: Any) -> tuple[str, int] | None:
     """(unit, length) of a gateway budget window, as declared ("monthly") or as checked ({unit, value})."""
     if isinstance(value, str):
         return WINDOW_PRESETS.get(value.strip().lower())
@@ -69,7 +70,7 @@ def per_ceiling_period(amount: float, window: tuple[str, int]) -> float:
     return amount * CEILING_DAYS / (DAYS_PER_UNIT[unit] * length)
 
 
-def text(value: Any) -> Optional[str]:
+def text(value: Any) -> str | None:
     return value.strip().upper() if isinstance(value, str) else None
 
 
@@ -80,7 +81,7 @@ class GatewayLimit:
 
     resource: PolicyResource
     subject: str  # what it limits: "ENDPOINT 'search-chat'", "GLOBAL", "account budget 'x'"
-    target: Optional[str]
+    target: str | None
     scope: str
     amount: float
     window: tuple[str, int]
@@ -95,7 +96,7 @@ class GatewayLimit:
         return f"{usd(self.amount)} {window_text(self.window)}"
 
 
-def gateway_policy_limit(resource: PolicyResource) -> Optional[GatewayLimit]:
+def gateway_policy_limit(resource: PolicyResource) -> GatewayLimit | None:
     props = resource.props
     amount, window = props.get("amount_usd"), window_of(props.get("window"))
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or window is None:
@@ -117,8 +118,17 @@ def account_budget_limits(resource: PolicyResource) -> list[GatewayLimit]:
         threshold = alert.get("threshold_usd")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
             continue
-        limits.append(GatewayLimit(resource, f"account budget {name!r}", name, "ACCOUNT", float(threshold),
-                                   ACCOUNT_BUDGET_WINDOW, bool(alert.get("block_usage"))))
+        limits.append(
+            GatewayLimit(
+                resource,
+                f"account budget {name!r}",
+                name,
+                "ACCOUNT",
+                float(threshold),
+                ACCOUNT_BUDGET_WINDOW,
+                bool(alert.get("block_usage")),
+            )
+        )
     return limits
 
 
@@ -136,7 +146,7 @@ def gateway_limits(resources: Iterable[PolicyResource]) -> list[GatewayLimit]:
     return sorted(limits, key=lambda limit: (limit.amount, limit.resource.name))
 
 
-def team_of(resource: PolicyResource) -> Optional[str]:
+def team_of(resource: PolicyResource) -> str | None:
     parent = resource.parent
     while parent is not None:
         if parent.resource_type == TEAM_BUDGET:
@@ -171,19 +181,27 @@ def validate_hard_stops(args: StackValidationArgs, report: ReportViolation) -> N
         needs_stop = (scope == "ACCOUNT" or scope in scopes) and target not in alert_only
         if not stops and needs_stop:
             tiers = ", ".join(limit.describe() for limit in limits)
-            fix = ("set hardStop: true (the alert at the cap gets block_usage)" if scope == "ACCOUNT"
-                   else "set hardStop: true (a REJECT policy at the limit)")
+            fix = (
+                "set hardStop: true (the alert at the cap gets block_usage)"
+                if scope == "ACCOUNT"
+                else "set hardStop: true (a REJECT policy at the limit)"
+            )
             exemption = f"list {target!r} in alertOnlyTargets" if target else "remove its scope from scopes"
-            report(f"{subject} has alert tiers ({tiers}) but no hard stop, so spend is never cut off: "
-                   f"{fix}, or, if it must never be cut off, {exemption} in this policy's config.",
-                   limits[0].resource.urn)
+            report(
+                f"{subject} has alert tiers ({tiers}) but no hard stop, so spend is never cut off: "
+                f"{fix}, or, if it must never be cut off, {exemption} in this policy's config.",
+                limits[0].resource.urn,
+            )
         for stop_window in sorted({limit.window for limit in stops}):
             cap = min(limit.amount for limit in stops if limit.window == stop_window)
             for alert in limits:
                 if not alert.hard_stop and alert.window == stop_window and alert.amount > cap:
-                    report(f"{subject}: the alert tier at {alert.describe()} is above the hard stop at "
-                           f"{usd(cap)} {window_text(stop_window)}; spend stops at the hard stop, so this alert "
-                           f"can never fire: lower it to {usd(cap)} or less.", alert.resource.urn)
+                    report(
+                        f"{subject}: the alert tier at {alert.describe()} is above the hard stop at "
+                        f"{usd(cap)} {window_text(stop_window)}; spend stops at the hard stop, so this alert "
+                        f"can never fire: lower it to {usd(cap)} or less.",
+                        alert.resource.urn,
+                    )
 
 
 # ---- gateway-cap-ceilings ------------------------------------------------------------------
@@ -196,8 +214,10 @@ def validate_ceilings(args: StackValidationArgs, report: ReportViolation) -> Non
     if not caps:
         return
     if team_ceiling is None and org_ceiling is None:
-        report("no ceiling is configured, so no cap is checked: set teamCeilingUsd and/or orgCeilingUsd "
-               "(US dollars per 30 days) in this policy's config, or disable the policy.")
+        report(
+            "no ceiling is configured, so no cap is checked: set teamCeilingUsd and/or orgCeilingUsd "
+            "(US dollars per 30 days) in this policy's config, or disable the policy."
+        )
         return
 
     by_team: dict[str, list[GatewayLimit]] = defaultdict(list)
@@ -218,20 +238,27 @@ def validate_ceilings(args: StackValidationArgs, report: ReportViolation) -> Non
         for team, team_caps in by_team.items():
             spent = total(team_caps)
             if spent > team_ceiling:
-                report(f"team {team!r} caps {usd(spent)} per {CEILING_DAYS} days ({breakdown(team_caps)}), above the "
-                       f"team ceiling of {usd(team_ceiling)}: lower its limitUsd or raise teamCeilingUsd.",
-                       team_urns[team])
+                report(
+                    f"team {team!r} caps {usd(spent)} per {CEILING_DAYS} days ({breakdown(team_caps)}), above the "
+                    f"team ceiling of {usd(team_ceiling)}: lower its limitUsd or raise teamCeilingUsd.",
+                    team_urns[team],
+                )
     if org_ceiling is not None:
         for cap in caps:
             allowed = per_ceiling_period(cap.amount, cap.window)
             if allowed > org_ceiling:
-                report(f"{cap.subject} is capped at {cap.describe()} ({usd(allowed)} per {CEILING_DAYS} days), above "
-                       f"the org-wide ceiling of {usd(org_ceiling)}: lower it or raise orgCeilingUsd.", cap.resource.urn)
+                report(
+                    f"{cap.subject} is capped at {cap.describe()} ({usd(allowed)} per {CEILING_DAYS} days), above "
+                    f"the org-wide ceiling of {usd(org_ceiling)}: lower it or raise orgCeilingUsd.",
+                    cap.resource.urn,
+                )
         team_caps = [cap for caps_of_team in by_team.values() for cap in caps_of_team]
         spent = total(team_caps)
         if len(team_caps) > 1 and spent > org_ceiling:  # a single cap was judged above
-            report(f"the teams' caps add up to {usd(spent)} per {CEILING_DAYS} days ({breakdown(team_caps)}), above the "
-                   f"org-wide ceiling of {usd(org_ceiling)}: lower some team limits or raise orgCeilingUsd.")
+            report(
+                f"the teams' caps add up to {usd(spent)} per {CEILING_DAYS} days ({breakdown(team_caps)}), above the "
+                f"org-wide ceiling of {usd(org_ceiling)}: lower some team limits or raise orgCeilingUsd."
+            )
 
 
 def _team_urn(resource: PolicyResource) -> str:
@@ -253,18 +280,22 @@ def validate_grantees(args: ResourceValidationArgs, report: ReportViolation) -> 
     for field, role in roles:
         for principal in args.props.get(field) or []:
             if isinstance(principal, str) and not principal.startswith(SAFE_PRINCIPAL_PREFIXES):
-                report(f"{args.name} grants {role} to {principal}: grant it to a group (groups/<name>) or a service "
-                       f"principal (servicePrincipals/<application id>), so access follows team membership."
-                       + ("" if field == "managers" else " Individual users may be Managers (allowUserManagers)."))
+                report(
+                    f"{args.name} grants {role} to {principal}: grant it to a group (groups/<name>) or a service "
+                    f"principal (servicePrincipals/<application id>), so access follows team membership."
+                    + ("" if field == "managers" else " Individual users may be Managers (allowUserManagers).")
+                )
 
 
 def validate_keeps_manager(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != BUDGET_POLICY_GRANTS or args.props.get("authoritative") is not True:
         return
     if not args.props.get("managers"):
-        report(f"{args.name} is authoritative and names no Manager: applying it removes every Manager of the "
-               f"policy, its owners included. Add a group or service principal to managers, or make the grants "
-               f"additive (authoritativeGrants: false).")
+        report(
+            f"{args.name} is authoritative and names no Manager: applying it removes every Manager of the "
+            f"policy, its owners included. Add a group or service principal to managers, or make the grants "
+            f"additive (authoritativeGrants: false)."
+        )
 
 
 # ---- serverless-cost-tags / account-budget-notifies -----------------------------------------
@@ -278,8 +309,10 @@ def validate_cost_tags(args: ResourceValidationArgs, report: ReportViolation) ->
     missing = [key for key in required if key not in tags or tags[key] in (None, "")]
     if missing:
         name = args.props.get("policy_name") or args.name
-        report(f"serverless budget policy {name!r} lacks the cost-attribution tag(s) {', '.join(missing)}: add them "
-               f"under customTags, so its spend is attributed in system.billing.usage.")
+        report(
+            f"serverless budget policy {name!r} lacks the cost-attribution tag(s) {', '.join(missing)}: add them "
+            f"under customTags, so its spend is attributed in system.billing.usage."
+        )
 
 
 def validate_notifies(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -293,8 +326,10 @@ def validate_notifies(args: ResourceValidationArgs, report: ReportViolation) -> 
         name = args.props.get("display_name") or args.name
         blocks = any(alert.get("block_usage") for alert in alerts)
         consequence = "usage is blocked with nobody told" if blocks else "its alerts reach nobody"
-        report(f"account budget {name!r} notifies no one, so {consequence}: add an address to the notify "
-               f"list of at least one alert.")
+        report(
+            f"account budget {name!r} notifies no one, so {consequence}: add an address to the notify "
+            f"list of at least one alert."
+        )
 
 
 # ---- the policies ---------------------------------------------------------------------------
@@ -308,7 +343,7 @@ def _resource_policy(
     name: str,
     description: str,
     validate: Callable[[ResourceValidationArgs, ReportViolation], None],
-    schema: Optional[PolicyConfigSchema] = None,
+    schema: PolicyConfigSchema | None = None,
 ) -> ResourceValidationPolicy:
     return ResourceValidationPolicy(name=name, description=description, validate=validate, config_schema=schema)
 
@@ -319,12 +354,23 @@ POLICIES = [
         description="Every gateway budget has a hard stop, and no alert tier is above it.",
         validate=validate_hard_stops,
         config_schema=_schema(
-            scopes={"type": "array", "items": {"enum": SCOPES}, "default": ["ENDPOINT"],
-                    "description": "MLflow gateway budget scopes that need a hard stop (REJECT)."},
-            alertOnlyTargets={"type": "array", "items": {"type": "string"}, "default": [],
-                              "description": "Endpoints (or users) reviewed to run on alerts alone."},
-            accountBudgets={"type": "boolean", "default": True,
-                            "description": "Also require a BLOCK_USAGE alert on Databricks AI Gateway account budgets."},
+            scopes={
+                "type": "array",
+                "items": {"enum": SCOPES},
+                "default": ["ENDPOINT"],
+                "description": "MLflow gateway budget scopes that need a hard stop (REJECT).",
+            },
+            alertOnlyTargets={
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Endpoints (or users) reviewed to run on alerts alone.",
+            },
+            accountBudgets={
+                "type": "boolean",
+                "default": True,
+                "description": "Also require a BLOCK_USAGE alert on Databricks AI Gateway account budgets.",
+            },
         ),
     ),
     StackValidationPolicy(
@@ -332,18 +378,25 @@ POLICIES = [
         description="Gateway caps stay under the per-team and org-wide ceilings (US dollars per 30 days).",
         validate=validate_ceilings,
         config_schema=_schema(
-            teamCeilingUsd={"type": "number", "exclusiveMinimum": 0,
-                            "description": "Most a team's caps together may let through in 30 days."},
-            orgCeilingUsd={"type": "number", "exclusiveMinimum": 0,
-                           "description": "Most any one cap, and all team caps together, may let through in 30 days."},
+            teamCeilingUsd={
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "Most a team's caps together may let through in 30 days.",
+            },
+            orgCeilingUsd={
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "Most any one cap, and all team caps together, may let through in 30 days.",
+            },
         ),
     ),
     _resource_policy(
         "grants-to-groups",
         "Budget policies are granted to groups and service principals, not to individual users.",
         validate_grantees,
-        _schema(allowUserManagers={"type": "boolean", "default": True,
-                                   "description": "Allow individual users as Managers."}),
+        _schema(
+            allowUserManagers={"type": "boolean", "default": True, "description": "Allow individual users as Managers."}
+        ),
     ),
     _resource_policy(
         "grants-keep-manager",
@@ -354,8 +407,14 @@ POLICIES = [
         "serverless-cost-tags",
         "Every serverless budget policy carries the cost-attribution tags the organization requires.",
         validate_cost_tags,
-        _schema(requiredTagKeys={"type": "array", "items": {"type": "string", "minLength": 1},
-                                 "default": ["cost-center"], "description": "Tag keys every policy must carry."}),
+        _schema(
+            requiredTagKeys={
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "default": ["cost-center"],
+                "description": "Tag keys every policy must carry.",
+            }
+        ),
     ),
     _resource_policy(
         "account-budget-notifies",

@@ -3,8 +3,9 @@
 * ``DynamicResource``: a ``pulumi.dynamic.Resource`` whose provider is serialized once per
   provider class instead of once per resource.  Stock pulumi 3.272 re-wraps pickle internals on
   every ``serialize_provider`` call and never restores them, so a program with a few hundred
-  dynamic resources dies with ``RecursionError`` (the 315th, provider class in ``__main__``); serializing once (and restoring the pickler) removes
-  both that limit and the per-resource dill cost.
+  dynamic resources dies with ``RecursionError`` (the 315th, provider class in ``__main__``);
+  serializing once (and restoring the pickler) removes both that limit and the per-resource dill
+  cost.
 * ``Failures``: collects ``CheckFailure``s so ``check()`` reports every bad input at once; field
   validators (``validate_<field>(value, failures, prop) -> normalized value``) report into it, and
   the stack config reuses the same validators with its own property paths.
@@ -20,7 +21,8 @@ from __future__ import annotations
 import pickle
 import threading
 import unicodedata
-from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, ResourceProvider
@@ -93,16 +95,14 @@ class DynamicResource(pulumi.dynamic.Resource):
         provider: ResourceProvider,
         name: str,
         props: dict[str, Any],
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         if PROVIDER_KEY in props:
             raise ValueError("A dynamic resource must not define the __provider key")
         props = dict(props)
         props[PROVIDER_KEY] = serialized_provider(provider)
         # Skip pulumi.dynamic.Resource.__init__ (it re-serializes the provider every time).
-        pulumi.CustomResource.__init__(
-            self, f"pulumi-python:{self._resource_type_name}", name, props, opts
-        )
+        pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, props, opts)
 
 
 def is_unknown(value: Any) -> bool:
@@ -129,7 +129,7 @@ class Failures:
     def add(self, prop: str, reason: str) -> None:
         self.items.append(CheckFailure(prop, reason))
 
-    def validate(self, inputs: dict[str, Any], name: str, validator: "Validator") -> None:
+    def validate(self, inputs: dict[str, Any], name: str, validator: Validator) -> None:
         """Run a field validator on ``inputs[name]`` (unless unknown) and keep its normalized value."""
         value = inputs.get(name)
         if not is_unknown(value):
@@ -170,7 +170,7 @@ def api_error(
     name: Any,
     reason: str,
     hint: str,
-    where: Optional[str] = None,
+    where: str | None = None,
     error_class: type[ProviderError] = ProviderError,
 ) -> ProviderError:
     """``Unable to <verb> <thing> '<name>'[ <where>]: <reason>. <hint>`` on one short line."""
@@ -200,12 +200,12 @@ def diff_result(
     provider server does not support preview), so a policy renamed in place would otherwise show
     every grant on it as replaced.  ``pulumi up`` diffs again with the value known.
     """
-    changed_in_place = [
-        name for name in in_place if _differs(name, olds.get(name), news.get(name), normalize)
-    ]
+    changed_in_place = [name for name in in_place if _differs(name, olds.get(name), news.get(name), normalize)]
     replace = list(replace)
     unknown = [name for name in replace if is_unknown(news.get(name))]
-    replaces = [name for name in replace if name not in unknown and _differs(name, olds.get(name), news.get(name), normalize)]
+    replaces = [
+        name for name in replace if name not in unknown and _differs(name, olds.get(name), news.get(name), normalize)
+    ]
     return DiffResult(
         changes=bool(changed_in_place or replaces or unknown),
         replaces=replaces,
@@ -219,7 +219,7 @@ def _differs(name: str, old: Any, new: Any, normalize: Callable[[str, Any], Any]
     return bool(normalize(name, old) != normalize(name, new))
 
 
-def config_value(config: Any, *keys: str) -> Optional[str]:
+def config_value(config: Any, *keys: str) -> str | None:
     """First non-empty value among stack config ``keys`` (full names like ``databricks:host``)."""
     for key in keys:
         value = config.get(key) if config is not None else None
@@ -237,7 +237,7 @@ def quoted(value: Any) -> str:
     return text if len(text) <= MAX_QUOTED_LENGTH else text[: MAX_QUOTED_LENGTH - 1] + "…"
 
 
-def control_character_failure(text: str) -> Optional[str]:
+def control_character_failure(text: str) -> str | None:
     """Why ``text`` (a name, key, value or principal) is refused if it holds a control character
     (newline, tab, NUL, escape, …: Unicode category Cc), else None."""
     position = next((i for i, c in enumerate(text) if unicodedata.category(c) == "Cc"), None)

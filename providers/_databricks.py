@@ -14,9 +14,10 @@ import errno
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from pulumi.dynamic import DiffResult, ResourceProvider
 
@@ -161,14 +162,14 @@ class DatabricksAccount:
         self._settings = settings
 
     @property
-    def account_id(self) -> Optional[str]:
+    def account_id(self) -> str | None:
         """The configured account, known without any API call where possible."""
         configured = _clients.peek(_key(self._settings))
         if configured is not None:
             return configured.config.account_id
         return self._settings.get("account_id") or os.environ.get("DATABRICKS_ACCOUNT_ID")
 
-    def client(self, account_id: Optional[str] = None) -> AccountClient:
+    def client(self, account_id: str | None = None) -> AccountClient:
         """The client of ``account_id`` (a resource's recorded account), else the configured one."""
         settings = dict(self._settings)
         if account_id not in (None, "", self.account_id):
@@ -195,8 +196,11 @@ class DatabricksProviderError(ProviderError):
 
 # What to do, by the SDK's error class (databricks.sdk.errors), most specific first.
 _HINTS = (
-    ("Unauthenticated", "Check the credentials: databricks:token, or databricks:clientId and "
-                        "databricks:clientSecret, or the DATABRICKS_* environment variables."),
+    (
+        "Unauthenticated",
+        "Check the credentials: databricks:token, or databricks:clientId and "
+        "databricks:clientSecret, or the DATABRICKS_* environment variables.",
+    ),
     ("NotFound", "It was deleted outside Pulumi: run `pulumi refresh`, then `pulumi up` to recreate it."),
     ("ResourceAlreadyExists", "Choose another name, or adopt the existing object with `import_`."),
     ("ResourceConflict", "Someone changed it at the same time: run `pulumi up` again."),
@@ -231,7 +235,10 @@ def databricks_errors(
         reason = f"{type(last).__name__}: {last}" if last else "no successful answer"
         waited = str(error).removeprefix("Timed out after ")
         raise api_error(
-            verb, thing, name, f"Databricks kept failing ({reason}); gave up after {waited}",
+            verb,
+            thing,
+            name,
+            f"Databricks kept failing ({reason}); gave up after {waited}",
             "Retry `pulumi up` later, or allow longer retries with "
             "`pulumi config set databricks:retryTimeoutSeconds <s>`.",
             error_class=DatabricksProviderError,
@@ -243,19 +250,22 @@ def databricks_errors(
         ) from None
 
 
-def returned_id(value: Optional[str], verb: str, thing: str, name: Any) -> str:
+def returned_id(value: str | None, verb: str, thing: str, name: Any) -> str:
     """The id Databricks returned for what was just written (the SDK types every field optional)."""
     if not value:
-        raise api_error(verb, thing, name, "Databricks answered without an id", _DEFAULT_HINT,
-                        error_class=DatabricksProviderError)
+        raise api_error(
+            verb, thing, name, "Databricks answered without an id", _DEFAULT_HINT, error_class=DatabricksProviderError
+        )
     return value
 
 
 def _hint_for(error: BaseException, needs: str) -> str:
     names = {cls.__name__ for cls in type(error).__mro__}
     if "PermissionDenied" in names:
-        return (f"The identity in the databricks:* stack config needs {needs}: have it granted, "
-                "or configure an identity that has it.")
+        return (
+            f"The identity in the databricks:* stack config needs {needs}: have it granted, "
+            "or configure an identity that has it."
+        )
     return next((hint for name, hint in _HINTS if name in names), _DEFAULT_HINT)
 
 

@@ -18,8 +18,9 @@ import functools
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
@@ -50,7 +51,7 @@ class TrackingServer:
     """A tracking server as configured. ``uri`` and ``token`` may hold credentials: never output."""
 
     uri: str
-    token: Optional[str] = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
 
     @property
     def public_uri(self) -> str:
@@ -65,12 +66,11 @@ class TrackingServer:
 # access_token=, sig=, X-Amz-Credential=, …): kept out of every recorded URI and message.
 _CREDENTIAL_PARAMETER = re.compile(r"pass|pwd|token|secret|key|auth|cred|sig|session|cookie", re.IGNORECASE)
 PERCENT_ENCODE_HINT = (
-    "percent-encode '#', '/', '?' and '@' in the user name and password "
-    "(e.g. '#' as %23, '/' as %2F, '@' as %40)"
+    "percent-encode '#', '/', '?' and '@' in the user name and password (e.g. '#' as %23, '/' as %2F, '@' as %40)"
 )
 
 
-def tracking_uri_failure(uri: str) -> Optional[str]:
+def tracking_uri_failure(uri: str) -> str | None:
     """Why ``uri`` cannot be split safely into server and credentials, or None.
 
     In ``http://u:hunter#2@host/`` the ``#`` ends the host part: the URI would be read as host
@@ -121,7 +121,7 @@ def _is_credential_parameter(item: str) -> bool:
     return bool(_CREDENTIAL_PARAMETER.search(unquote(item.partition("=")[0])))
 
 
-def tracking_server_from_config(config: Any) -> Optional[TrackingServer]:
+def tracking_server_from_config(config: Any) -> TrackingServer | None:
     uri = config_value(config, TRACKING_URI_CONFIG) or os.environ.get(TRACKING_URI_ENV) or None
     if uri is None:
         return None
@@ -142,15 +142,14 @@ class MlflowProvider(ResourceProvider):
         server = getattr(self, "_server", None) or tracking_server_from_config(None)
         if server is None:
             raise MlflowProviderError(
-                "No MLflow tracking server: run `pulumi config set mlflow:trackingUri <uri>` "
-                "or set MLFLOW_TRACKING_URI"
+                "No MLflow tracking server: run `pulumi config set mlflow:trackingUri <uri>` or set MLFLOW_TRACKING_URI"
             )
         reason = tracking_uri_failure(server.uri)
         if reason:
             raise MlflowProviderError(f"The MLflow tracking URI {reason}")
         return server
 
-    def configured_public_uri(self) -> Optional[str]:
+    def configured_public_uri(self) -> str | None:
         server = getattr(self, "_server", None) or tracking_server_from_config(None)
         return server.public_uri if server else None
 
@@ -164,9 +163,11 @@ class MlflowProvider(ResourceProvider):
                 "no MLflow tracking server: set stack config mlflow:trackingUri or MLFLOW_TRACKING_URI",
             )
         elif reason := tracking_uri_failure(server.uri):
-            failures.add("tracking_uri", f"the MLflow tracking URI (mlflow:trackingUri or MLFLOW_TRACKING_URI) {reason}")
+            failures.add(
+                "tracking_uri", f"the MLflow tracking URI (mlflow:trackingUri or MLFLOW_TRACKING_URI) {reason}"
+            )
 
-    def server_for(self, recorded_uri: Optional[str]) -> TrackingServer:
+    def server_for(self, recorded_uri: str | None) -> TrackingServer:
         """The server a resource lives on (its recorded ``tracking_uri``).
 
         The configured credentials go only to the configured server; a resource recorded on
@@ -180,7 +181,7 @@ class MlflowProvider(ResourceProvider):
 
 # --- stores ------------------------------------------------------------------------------------
 
-_stores: BuiltOnce[tuple[str, str, Optional[str]], Any] = BuiltOnce()
+_stores: BuiltOnce[tuple[str, str, str | None], Any] = BuiltOnce()
 
 
 def tracking_store(server: TrackingServer) -> TrackingStore:
@@ -202,8 +203,14 @@ def _cached_store(kind: str, server: TrackingServer, build: Callable[[TrackingSe
         try:
             return build(server)
         except Exception as error:  # noqa: BLE001 (any failure: bad URI, driver, migration)
-            raise_mlflow_error("open", f"MLflow {kind} store", server.public_uri, server, error,
-                               hint="Check the tracking URI and that the MLflow server or database is reachable.")
+            raise_mlflow_error(
+                "open",
+                f"MLflow {kind} store",
+                server.public_uri,
+                server,
+                error,
+                hint="Check the tracking URI and that the MLflow server or database is reachable.",
+            )
 
     store: Store = _stores.get((kind, server.uri, server.token), open_store)
     return store
@@ -261,7 +268,7 @@ def _host_creds(server: TrackingServer) -> MlflowHostCreds:
 # --- errors ------------------------------------------------------------------------------------
 
 
-def error_code(error: BaseException) -> Optional[str]:
+def error_code(error: BaseException) -> str | None:
     return getattr(error, "error_code", None)
 
 
@@ -284,7 +291,7 @@ def raise_mlflow_error(
     server: TrackingServer,
     error: BaseException,
     hint: str = "",
-    redact: Iterable[Optional[str]] = (),
+    redact: Iterable[str | None] = (),
 ) -> NoReturn:
     """Raise ``Unable to <verb> <thing> '<name>' on <server>: <MLflow's message>. <hint>``.
 
@@ -297,7 +304,7 @@ def raise_mlflow_error(
     raise api_error(verb, thing, name, reason, hint, where, error_class=MlflowProviderError) from None
 
 
-def mask_credentials(text: str, server: TrackingServer, redact: Iterable[Optional[str]] = ()) -> str:
+def mask_credentials(text: str, server: TrackingServer, redact: Iterable[str | None] = ()) -> str:
     """``text`` with the server's credentials and ``redact`` masked, in plain, percent-encoded and
     Basic-auth (base64 ``user:password``) forms, and without SQL statements and their parameters
     (a failed INSERT quotes every value it tried to write).  Mask before cutting: a cut secret
@@ -338,4 +345,3 @@ def basic_auth_forms(username: str, password: str) -> list[str]:
     """``user:password`` as it appears in a Basic ``Authorization`` header (and url-safe base64)."""
     raw = f"{username}:{password}".encode()
     return [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
-

@@ -16,7 +16,7 @@ budget is written; the message names the endpoint, the model and the fix.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow.entities import GatewayEndpoint
@@ -31,7 +31,7 @@ _PROBE_USAGE = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
 CURRENT_USER_PATH = "/api/2.0/mlflow/users/current"
 
 
-def model_price_is_known(provider: Optional[str], model_name: Optional[str]) -> bool:
+def model_price_is_known(provider: str | None, model_name: str | None) -> bool:
     """Whether MLflow would put a cost > 0 on a call to this model (same lookup as the gateway)."""
     from mlflow.tracing.utils import calculate_cost_by_model_and_token_usage
 
@@ -62,18 +62,22 @@ def endpoint_models(store: TrackingStore, endpoint: GatewayEndpoint) -> list[tup
 def untracked_spend(store: TrackingStore, endpoint: GatewayEndpoint) -> list[tuple[str, str]]:
     """``(why, fix)`` for each reason calls through ``endpoint`` would not count (empty: all count)."""
     if not endpoint.usage_tracking:
-        return [(
-            "its usage tracking is off, so MLflow records no cost for its calls",
-            f"Turn it on (MLflow UI, or update_gateway_endpoint('{endpoint.endpoint_id}', usage_tracking=True))",
-        )]
+        return [
+            (
+                "its usage tracking is off, so MLflow records no cost for its calls",
+                f"Turn it on (MLflow UI, or update_gateway_endpoint('{endpoint.endpoint_id}', usage_tracking=True))",
+            )
+        ]
     reasons: list[tuple[str, str]] = []
     for provider, model_name, definition in endpoint_models(store, endpoint):
         if not model_price_is_known(provider, model_name):
-            reasons.append((
-                f"its model '{provider}/{model_name}' has no price in {price_sources()}, so its calls cost $0",
-                f"Route model definition '{definition}' to a priced model, or give MLflow a catalog that "
-                "prices it (MLFLOW_MODEL_CATALOG_URI, on the server and here)",
-            ))
+            reasons.append(
+                (
+                    f"its model '{provider}/{model_name}' has no price in {price_sources()}, so its calls cost $0",
+                    f"Route model definition '{definition}' to a priced model, or give MLflow a catalog that "
+                    "prices it (MLFLOW_MODEL_CATALOG_URI, on the server and here)",
+                )
+            )
     return reasons
 
 
@@ -81,13 +85,12 @@ def endpoint_label(endpoint: GatewayEndpoint) -> str:
     return f"'{endpoint.name}' ({endpoint.endpoint_id})" if endpoint.name else f"'{endpoint.endpoint_id}'"
 
 
-def server_has_authentication(host_creds: MlflowHostCreds) -> Optional[bool]:
+def server_has_authentication(host_creds: MlflowHostCreds) -> bool | None:
     """True/False when the server says whether it runs MLflow's auth app; None when unclear."""
     from mlflow.utils.rest_utils import http_request
 
     try:
-        response = http_request(host_creds, CURRENT_USER_PATH, "GET", max_retries=2, timeout=30,
-                                raise_on_status=False)
+        response = http_request(host_creds, CURRENT_USER_PATH, "GET", max_retries=2, timeout=30, raise_on_status=False)
     except Exception:  # noqa: BLE001 (unreachable: the write that follows reports it)
         return None
     if response.status_code == 404:
@@ -97,7 +100,7 @@ def server_has_authentication(host_creds: MlflowHostCreds) -> Optional[bool]:
     return None
 
 
-def opt_out_hint(declared_at: Optional[Any]) -> str:
+def opt_out_hint(declared_at: Any | None) -> str:
     if declared_at:
         return f"or set allowUntracked: true at {declared_at} to accept a budget that cannot trip"
     return "or set allow_untracked=True to accept a budget that cannot trip"

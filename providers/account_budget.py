@@ -18,8 +18,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Sequence, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -64,7 +65,7 @@ def validate_display_name(name: Any, failures: Failures, prop: str = "display_na
     return name
 
 
-def _dollars(value: Any) -> Optional[float]:
+def _dollars(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         return None
     return float(value)
@@ -132,7 +133,9 @@ def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
                 "service principal (Account console > User management, or AccountClient.groups.list())",
             )
         elif not is_unknown(dollars) and _dollars(dollars) is None:
-            failures.add(prop, f"principal {principal}: the limit must be a number of US dollars greater than 0, got {dollars!r}")
+            failures.add(
+                prop, f"principal {principal}: the limit must be a number of US dollars greater than 0, got {dollars!r}"
+            )
         else:
             result[str(int(principal))] = _dollars(dollars) or dollars
     return dict(sorted(result.items(), key=lambda item: int(item[0])))
@@ -155,10 +158,17 @@ def validate_alerts(raw: Any, failures: Failures, prop: str = "alerts", gateway:
     thresholds = [a["threshold_usd"] for a in known]
     repeated = sorted({t for t in thresholds if thresholds.count(t) > 1})
     if repeated:
-        failures.add(prop, f"threshold(s) {', '.join(_money(t) for t in repeated)} appear twice; each alert needs its own threshold")
+        failures.add(
+            prop,
+            f"threshold(s) {', '.join(_money(t) for t in repeated)} appear twice; each alert needs its own threshold",
+        )
     blocking = [a for a in known if a["block_usage"] is True]
     if blocking and not gateway:
-        failures.add(prop, 'block_usage is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove block_usage')
+        failures.add(
+            prop,
+            'block_usage is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" '
+            "or remove block_usage",
+        )
     elif len(blocking) > 1:
         failures.add(prop, "more than one alert has block_usage; only the alert with the highest threshold may block")
     elif blocking and blocking[0]["threshold_usd"] != max(thresholds):
@@ -208,8 +218,12 @@ def validate_tags(raw: Any, failures: Failures, prop: str = "tags") -> Any:
             tags[key] = values
             continue
         if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-            failures.add(prop, f"tag {key!r}: values must be a non-empty list of strings, e.g. [{values!r}]" if isinstance(values, str)
-                         else f"tag {key!r}: values must be a non-empty list of strings")
+            failures.add(
+                prop,
+                f"tag {key!r}: values must be a non-empty list of strings, e.g. [{values!r}]"
+                if isinstance(values, str)
+                else f"tag {key!r}: values must be a non-empty list of strings",
+            )
             continue
         if any(is_unknown(v) for v in values):
             tags[key] = list(values)
@@ -248,7 +262,9 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
         validate_display_name(news.get("display_name"), failures)
     resource_type = news.get("resource_type") or "ALL"
     if not is_unknown(resource_type) and resource_type not in RESOURCE_TYPES:
-        failures.add("resource_type", f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {resource_type!r}')
+        failures.add(
+            "resource_type", f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {resource_type!r}'
+        )
     inputs["resource_type"] = resource_type
     gateway = resource_type == "AI_GATEWAY" or is_unknown(resource_type)
     inputs["alerts"] = validate_alerts(news.get("alerts"), failures, gateway=gateway)
@@ -263,7 +279,10 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
         if not isinstance(external, bool):
             failures.add("include_external_spend", f"must be true or false, got {external!r}")
         elif external and not gateway:
-            failures.add("include_external_spend", 'applies only to AI Gateway budgets: set resource_type "AI_GATEWAY" or remove it')
+            failures.add(
+                "include_external_spend",
+                'applies only to AI Gateway budgets: set resource_type "AI_GATEWAY" or remove it',
+            )
     inputs["include_external_spend"] = external
     return inputs, failures
 
@@ -289,37 +308,49 @@ def _alert_configuration(
 
 @overload
 def _alert_configuration(
-    alert: Mapping[str, Any], per_user: bool, existing: Optional[billing.AlertConfiguration], with_ids: Literal[True]
+    alert: Mapping[str, Any], per_user: bool, existing: billing.AlertConfiguration | None, with_ids: Literal[True]
 ) -> billing.AlertConfiguration: ...
 
 
 def _alert_configuration(
-    alert: Mapping[str, Any], per_user: bool, existing: Optional[billing.AlertConfiguration] = None, with_ids: bool = False
+    alert: Mapping[str, Any],
+    per_user: bool,
+    existing: billing.AlertConfiguration | None = None,
+    with_ids: bool = False,
 ) -> billing.CreateBudgetConfigurationBudgetAlertConfigurations | billing.AlertConfiguration:
     from databricks.sdk.service import billing
 
     action_types = billing.ActionConfigurationType
-    wanted: list[tuple[billing.ActionConfigurationType, Optional[str]]] = [
+    wanted: list[tuple[billing.ActionConfigurationType, str | None]] = [
         (action_types.EMAIL_NOTIFICATION, address) for address in alert.get("notify") or []
     ]
     if alert.get("block_usage"):
         wanted.append((action_types.BLOCK_USAGE, None))
-    old_ids = {(a.action_type, a.target or None): a.action_configuration_id for a in (existing.action_configurations or [])} if existing else {}
+    old_ids = (
+        {(a.action_type, a.target or None): a.action_configuration_id for a in (existing.action_configurations or [])}
+        if existing
+        else {}
+    )
     scope = billing.AlertConfigurationScopeType
     common: dict[str, Any] = dict(
         quantity_threshold=_decimal_string(alert["threshold_usd"]),
         quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
         time_period=billing.AlertConfigurationTimePeriod.MONTH,
         trigger_type=billing.AlertConfigurationTriggerType.CUMULATIVE_SPENDING_EXCEEDED,
-        scope_type=scope.ALERT_CONFIGURATION_SCOPE_TYPE_PER_USER if per_user else scope.ALERT_CONFIGURATION_SCOPE_TYPE_SHARED,
+        scope_type=scope.ALERT_CONFIGURATION_SCOPE_TYPE_PER_USER
+        if per_user
+        else scope.ALERT_CONFIGURATION_SCOPE_TYPE_SHARED,
         principal_overrides=[
             billing.PrincipalOverride(override_threshold=_decimal_string(dollars), principal_id=int(principal))
             for principal, dollars in (alert.get("overrides") or {}).items()
-        ] if per_user else None,
+        ]
+        if per_user
+        else None,
     )
     if not with_ids:
         new_actions = [
-            billing.CreateBudgetConfigurationBudgetActionConfigurations(action_type=t, target=target) for t, target in wanted
+            billing.CreateBudgetConfigurationBudgetActionConfigurations(action_type=t, target=target)
+            for t, target in wanted
         ]
         return billing.CreateBudgetConfigurationBudgetAlertConfigurations(action_configurations=new_actions, **common)
     # An update names the alerts and actions it keeps by id, matched by meaning (never by
@@ -329,7 +360,9 @@ def _alert_configuration(
         for t, target in wanted
     ]
     return billing.AlertConfiguration(
-        alert_configuration_id=existing.alert_configuration_id if existing else None, action_configurations=actions, **common
+        alert_configuration_id=existing.alert_configuration_id if existing else None,
+        action_configurations=actions,
+        **common,
     )
 
 
@@ -338,7 +371,10 @@ def _filter(props: Mapping[str, Any]) -> billing.BudgetConfigurationFilter:
 
     tags = [
         billing.BudgetConfigurationFilterTagClause(
-            key=key, value=billing.BudgetConfigurationFilterClause(operator=billing.BudgetConfigurationFilterOperator.IN, values=list(values))
+            key=key,
+            value=billing.BudgetConfigurationFilterClause(
+                operator=billing.BudgetConfigurationFilterOperator.IN, values=list(values)
+            ),
         )
         for key, values in (props.get("tags") or {}).items()
     ]
@@ -372,16 +408,24 @@ def _update_body(
     from databricks.sdk.service import billing
 
     def scope_of(alert: billing.AlertConfiguration) -> str:
-        return (alert.scope_type.value if alert.scope_type else "ALERT_CONFIGURATION_SCOPE_TYPE_SHARED")
+        return alert.scope_type.value if alert.scope_type else "ALERT_CONFIGURATION_SCOPE_TYPE_SHARED"
 
-    shared_now = {Decimal(a.quantity_threshold or "0"): a for a in current.alert_configurations or [] if scope_of(a).endswith("SHARED")}
+    shared_now = {
+        Decimal(a.quantity_threshold or "0"): a
+        for a in current.alert_configurations or []
+        if scope_of(a).endswith("SHARED")
+    }
     per_user_now = next((a for a in current.alert_configurations or [] if scope_of(a).endswith("PER_USER")), None)
     alerts = [
-        _alert_configuration(a, per_user=False, existing=shared_now.get(Decimal(_decimal_string(a["threshold_usd"]))), with_ids=True)
+        _alert_configuration(
+            a, per_user=False, existing=shared_now.get(Decimal(_decimal_string(a["threshold_usd"]))), with_ids=True
+        )
         for a in props.get("alerts") or []
     ]
     if props.get("per_user_alert"):
-        alerts.append(_alert_configuration(props["per_user_alert"], per_user=True, existing=per_user_now, with_ids=True))
+        alerts.append(
+            _alert_configuration(props["per_user_alert"], per_user=True, existing=per_user_now, with_ids=True)
+        )
     return billing.UpdateBudgetConfigurationBudget(
         budget_configuration_id=budget_id,
         display_name=props["display_name"],
@@ -395,14 +439,25 @@ def _update_body(
 def budget_inputs(budget: billing.BudgetConfiguration) -> dict[str, Any]:
     """A ``BudgetConfiguration`` in the inputs' normalized shape (what check() produces)."""
     resource_type = next(
-        (short for short, full in RESOURCE_TYPES.items() if budget.resource_type and budget.resource_type.value == full), "ALL"
+        (
+            short
+            for short, full in RESOURCE_TYPES.items()
+            if budget.resource_type and budget.resource_type.value == full
+        ),
+        "ALL",
     )
     shared, per_user = [], None
     for alert in budget.alert_configurations or []:
         actions = alert.action_configurations or []
         shape = {
             "threshold_usd": float(Decimal(alert.quantity_threshold or "0")),
-            "notify": sorted({a.target for a in actions if a.action_type and a.action_type.value == "EMAIL_NOTIFICATION" and a.target}),
+            "notify": sorted(
+                {
+                    a.target
+                    for a in actions
+                    if a.action_type and a.action_type.value == "EMAIL_NOTIFICATION" and a.target
+                }
+            ),
             "block_usage": any(a.action_type and a.action_type.value == "BLOCK_USAGE" for a in actions),
         }
         if alert.scope_type and alert.scope_type.value.endswith("PER_USER"):
@@ -415,7 +470,9 @@ def budget_inputs(budget: billing.BudgetConfiguration) -> dict[str, Any]:
             shared.append(shape)
     filter_ = budget.filter
     tags = {t.key: sorted(set(t.value.values or [])) for t in (filter_.tags if filter_ else None) or [] if t.value}
-    workspaces = sorted(int(w) for w in ((filter_.workspace_id.values or []) if filter_ and filter_.workspace_id else []))
+    workspaces = sorted(
+        int(w) for w in ((filter_.workspace_id.values or []) if filter_ and filter_.workspace_id else [])
+    )
     return {
         "display_name": budget.display_name,
         "alerts": sorted(shared, key=lambda a: a["threshold_usd"]),
@@ -427,7 +484,7 @@ def budget_inputs(budget: billing.BudgetConfiguration) -> dict[str, Any]:
     }
 
 
-def _outputs(budget: billing.BudgetConfiguration, account_id: Optional[str]) -> dict[str, Any]:
+def _outputs(budget: billing.BudgetConfiguration, account_id: str | None) -> dict[str, Any]:
     return {"budget_id": budget.budget_configuration_id, "account_id": account_id, **budget_inputs(budget)}
 
 
@@ -438,6 +495,7 @@ def _outputs(budget: billing.BudgetConfiguration, account_id: Optional[str]) -> 
 # no state tracks.  So a create is sent once (the SDK does not retry a body it cannot rewind),
 # and before sending again after an answer that may have been lost, the account is searched for
 # the budget that attempt made.
+
 
 class _SendOnce(io.RawIOBase):
     """A request body the SDK cannot rewind, so it sends it exactly once."""
@@ -452,7 +510,7 @@ class _SendOnce(io.RawIOBase):
         return False
 
     def readinto(self, buffer: Any) -> int:
-        chunk, self._payload = self._payload[: len(buffer)], self._payload[len(buffer):]
+        chunk, self._payload = self._payload[: len(buffer)], self._payload[len(buffer) :]
         buffer[: len(chunk)] = chunk
         return len(chunk)
 
@@ -473,10 +531,14 @@ def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> bi
         attempt += 1
         try:
             answer = client.api_client.do(
-                "POST", path, data=_SendOnce(payload),
+                "POST",
+                path,
+                data=_SendOnce(payload),
                 headers={"Accept": "application/json", "Content-Type": "application/json"},
             )
-            return _answered(CreateBudgetConfigurationResponse.from_dict(answer).budget, "create", props["display_name"])
+            return _answered(
+                CreateBudgetConfigurationResponse.from_dict(answer).budget, "create", props["display_name"]
+            )
         except TooManyRequests as error:  # refused at the door: nothing was created
             last, wait = error, error.retry_after_secs or min(attempt, 10)
         except (requests.ConnectionError, requests.Timeout, TemporarilyUnavailable) as error:
@@ -491,7 +553,7 @@ def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> bi
 
 def _budget_made_since(
     client: AccountClient, wanted: Mapping[str, Any], since_ms: float
-) -> Optional[billing.BudgetConfiguration]:
+) -> billing.BudgetConfiguration | None:
     for budget in client.budgets.list():
         if (budget.create_time or 0) >= since_ms and all(
             _comparable(k, v) == _comparable(k, wanted.get(k)) for k, v in budget_inputs(budget).items()
@@ -500,11 +562,17 @@ def _budget_made_since(
     return None
 
 
-def _answered(budget: Optional[billing.BudgetConfiguration], verb: str, name: str) -> billing.BudgetConfiguration:
+def _answered(budget: billing.BudgetConfiguration | None, verb: str, name: str) -> billing.BudgetConfiguration:
     """The budget of an API answer (the SDK types every field optional)."""
     if budget is None:
-        raise api_error(verb, "account budget", name, "Databricks answered without the budget", _NO_BUDGET_HINT,
-                        error_class=DatabricksProviderError)
+        raise api_error(
+            verb,
+            "account budget",
+            name,
+            "Databricks answered without the budget",
+            _NO_BUDGET_HINT,
+            error_class=DatabricksProviderError,
+        )
     return budget
 
 
@@ -539,7 +607,9 @@ class AccountBudgetProvider(DatabricksProvider):
                 budget = _answered(client.budgets.get(id_).budget, "read", id_)
         except NotFound:
             return gone()
-        return ReadResult(budget.budget_configuration_id or id_, _outputs(budget, client.config.account_id), budget_inputs(budget))
+        return ReadResult(
+            budget.budget_configuration_id or id_, _outputs(budget, client.config.account_id), budget_inputs(budget)
+        )
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
@@ -584,7 +654,7 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
     tags: pulumi.Output[dict[str, Any]]
     workspace_ids: pulumi.Output[list[Any]]
     resource_type: pulumi.Output[str]
-    per_user_alert: pulumi.Output[Optional[dict[str, Any]]]
+    per_user_alert: pulumi.Output[dict[str, Any] | None]
     include_external_spend: pulumi.Output[bool]
 
     def __init__(
@@ -592,13 +662,13 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
         resource_name: str,
         *,
         display_name: pulumi.Input[str],
-        alerts: Optional[pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
-        tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[str]]]]]] = None,
-        workspace_ids: Optional[pulumi.Input[Sequence[pulumi.Input[int]]]] = None,
+        alerts: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        tags: pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[str]]]]] | None = None,
+        workspace_ids: pulumi.Input[Sequence[pulumi.Input[int]]] | None = None,
         resource_type: pulumi.Input[str] = "ALL",
-        per_user_alert: Optional[pulumi.Input[Mapping[str, Any]]] = None,
+        per_user_alert: pulumi.Input[Mapping[str, Any]] | None = None,
         include_external_spend: pulumi.Input[bool] = False,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
             "display_name": display_name,

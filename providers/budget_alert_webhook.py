@@ -19,7 +19,8 @@ import hmac
 import ipaddress
 import os
 import re
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import pulumi
@@ -120,7 +121,7 @@ def validate_url(url: Any, failures: Failures, prop: str = "url") -> Any:
     return url
 
 
-def _url_problem(url: Any) -> Optional[str]:
+def _url_problem(url: Any) -> str | None:
     """Why MLflow would refuse ``url``; never quotes the URL (it may carry a token)."""
     if not isinstance(url, str) or not url.strip():
         return "must be an http(s) URL"
@@ -163,7 +164,7 @@ def url_parts(url: str) -> list[str]:
     return sorted({p for p in [url, *pieces] if p and len(p) > 1}, key=len, reverse=True)
 
 
-def local_receiver_failure(url: Any, environ: Mapping[str, str]) -> Optional[str]:
+def local_receiver_failure(url: Any, environ: Mapping[str, str]) -> str | None:
     """Why MLflow, under ``environ``, would refuse ``url`` for its scheme or a private host, else None.
 
     Only what is known without DNS: an http:// URL, ``localhost`` or a non-public IP literal.
@@ -200,7 +201,7 @@ def _is_private_host(host: str) -> bool:
         return False  # a name: only DNS knows
 
 
-def inert_url(url: Optional[str]) -> Optional[str]:
+def inert_url(url: str | None) -> str | None:
     """``url`` with its token gone: same scheme and host (MLflow validates them), no user info,
     path, query or fragment."""
     try:
@@ -271,8 +272,7 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
 # --- wire conversion: the secret's fingerprint ---------------------------------------------------
 
 
-
-def secret_hash(secret: Optional[str], salt: Optional[bytes] = None) -> Optional[str]:
+def secret_hash(secret: str | None, salt: bytes | None = None) -> str | None:
     if not secret:
         return None
     salt = salt or os.urandom(16)
@@ -284,7 +284,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-def secret_matches(secret: Optional[str], stored_hash: Optional[str]) -> bool:
+def secret_matches(secret: str | None, stored_hash: str | None) -> bool:
     if not secret or not stored_hash:
         return not secret and not stored_hash
     try:
@@ -317,7 +317,7 @@ def webhook_status(active: bool) -> WebhookStatus:
     return WebhookStatus.ACTIVE if active else WebhookStatus.DISABLED
 
 
-def missing_encryption_key(server: TrackingServer, secret: Optional[str]) -> Optional[str]:
+def missing_encryption_key(server: TrackingServer, secret: str | None) -> str | None:
     """What to do when a SQL store would encrypt the webhook secret with no key, else None.
 
     A SQL store encrypts webhook secrets in this process with the key from the env.  Without the
@@ -332,13 +332,20 @@ def missing_encryption_key(server: TrackingServer, secret: Optional[str]) -> Opt
     return None
 
 
-def require_encryption_key(server: TrackingServer, webhook: str, secret: Optional[str]) -> None:
+def require_encryption_key(server: TrackingServer, webhook: str, secret: str | None) -> None:
     if hint := missing_encryption_key(server, secret):
-        raise api_error("store", "secret of webhook", webhook, f"{ENCRYPTION_KEY_ENV} is not set", hint,
-                        f"on {server.public_uri}", MlflowProviderError)
+        raise api_error(
+            "store",
+            "secret of webhook",
+            webhook,
+            f"{ENCRYPTION_KEY_ENV} is not set",
+            hint,
+            f"on {server.public_uri}",
+            MlflowProviderError,
+        )
 
 
-def scrub(store: RegistryStore, webhook_id: str, url: Optional[str]) -> None:
+def scrub(store: RegistryStore, webhook_id: str, url: str | None) -> None:
     """Overwrite the URL's token and the secret, and disable the webhook, before a (soft) delete.
 
     If MLflow refuses the inert URL (its host no longer passes MLflow's checks), the secret is
@@ -361,7 +368,7 @@ def _refused_url(error: BaseException) -> bool:
     return "URL scheme" in text or "non-public IP" in text or "Cannot resolve Webhook URL" in text
 
 
-def get_webhook(store: RegistryStore, server: TrackingServer, webhook_id: str) -> Optional[Webhook]:
+def get_webhook(store: RegistryStore, server: TrackingServer, webhook_id: str) -> Webhook | None:
     try:
         return store.get_webhook(webhook_id)
     except Exception as error:  # noqa: BLE001
@@ -378,7 +385,7 @@ def _decrypt_hint(error: BaseException) -> str:
 
 def webhooks_named(store: RegistryStore, server: TrackingServer, name: str) -> list[Webhook]:
     found: list[Webhook] = []
-    page_token: Optional[str] = None
+    page_token: str | None = None
     try:
         while True:
             page = store.list_webhooks(max_results=1000, page_token=page_token)
@@ -406,11 +413,18 @@ def remove_twins(store: RegistryStore, server: TrackingServer, created: Webhook,
                 store.delete_webhook(webhook.webhook_id)
             except Exception as error:  # noqa: BLE001
                 if not is_not_found(error):
-                    raise_mlflow_error("delete", "webhook", webhook.webhook_id, server, error,
-                                       hint=f"It is a twin of webhook {created.webhook_id} left by a retried create; delete it by hand.")
+                    raise_mlflow_error(
+                        "delete",
+                        "webhook",
+                        webhook.webhook_id,
+                        server,
+                        error,
+                        hint=f"It is a twin of webhook {created.webhook_id} left by a retried create; "
+                        "delete it by hand.",
+                    )
 
 
-def outputs_of(webhook: Webhook, hash_: Optional[str], server: TrackingServer) -> dict[str, Any]:
+def outputs_of(webhook: Webhook, hash_: str | None, server: TrackingServer) -> dict[str, Any]:
     return {
         "webhook_name": webhook.name,
         "url": webhook.url,
@@ -456,7 +470,9 @@ class BudgetAlertWebhookProvider(MlflowProvider):
             failures.add("secret", hint)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(olds, news, in_place=IN_PLACE, replace=("tracking_uri",), normalize=comparable_tracking_uri)
+        result = diff_result(
+            olds, news, in_place=IN_PLACE, replace=("tracking_uri",), normalize=comparable_tracking_uri
+        )
         if not result.replaces and secret_changed(olds, news):
             result.changes = True
         return result
@@ -541,7 +557,7 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
     events: pulumi.Output[list[str]]
     description: pulumi.Output[str]
     active: pulumi.Output[bool]
-    secret_hash: pulumi.Output[Optional[str]]
+    secret_hash: pulumi.Output[str | None]
     webhook_id: pulumi.Output[str]
     tracking_uri: pulumi.Output[str]
 
@@ -551,11 +567,11 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
         *,
         webhook_name: pulumi.Input[str],
         url: pulumi.Input[str],
-        secret: Optional[pulumi.Input[str]] = None,
-        events: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
-        description: Optional[pulumi.Input[str]] = None,
+        secret: pulumi.Input[str] | None = None,
+        events: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        description: pulumi.Input[str] | None = None,
         active: pulumi.Input[bool] = True,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Slack and PagerDuty URLs are credentials: the URL is a secret however it is given.
         secret_outputs = ["secret", "secret_hash", "url"]
@@ -570,7 +586,5 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
             "webhook_id": None,
             "tracking_uri": None,
         }
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs)
-        )
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs))
         super().__init__(BudgetAlertWebhookProvider(), resource_name, props, opts)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -38,7 +39,13 @@ from providers._base import (
     is_unknown,
     quoted,
 )
-from providers._databricks import POLICY_MANAGER, DatabricksProvider, DatabricksProviderError, databricks_errors, sdk_retries
+from providers._databricks import (
+    POLICY_MANAGER,
+    DatabricksProvider,
+    DatabricksProviderError,
+    databricks_errors,
+    sdk_retries,
+)
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -52,8 +59,7 @@ MANAGER_ROLE = "roles/budgetPolicy.manager"
 ROLE_OF_FIELD = {"users": USER_ROLE, "managers": MANAGER_ROLE}
 
 PRINCIPAL_EXAMPLES = (
-    "users/alice@example.com, groups/data-science, "
-    "servicePrincipals/9f0c6a52-3c2e-4f5b-8a43-0a6d9e2b1c7d"
+    "users/alice@example.com, groups/data-science, servicePrincipals/9f0c6a52-3c2e-4f5b-8a43-0a6d9e2b1c7d"
 )
 _PRINCIPAL_PATTERNS = (
     re.compile(r"users/[^\s@]+@[^\s@/]+"),
@@ -108,11 +114,14 @@ def is_valid_principal(principal: Any) -> bool:
 
 def validate_policy_id(policy_id: Any, failures: Failures, prop: str = "policy_id") -> Any:
     if not (isinstance(policy_id, str) and POLICY_ID_PATTERN.fullmatch(policy_id)):
-        failures.add(prop, f"{quoted(policy_id)} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)")
+        failures.add(
+            prop,
+            f"{quoted(policy_id)} is not a budget policy id (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)",
+        )
     return policy_id
 
 
-def validate_principals(principals: Any, failures: Failures, prop: str) -> Optional[list[str]]:
+def validate_principals(principals: Any, failures: Failures, prop: str) -> list[str] | None:
     if principals is None:
         return []
     if isinstance(principals, str) or not isinstance(principals, Sequence):
@@ -121,8 +130,12 @@ def validate_principals(principals: Any, failures: Failures, prop: str) -> Optio
     invalid = [p for p in principals if not is_unknown(p) and not is_valid_principal(p)]
     for principal in invalid:
         reason = isinstance(principal, str) and control_character_failure(principal)
-        failures.add(prop, f"{quoted(principal)} {reason}" if reason else
-                     f"{quoted(principal)} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}")
+        failures.add(
+            prop,
+            f"{quoted(principal)} {reason}"
+            if reason
+            else f"{quoted(principal)} is not a principal; write principals as Databricks does: {PRINCIPAL_EXAMPLES}",
+        )
     if invalid:
         return None
     if any(is_unknown(p) for p in principals):
@@ -145,8 +158,11 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     """Validate and normalize inputs without any API call (``check()``)."""
     return check_fields(
         news,
-        {"policy_id": validate_policy_id, **dict.fromkeys(ROLE_OF_FIELD, validate_principals),
-         "authoritative": validate_authoritative},
+        {
+            "policy_id": validate_policy_id,
+            **dict.fromkeys(ROLE_OF_FIELD, validate_principals),
+            "authoritative": validate_authoritative,
+        },
     )
 
 
@@ -207,8 +223,7 @@ def _comparable(name: str, value: Any) -> Any:
 def owned_grants(outputs: Mapping[str, Any]) -> Grants:
     """The grants a resource manages, from its outputs (``declared_*``; older state: ``users``/``managers``)."""
     return {
-        role: set(outputs.get(f"declared_{field}", outputs.get(field)) or [])
-        for field, role in ROLE_OF_FIELD.items()
+        role: set(outputs.get(f"declared_{field}", outputs.get(field)) or []) for field, role in ROLE_OF_FIELD.items()
     }
 
 
@@ -221,7 +236,7 @@ def granted_grants(outputs: Mapping[str, Any]) -> Grants:
 
 
 def _outputs(
-    props: Mapping[str, Any], account_id: str, seen: Grants, granted: Grants, owned: Optional[Grants] = None
+    props: Mapping[str, Any], account_id: str, seen: Grants, granted: Grants, owned: Grants | None = None
 ) -> dict[str, Any]:
     owned = owned if owned is not None else declared_grants(props)
     return {
@@ -260,7 +275,9 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         account_id, granted = self._write_declared(props, previously_granted={}, account_id=None)
-        return CreateResult(props["policy_id"], _outputs(props, account_id, seen=declared_grants(props), granted=granted))
+        return CreateResult(
+            props["policy_id"], _outputs(props, account_id, seen=declared_grants(props), granted=granted)
+        )
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         account_id, granted = self._write_declared(news, granted_grants(olds), account_id=olds.get("account_id"))
@@ -286,16 +303,22 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
             return gone()
         state = {**props, "policy_id": policy_id, "authoritative": bool(props.get("authoritative"))}
         owned = owned_grants(state)
-        seen = actual if state["authoritative"] else {role: _only(owned[role], actual.get(role, set())) for role in owned}
+        seen = (
+            actual if state["authoritative"] else {role: _only(owned[role], actual.get(role, set())) for role in owned}
+        )
         # A pair we added and someone removed is no longer ours to revoke.
-        granted = {role: _only(principals, actual.get(role, set())) for role, principals in granted_grants(state).items()}
+        granted = {
+            role: _only(principals, actual.get(role, set())) for role, principals in granted_grants(state).items()
+        }
         outputs = _outputs(state, client.config.account_id, seen=seen, owned=owned, granted=granted)
         inputs = {k: outputs[k] for k in ("policy_id", "users", "managers", "authoritative")}
         return ReadResult(id_, outputs, inputs)
 
     # ---- rule set access ------------------------------------------------------------------
 
-    def _write_declared(self, props: Mapping[str, Any], previously_granted: Grants, account_id: Optional[str]) -> tuple[str, Grants]:
+    def _write_declared(
+        self, props: Mapping[str, Any], previously_granted: Grants, account_id: str | None
+    ) -> tuple[str, Grants]:
         """Write the declared grants; returns the account and the pairs this resource now holds
         as its own grants (those it added, now or before)."""
         declared = declared_grants(props)
@@ -309,9 +332,12 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
             account_id, added = self._read_modify_write(account_id, props["policy_id"], change)
         except PolicyNotFound:
             raise api_error(
-                "write", "grants of budget policy", props["policy_id"],
+                "write",
+                "grants of budget policy",
+                props["policy_id"],
                 f"no such budget policy in account {self.account.account_id}",
-                "Check policy_id (or create the policy first).", error_class=DatabricksProviderError,
+                "Check policy_id (or create the policy first).",
+                error_class=DatabricksProviderError,
             ) from None
         if props.get("authoritative"):
             return account_id, declared  # it owns the whole rule set
@@ -319,7 +345,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         return account_id, {role: _plus(kept[role], _only(declared[role], added.get(role, set()))) for role in declared}
 
     def _read_modify_write(
-        self, account_id: Optional[str], policy_id: str, change: Callable[[Grants], Grants]
+        self, account_id: str | None, policy_id: str, change: Callable[[Grants], Grants]
     ) -> tuple[str, Grants]:
         """Apply ``change`` to the rule set; returns the account it lives in and the pairs added."""
         client = self.account.client(account_id)
@@ -327,12 +353,14 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
             added = self._read_modify_write_attempts(client, policy_id, change)
         return client.config.account_id, added
 
-    def _read_modify_write_attempts(self, client: AccountClient, policy_id: str, change: Callable[[Grants], Grants]) -> Grants:
+    def _read_modify_write_attempts(
+        self, client: AccountClient, policy_id: str, change: Callable[[Grants], Grants]
+    ) -> Grants:
         from databricks.sdk.errors import ResourceConflict
         from databricks.sdk.service.iam import RuleSetUpdateRequest
 
         name = rule_set_name(client.config.account_id, policy_id)
-        unsure: Optional[tuple[Grants, Grants]] = None  # (written, added) of a write that may have landed
+        unsure: tuple[Grants, Grants] | None = None  # (written, added) of a write that may have landed
         for attempt in range(MAX_WRITE_ATTEMPTS):
             rule_set = self._get_rule_set(client, policy_id)
             current = _without_empty(grants_of(rule_set))
@@ -356,9 +384,12 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
                 unsure = (wanted, missing_from(current, wanted)) if sdk_retries(client) > retries_before else None
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         raise api_error(
-            "write", "grants of budget policy", policy_id,
+            "write",
+            "grants of budget policy",
+            policy_id,
             f"its rule set changed under us {MAX_WRITE_ATTEMPTS} times in a row; nothing was overwritten",
-            "Run `pulumi up` again.", error_class=DatabricksProviderError,
+            "Run `pulumi up` again.",
+            error_class=DatabricksProviderError,
         )
 
     @staticmethod
@@ -401,10 +432,10 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
         resource_name: str,
         *,
         policy_id: pulumi.Input[str],
-        users: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
-        managers: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
-        authoritative: Optional[pulumi.Input[bool]] = None,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        users: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        managers: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        authoritative: pulumi.Input[bool] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
             "policy_id": policy_id,

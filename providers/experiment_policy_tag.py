@@ -9,7 +9,7 @@ class are the ones their state names.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -67,6 +67,6 @@ class ExperimentPolicyTag(ExperimentTag, module="mlbudgets", name="ExperimentPol
         experiment: pulumi.Input[str],
         policy_id: pulumi.Input[str],
         key: pulumi.Input[str] = DEFAULT_KEY,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         self._declare(ExperimentPolicyTagProvider(), resource_name, experiment, key, {"policy_id": policy_id}, opts)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
@@ -67,7 +68,7 @@ def validate_key(key: Any, failures: Failures, prop: str = "key") -> Any:
     return key
 
 
-def _key_problem(key: Any) -> Optional[str]:
+def _key_problem(key: Any) -> str | None:
     if not isinstance(key, str) or not key:
         return "must be a non-empty string"
     if len(key) > MAX_KEY_LENGTH:
@@ -105,9 +106,9 @@ def validate_experiment(experiment: Any, failures: Failures, prop: str = "experi
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
-def find_experiment(store: TrackingStore, experiment: str) -> Optional[Experiment]:
+def find_experiment(store: TrackingStore, experiment: str) -> Experiment | None:
     """The experiment named by ``experiment`` (an id, else a name), or None."""
-    found: Optional[Experiment]  # the store's lookups are unannotated in mlflow
+    found: Experiment | None  # the store's lookups are unannotated in mlflow
     if experiment.isdigit():
         try:
             found = store.get_experiment(experiment)
@@ -126,15 +127,29 @@ def require_active_experiment(store: TrackingStore, server: TrackingServer, expe
         raise_mlflow_error("look up", "experiment", experiment, server, error)
     where = f"on {server.public_uri}"
     if found is None:
-        raise api_error("find", "experiment", experiment, f"no experiment with id or name {quoted(experiment)}",
-                        "Create it first or fix the name.", where, MlflowProviderError)
+        raise api_error(
+            "find",
+            "experiment",
+            experiment,
+            f"no experiment with id or name {quoted(experiment)}",
+            "Create it first or fix the name.",
+            where,
+            MlflowProviderError,
+        )
     if found.lifecycle_stage != "active":
-        raise api_error("use", "experiment", experiment, "it is deleted",
-                        "Restore it or choose another experiment.", where, MlflowProviderError)
+        raise api_error(
+            "use",
+            "experiment",
+            experiment,
+            "it is deleted",
+            "Restore it or choose another experiment.",
+            where,
+            MlflowProviderError,
+        )
     return found
 
 
-def get_active_experiment(store: TrackingStore, server: TrackingServer, experiment_id: str) -> Optional[Experiment]:
+def get_active_experiment(store: TrackingStore, server: TrackingServer, experiment_id: str) -> Experiment | None:
     """The experiment if it exists and is not deleted, else None."""
     try:
         experiment = store.get_experiment(experiment_id)
@@ -247,8 +262,15 @@ class ExperimentTagProvider(MlflowProvider):
         store = tracking_store(server)
         experiment_id = olds.get("experiment_id") or parse_tag_id(id_)[0]
         if not try_set_tag(store, server, experiment_id, news["key"], news[self.value_field]):
-            raise api_error("set", "experiment tag", id_, "its experiment no longer exists or is deleted",
-                            "Run `pulumi refresh`.", f"on {server.public_uri}", MlflowProviderError)
+            raise api_error(
+                "set",
+                "experiment tag",
+                id_,
+                "its experiment no longer exists or is deleted",
+                "Run `pulumi refresh`.",
+                f"on {server.public_uri}",
+                MlflowProviderError,
+            )
         return UpdateResult(outputs_of(news, experiment_id, news[self.value_field], server, self.value_field))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -290,7 +312,7 @@ class ExperimentTag(DynamicResource, module="mlbudgets", name="ExperimentTag"):
         experiment: pulumi.Input[str],
         key: pulumi.Input[str],
         value: pulumi.Input[str],
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         self._declare(ExperimentTagProvider(), resource_name, experiment, key, {"value": value}, opts)
 
@@ -301,7 +323,7 @@ class ExperimentTag(DynamicResource, module="mlbudgets", name="ExperimentTag"):
         experiment: pulumi.Input[str],
         key: pulumi.Input[str],
         value_prop: dict[str, Any],
-        opts: Optional[pulumi.ResourceOptions],
+        opts: pulumi.ResourceOptions | None,
     ) -> None:
         props = {"experiment": experiment, "key": key, **value_prop, "experiment_id": None, "tracking_uri": None}
         DynamicResource.__init__(self, provider, resource_name, props, opts)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Mapping, Optional, TypeGuard, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -98,7 +99,7 @@ def validate_window(value: Any, failures: Failures, prop: str = "window") -> Any
     return normalized
 
 
-def _normalized_window(value: Any) -> tuple[Any, Optional[str]]:
+def _normalized_window(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, str):
         preset = WINDOW_PRESETS.get(value.strip().lower())
         if preset is None:
@@ -182,14 +183,20 @@ def validate_declared_at(value: Any, failures: Failures, prop: str = "declared_a
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     inputs, failures = check_fields(
         news,
-        {"amount_usd": validate_amount, "window": validate_window, "action": validate_action, "scope": validate_scope,
-         "allow_untracked": validate_allow_untracked, "declared_at": validate_declared_at},
+        {
+            "amount_usd": validate_amount,
+            "window": validate_window,
+            "action": validate_action,
+            "scope": validate_scope,
+            "allow_untracked": validate_allow_untracked,
+            "declared_at": validate_declared_at,
+        },
     )
     inputs["target"] = validate_target(inputs.get("target"), failures, scope=inputs.get("scope"))
     return inputs, failures
 
 
-def user_scope_failure(inputs: Mapping[str, Any]) -> Optional[str]:
+def user_scope_failure(inputs: Mapping[str, Any]) -> str | None:
     """USER scope on a store without a server: no request it sees ever carries a username."""
     uri = inputs.get("tracking_uri")
     if inputs.get("scope") != "USER" or not isinstance(uri, str):
@@ -212,7 +219,7 @@ def _declared_at_suffix(inputs: Mapping[str, Any]) -> str:
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
 
 
-def budget_arguments(inputs: Mapping[str, Any], target_value: Optional[str]) -> dict[str, Any]:
+def budget_arguments(inputs: Mapping[str, Any], target_value: str | None) -> dict[str, Any]:
     from mlflow.entities.gateway_budget_policy import (
         BudgetAction,
         BudgetDuration,
@@ -232,7 +239,7 @@ def budget_arguments(inputs: Mapping[str, Any], target_value: Optional[str]) -> 
     }
 
 
-def find_endpoint(store: TrackingStore, target: str) -> Optional[GatewayEndpoint]:
+def find_endpoint(store: TrackingStore, target: str) -> GatewayEndpoint | None:
     """The gateway endpoint ``target`` names (an id or a name), None if none."""
     lookups = [{"endpoint_id": target}] if ENDPOINT_ID.fullmatch(target) else []
     lookups.append({"name": target})
@@ -245,12 +252,12 @@ def find_endpoint(store: TrackingStore, target: str) -> Optional[GatewayEndpoint
     return None
 
 
-def find_endpoint_id(store: TrackingStore, target: str) -> Optional[str]:
+def find_endpoint_id(store: TrackingStore, target: str) -> str | None:
     endpoint = find_endpoint(store, target)
     return endpoint.endpoint_id if endpoint is not None else None
 
 
-def resolve_target_value(store: TrackingStore, server: TrackingServer, inputs: Mapping[str, Any]) -> Optional[str]:
+def resolve_target_value(store: TrackingStore, server: TrackingServer, inputs: Mapping[str, Any]) -> str | None:
     """What MLflow stores as ``target_value``: endpoint id for ENDPOINT, username for USER.
 
     Before anything is written it refuses a budget that could never trip (unless the input
@@ -260,7 +267,7 @@ def resolve_target_value(store: TrackingStore, server: TrackingServer, inputs: M
     scope = inputs["scope"]
     if scope == "USER":
         refuse_user_scope_without_authentication(server, inputs)
-        user: Optional[str] = inputs.get("target")
+        user: str | None = inputs.get("target")
         return user
     if scope != "ENDPOINT":
         return None
@@ -271,8 +278,13 @@ def resolve_target_value(store: TrackingStore, server: TrackingServer, inputs: M
         raise_mlflow_error("look up", "gateway endpoint", target, server, error)
     if endpoint is None:
         raise api_error(
-            "find", "gateway endpoint", target, f"no AI Gateway endpoint named or with id {quoted(target)}",
-            "Create the endpoint first or fix target.", f"on {server.public_uri}", MlflowProviderError,
+            "find",
+            "gateway endpoint",
+            target,
+            f"no AI Gateway endpoint named or with id {quoted(target)}",
+            "Create the endpoint first or fix target.",
+            f"on {server.public_uri}",
+            MlflowProviderError,
         )
     if not inputs.get("allow_untracked"):
         refuse_untracked_endpoint(store, server, inputs, endpoint)
@@ -289,10 +301,13 @@ def refuse_untracked_endpoint(
     if reasons:
         article = "an" if inputs["action"] == "ALERT" else "a"
         raise api_error(
-            "set", f"{article} {inputs['action']} budget on gateway endpoint", endpoint.name or endpoint.endpoint_id,
+            "set",
+            f"{article} {inputs['action']} budget on gateway endpoint",
+            endpoint.name or endpoint.endpoint_id,
             "it could never trip: " + "; ".join(why for why, _ in reasons),
             "; ".join(fix for _, fix in reasons) + f"; {_spend_tracking.opt_out_hint(inputs.get('declared_at'))}.",
-            f"({endpoint.endpoint_id}) on {server.public_uri}{_declared_at_suffix(inputs)}", MlflowProviderError,
+            f"({endpoint.endpoint_id}) on {server.public_uri}{_declared_at_suffix(inputs)}",
+            MlflowProviderError,
         )
 
 
@@ -303,15 +318,17 @@ def refuse_user_scope_without_authentication(server: TrackingServer, inputs: Map
 
     if _spend_tracking.server_has_authentication(_host_creds(server)) is False:
         raise api_error(
-            "set", "a USER budget for", inputs.get("target"),
-            "the server runs without authentication, so no request carries a username and the "
-            "budget would never match",
+            "set",
+            "a USER budget for",
+            inputs.get("target"),
+            "the server runs without authentication, so no request carries a username and the budget would never match",
             "Start it with `mlflow server --app-name basic-auth`, or use scope ENDPOINT, WORKSPACE or GLOBAL.",
-            f"on {server.public_uri}{_declared_at_suffix(inputs)}", MlflowProviderError,
+            f"on {server.public_uri}{_declared_at_suffix(inputs)}",
+            MlflowProviderError,
         )
 
 
-def get_policy(store: TrackingStore, server: TrackingServer, policy_id: str) -> Optional[MlflowBudgetPolicy]:
+def get_policy(store: TrackingStore, server: TrackingServer, policy_id: str) -> MlflowBudgetPolicy | None:
     """The budget policy, or None if it no longer exists."""
     try:
         return store.get_budget_policy(policy_id)
@@ -343,7 +360,7 @@ def _declared_amount(actual: float, declared: Any) -> float:
     return float(actual)
 
 
-def target_as_declared(store: TrackingStore, policy: MlflowBudgetPolicy, olds: Mapping[str, Any]) -> Optional[str]:
+def target_as_declared(store: TrackingStore, policy: MlflowBudgetPolicy, olds: Mapping[str, Any]) -> str | None:
     """``target`` as the program wrote it while it still means the policy's endpoint.
 
     Otherwise MLflow's side is drift: the policy's endpoint id when the declared name now means
@@ -352,7 +369,7 @@ def target_as_declared(store: TrackingStore, policy: MlflowBudgetPolicy, olds: M
     """
     if policy.target_scope.value != "ENDPOINT" or olds.get("scope") != "ENDPOINT":
         return policy.target_value
-    declared: Optional[str] = olds.get("target")
+    declared: str | None = olds.get("target")
     if not declared or policy.target_value != olds.get("target_value"):
         return policy.target_value
     try:
@@ -388,8 +405,10 @@ def describe(inputs: Mapping[str, Any]) -> str:
     """A budget policy has no name: say what it is (``REJECT 50 USD per 1 MONTHS, GLOBAL``)."""
     window = inputs.get("window") or {}
     target = f" {inputs['target']}" if inputs.get("target") else ""
-    return (f"{inputs.get('action')} {inputs.get('amount_usd'):g} USD per {window.get('value'):g} "
-            f"{window.get('unit')}, {inputs.get('scope')}{target}")
+    return (
+        f"{inputs.get('action')} {inputs.get('amount_usd'):g} USD per {window.get('value'):g} "
+        f"{window.get('unit')}, {inputs.get('scope')}{target}"
+    )
 
 
 # --- provider ------------------------------------------------------------------------------------
@@ -461,8 +480,8 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
     window: pulumi.Output[dict[str, Any]]
     action: pulumi.Output[str]
     scope: pulumi.Output[str]
-    target: pulumi.Output[Optional[str]]
-    target_value: pulumi.Output[Optional[str]]
+    target: pulumi.Output[str | None]
+    target_value: pulumi.Output[str | None]
     allow_untracked: pulumi.Output[bool]
     budget_policy_id: pulumi.Output[str]
     tracking_uri: pulumi.Output[str]
@@ -472,13 +491,13 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
         resource_name: str,
         *,
         amount_usd: pulumi.Input[float],
-        window: pulumi.Input[Union[str, Mapping[str, Any]]],
+        window: pulumi.Input[str | Mapping[str, Any]],
         action: pulumi.Input[str],
         scope: pulumi.Input[str] = "GLOBAL",
-        target: Optional[pulumi.Input[str]] = None,
+        target: pulumi.Input[str] | None = None,
         allow_untracked: pulumi.Input[bool] = False,
-        declared_at: Optional[str] = None,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        declared_at: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``allow_untracked=True`` accepts a budget that MLflow cannot count spend for (an
         endpoint with usage tracking off or an unpriced model); ``declared_at`` names where the

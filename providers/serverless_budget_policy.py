@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -76,7 +77,7 @@ def validate_policy_name(name: Any, failures: Failures, prop: str = "policy_name
     return name
 
 
-def validate_custom_tags(tags: Any, failures: Failures, prop: str = "custom_tags") -> Optional[dict[str, str]]:
+def validate_custom_tags(tags: Any, failures: Failures, prop: str = "custom_tags") -> dict[str, str] | None:
     if tags is None:
         return {}
     if not isinstance(tags, Mapping):
@@ -106,7 +107,7 @@ def validate_custom_tags(tags: Any, failures: Failures, prop: str = "custom_tags
     return dict(sorted(normalized.items()))
 
 
-def _workspace_id(value: Any) -> Optional[int]:
+def _workspace_id(value: Any) -> int | None:
     # Numbers cross the Pulumi wire as doubles; accept 1234.0 and "1234" as 1234.
     if isinstance(value, bool):
         return None
@@ -120,7 +121,7 @@ def _workspace_id(value: Any) -> Optional[int]:
     return None
 
 
-def validate_workspace_ids(ids: Any, failures: Failures, prop: str = "binding_workspace_ids") -> Optional[list[int]]:
+def validate_workspace_ids(ids: Any, failures: Failures, prop: str = "binding_workspace_ids") -> list[int] | None:
     if ids is None:
         return []
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
@@ -147,15 +148,18 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     """Validate and normalize inputs without any API call (``check()``, and stack config)."""
     return check_fields(
         news,
-        {"policy_name": validate_policy_name, "custom_tags": validate_custom_tags,
-         "binding_workspace_ids": validate_workspace_ids},
+        {
+            "policy_name": validate_policy_name,
+            "custom_tags": validate_custom_tags,
+            "binding_workspace_ids": validate_workspace_ids,
+        },
     )
 
 
 # --- wire conversion -----------------------------------------------------------------------------
 
 
-def _to_budget_policy(props: Mapping[str, Any], policy_id: Optional[str] = None) -> BudgetPolicy:
+def _to_budget_policy(props: Mapping[str, Any], policy_id: str | None = None) -> BudgetPolicy:
     from databricks.sdk.service.billing import BudgetPolicy
     from databricks.sdk.service.compute import CustomPolicyTag
 
@@ -175,7 +179,7 @@ def _policy_inputs(policy: BudgetPolicy) -> dict[str, Any]:
     }
 
 
-def _outputs(policy: BudgetPolicy, account_id: Optional[str]) -> dict[str, Any]:
+def _outputs(policy: BudgetPolicy, account_id: str | None) -> dict[str, Any]:
     return {"policy_id": policy.policy_id, "account_id": account_id, **_policy_inputs(policy)}
 
 
@@ -225,10 +229,13 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         else:
             raise api_error(
-                "create", "budget policy", name,
+                "create",
+                "budget policy",
+                name,
                 f"Databricks answered {str(refusal)!r} {MAX_CREATE_ATTEMPTS} times although no policy has that name "
                 "(a spurious answer it gives under load)",
-                "Run `pulumi up` again later.", error_class=DatabricksProviderError,
+                "Run `pulumi up` again later.",
+                error_class=DatabricksProviderError,
             )
         raise self._name_taken(client, name, refusal)
 
@@ -255,10 +262,13 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
         kept = [field for field in cleared if _policy_inputs(policy)[field]]
         if kept:
             raise api_error(
-                "update", "budget policy", id_,
+                "update",
+                "budget policy",
+                id_,
                 f"Databricks kept its {' and '.join(kept)} although the update gave none (an empty list is left out "
                 "of the request, and this server reads that as unchanged)",
-                "Remove them in the account console, then run `pulumi refresh`.", error_class=DatabricksProviderError,
+                "Remove them in the account console, then run `pulumi refresh`.",
+                error_class=DatabricksProviderError,
             )
         return UpdateResult(_outputs(policy, client.config.account_id))
 
@@ -272,22 +282,30 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
             pass  # gone already
 
     @staticmethod
-    def _policy_named(client: AccountClient, name: str) -> Optional[BudgetPolicy]:
+    def _policy_named(client: AccountClient, name: str) -> BudgetPolicy | None:
         """The active policy with exactly this name, if any (the list filter matches substrings)."""
         with databricks_errors("list", "budget policies named", name):
-            return next((p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None)
+            return next(
+                (p for p in client.budget_policy.list(filter_by=_name_filter(name)) if p.policy_name == name), None
+            )
 
     def _name_taken(self, client: AccountClient, name: str, error: BaseException) -> ProviderError:
         existing = self._policy_named(client, name)
         adopt = (
             f"To manage it with Pulumi, adopt it: declare the resource with "
-            f"`opts=pulumi.ResourceOptions(import_=\"{existing.policy_id}\")`, run `pulumi up`, then remove the option. "
+            f'`opts=pulumi.ResourceOptions(import_="{existing.policy_id}")`, run `pulumi up`, then remove the option. '
             if existing
             else ""
         )
         reason = f"the name is already taken by another budget policy in this account ({error})"
-        return api_error("create", "budget policy", name, reason, f"{adopt}Or choose another policy_name.",
-                         error_class=DatabricksProviderError)
+        return api_error(
+            "create",
+            "budget policy",
+            name,
+            reason,
+            f"{adopt}Or choose another policy_name.",
+            error_class=DatabricksProviderError,
+        )
 
 
 # --- resource ------------------------------------------------------------------------------------
@@ -307,9 +325,9 @@ class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="Serverle
         resource_name: str,
         *,
         policy_name: pulumi.Input[str],
-        custom_tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]] = None,
-        binding_workspace_ids: Optional[pulumi.Input[Sequence[pulumi.Input[int]]]] = None,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        custom_tags: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        binding_workspace_ids: pulumi.Input[Sequence[pulumi.Input[int]]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
             "policy_name": policy_name,

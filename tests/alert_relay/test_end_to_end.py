@@ -49,15 +49,30 @@ def mentions(policy_id: str):
 
 
 def team(name: str, endpoint, limit: float, hard_stop: bool, secret: str) -> dict:
-    return {"name": name, "gateway": {
-        "limitUsd": limit, "window": "daily", "scope": "ENDPOINT", "target": endpoint.name,
-        "alertThresholds": [50], "hardStop": hard_stop, "webhook": {"route": name, "secret": secret},
-    }}
+    return {
+        "name": name,
+        "gateway": {
+            "limitUsd": limit,
+            "window": "daily",
+            "scope": "ENDPOINT",
+            "target": endpoint.name,
+            "alertThresholds": [50],
+            "hardStop": hard_stop,
+            "webhook": {"route": name, "secret": secret},
+        },
+    }
 
 
 def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
-    request, mlflow_server, provider_server_factory, openai_fake, start_relay, slack_fake, recsys_slack,
-    pagerduty_fake, alertmanager,
+    request,
+    mlflow_server,
+    provider_server_factory,
+    openai_fake,
+    start_relay,
+    slack_fake,
+    recsys_slack,
+    pagerduty_fake,
+    alertmanager,
 ):
     relay = start_relay(
         {
@@ -78,18 +93,26 @@ def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
             },
         },
         {
-            "SEARCH_WEBHOOK_SECRET": SEARCH_SECRET, "SEARCH_SLACK_WEBHOOK_URL": slack_fake.url, "SEARCH_PD_KEY": SEARCH_PD_KEY,
-            "RECSYS_WEBHOOK_SECRET": RECSYS_SECRET, "RECSYS_SLACK_WEBHOOK_URL": recsys_slack.url, "RECSYS_PD_KEY": RECSYS_PD_KEY,
+            "SEARCH_WEBHOOK_SECRET": SEARCH_SECRET,
+            "SEARCH_SLACK_WEBHOOK_URL": slack_fake.url,
+            "SEARCH_PD_KEY": SEARCH_PD_KEY,
+            "RECSYS_WEBHOOK_SECRET": RECSYS_SECRET,
+            "RECSYS_SLACK_WEBHOOK_URL": recsys_slack.url,
+            "RECSYS_PD_KEY": RECSYS_PD_KEY,
         },
     )
     search = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
     recsys = create_gateway_endpoint(mlflow_server.tracking_uri, openai_fake.url)
-    engine = LocalEngine(provider_server_factory(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env()))
+    engine = LocalEngine(
+        provider_server_factory(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env())
+    )
     stack = {
         "mlflow:trackingUri": mlflow_server.tracking_uri,
         "ml-budgets:alertRelay": {"url": relay.url},
-        "ml-budgets:teams": [team("search", search, 1.00, True, SEARCH_SECRET),
-                             team("recsys", recsys, 0.80, False, RECSYS_SECRET)],
+        "ml-budgets:teams": [
+            team("search", search, 1.00, True, SEARCH_SECRET),
+            team("recsys", recsys, 0.80, False, RECSYS_SECRET),
+        ],
     }
     request.addfinalizer(engine.destroy)
     exports = engine.up(stack).exports["teams"]
@@ -115,8 +138,8 @@ def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
     assert [len(recsys_slack.matching(mentions(p))) for p in (search_tier, search_stop, recsys_tier)] == [0, 0, 1]
     assert len(slack_fake.messages) == 2 and len(recsys_slack.messages) == 1
 
-    tier_message, = slack_fake.matching(mentions(search_tier))
-    stop_message, = slack_fake.matching(mentions(search_stop))
+    (tier_message,) = slack_fake.matching(mentions(search_tier))
+    (stop_message,) = slack_fake.matching(mentions(search_stop))
     assert "[search]" in tier_message["text"] and "$0.50" in tier_message["text"] and "$0.63" in tier_message["text"]
     assert "traffic is now rejected" not in tier_message["text"]
     assert "$1.00" in stop_message["text"] and "$1.05" in stop_message["text"]
@@ -138,4 +161,8 @@ def test_gateway_alerts_reach_each_teams_slack_pagerduty_and_alertmanager_once(
 
     assert alertmanager.received_firing() == 3
     held = {(a["labels"]["team"], a["labels"]["policy"], a["labels"]["severity"]) for a in alertmanager.alerts()}
-    assert held == {("search", search_tier, "warning"), ("search", search_stop, "critical"), ("recsys", recsys_tier, "warning")}
+    assert held == {
+        ("search", search_tier, "warning"),
+        ("search", search_stop, "critical"),
+        ("recsys", recsys_tier, "warning"),
+    }

@@ -11,20 +11,28 @@ from harness.alert_relay import budget_envelope
 
 
 def outbox(tmp_path) -> Outbox:
-    config = parse_config({"routes": {"search": {"secret": "${S}", "webhook": "http://127.0.0.1:9/x"}}},
-                          tmp_path, env={"S": "k"})
+    config = parse_config(
+        {"routes": {"search": {"secret": "${S}", "webhook": "http://127.0.0.1:9/x"}}}, tmp_path, env={"S": "k"}
+    )
     return Outbox(config)
 
 
 def alert(policy: str = "bp-1") -> BudgetAlert:
-    return BudgetAlert.from_envelope(budget_envelope(policy), route="search", team="search", hard_stop=False,
-                                     delivery_id="d-1")
+    return BudgetAlert.from_envelope(
+        budget_envelope(policy), route="search", team="search", hard_stop=False, delivery_id="d-1"
+    )
 
 
 def test_a_message_left_in_flight_by_a_dead_consumer_is_queued_again(tmp_path):
     box = outbox(tmp_path)
-    message = {"id": "m-1", "route": "search", "destination": "webhook", "alert": alert().to_dict(),
-               "created_at": time.time() - 5, "attempts": 2}
+    message = {
+        "id": "m-1",
+        "route": "search",
+        "destination": "webhook",
+        "alert": alert().to_dict(),
+        "created_at": time.time() - 5,
+        "attempts": 2,
+    }
     box.huey.put("pending:m-1", {"route": "search", "destination": "webhook", "created_at": message["created_at"]})
     box.huey.put("inflight:m-1", {**message, "leased_at": time.time()})  # what _deliver writes first
     assert box.health()["queue_depth"] == 1
@@ -42,7 +50,7 @@ def test_the_queue_depth_counts_a_message_from_enqueue_until_it_is_dropped(tmp_p
     box = outbox(tmp_path)
     box.enqueue(alert(), ["webhook"])
     assert box.health()["queue_depth"] == 1
-    task, = box.huey.pending()
+    (task,) = box.huey.pending()
     box.huey.storage.dequeue()  # what the consumer does before running it: still pending
     assert box.health()["queue_depth"] == 1
     box._dead(task.args[0], "test")
@@ -65,7 +73,11 @@ def test_backoff_grows_with_the_messages_age_and_is_capped():
 def test_the_window_end_follows_mlflows_calendar():
     monthly = BudgetAlert.from_envelope(
         budget_envelope("bp-1", duration_unit="MONTHS", duration_value=1, window_start=1796083200000),  # 2026-12-01
-        route="r", team="t", hard_stop=True, delivery_id="d")
+        route="r",
+        team="t",
+        hard_stop=True,
+        delivery_id="d",
+    )
     assert (monthly.window_end.year, monthly.window_end.month, monthly.window_end.day) == (2027, 1, 1)
     assert monthly.severity == "critical" and monthly.dedup_key == "bp-1:1796083200000"
 

@@ -16,7 +16,6 @@ import uuid
 import pytest
 
 from harness.alert_relay import budget_envelope, signed_post
-from harness.slack_fake import SlackFake
 
 SECRET = "whsec-search-test-only"
 PD_KEY = "R0UT1NGKEY0000000000000000000042"  # 32 characters, like a real integration key
@@ -177,9 +176,17 @@ def test_alertmanager_holds_one_alert_per_policy_labelled_with_team_policy_and_s
 @pytest.mark.parametrize(
     "route, env, expected",
     [
-        ({"secret": "inline-secret", "webhook": "http://127.0.0.1:9/x"}, {}, "routes.search.secret: must be an environment variable reference"),
+        (
+            {"secret": "inline-secret", "webhook": "http://127.0.0.1:9/x"},
+            {},
+            "routes.search.secret: must be an environment variable reference",
+        ),
         ({"secret": "${MISSING_SECRET}", "webhook": "http://127.0.0.1:9/x"}, {}, "MISSING_SECRET is not set"),
-        ({"secret": "${S}", "slack": "https://hooks.slack.com/services/T/B/token"}, {"S": "x"}, "routes.search.slack: must be an environment variable reference"),
+        (
+            {"secret": "${S}", "slack": "https://hooks.slack.com/services/T/B/token"},
+            {"S": "x"},
+            "routes.search.slack: must be an environment variable reference",
+        ),
         ({"secret": "${S}"}, {"S": "x"}, "has no destination"),
         ({"secret": "${S}", "pagerduty": {"routing_key": "abc"}}, {"S": "x"}, "routes.search.pagerduty.routing_key"),
     ],
@@ -196,7 +203,11 @@ def test_a_config_that_could_not_deliver_or_would_leak_a_secret_stops_the_relay(
     path.write_text(yaml.safe_dump({"routes": {"search": route}}))
     result = subprocess.run(
         [sys.executable, "-m", "alert_relay", "--config", str(path), "--port", "0"],
-        cwd=PROJECT_ROOT, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert expected in result.stderr

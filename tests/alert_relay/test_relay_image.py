@@ -17,12 +17,23 @@ print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))
 
 
 def test_the_relay_imports_only_what_its_image_installs():
-    loaded = set(json.loads(subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=120,
-    ).stdout))
+    loaded = set(
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", PROBE],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            ).stdout
+        )
+    )
     assert not loaded & {"mlflow", "pulumi", "databricks", "providers", "components"}
     listed = (PROJECT_ROOT / "alert_relay" / "requirements.txt").read_text()
-    distributions = {re.split(r"[<>=\s]", line)[0].lower() for line in listed.splitlines() if line and not line.startswith("#")}
+    distributions = {
+        re.split(r"[<>=\s]", line)[0].lower() for line in listed.splitlines() if line and not line.startswith("#")
+    }
     imports = {"flask": "flask", "gunicorn": "gunicorn", "huey": "huey", "yaml": "pyyaml", "requests": "requests"}
     assert {imports[m] for m in loaded & set(imports)} <= distributions
     assert set(imports.values()) <= distributions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -10,9 +9,9 @@ import yaml
 
 from alert_relay.config import parse_config
 from components.gateway_budget import GatewayBudget, GatewayBudgetArgs, RelayRoute, WebhookArgs
-from stack_config import StackConfigError, parse_stack_config
 from harness.provider_server import PROJECT_ROOT
-from harness.pulumi_program import RecordingMocks, config_values, run_program, unwrap
+from harness.pulumi_program import RecordingMocks, run_program, unwrap
+from stack_config import StackConfigError, parse_stack_config
 
 RELAY = RelayRoute(url="https://alert-relay.example.com/", route="search")
 
@@ -43,8 +42,9 @@ def webhook_query(resources: dict) -> tuple[str, dict]:
 
 
 def test_a_hard_stop_is_paired_with_an_alert_at_the_same_amount_and_marked_in_the_relay_url():
-    resources = declared(GatewayBudgetArgs(limit_usd=200, alert_thresholds=(50, 80),
-                                           webhook=WebhookArgs(relay=RELAY, secret="whsec")))
+    resources = declared(
+        GatewayBudgetArgs(limit_usd=200, alert_thresholds=(50, 80), webhook=WebhookArgs(relay=RELAY, secret="whsec"))
+    )
     stop, alert = resources["search-gateway-hard-stop"], resources["search-gateway-hard-stop-alert"]
     assert (stop["action"], stop["amount_usd"]) == ("REJECT", 200)
     assert (alert["action"], alert["amount_usd"]) == ("ALERT", 200)
@@ -58,11 +58,13 @@ def test_a_hard_stop_is_paired_with_an_alert_at_the_same_amount_and_marked_in_th
 
 
 def test_an_alert_tier_at_100_percent_is_the_hard_stops_announcement():
-    resources = declared(GatewayBudgetArgs(limit_usd=10, alert_thresholds=(50, 100),
-                                           webhook=WebhookArgs(relay=RELAY, secret="whsec")))
+    resources = declared(
+        GatewayBudgetArgs(limit_usd=10, alert_thresholds=(50, 100), webhook=WebhookArgs(relay=RELAY, secret="whsec"))
+    )
     assert "search-gateway-hard-stop-alert" not in resources
     assert webhook_query(resources)[1] == {
-        "policy": ["bp-search-gateway-alert-50pct-1"], "hard_stop": ["bp-search-gateway-alert-100pct-1"],
+        "policy": ["bp-search-gateway-alert-50pct-1"],
+        "hard_stop": ["bp-search-gateway-alert-100pct-1"],
     }
 
 
@@ -75,8 +77,11 @@ def test_recreated_policies_update_the_webhook_url_by_themselves():
 
 
 def test_without_a_hard_stop_nothing_is_marked():
-    resources = declared(GatewayBudgetArgs(limit_usd=10, alert_thresholds=(80,), hard_stop=False,
-                                           webhook=WebhookArgs(relay=RELAY, secret="k")))
+    resources = declared(
+        GatewayBudgetArgs(
+            limit_usd=10, alert_thresholds=(80,), hard_stop=False, webhook=WebhookArgs(relay=RELAY, secret="k")
+        )
+    )
     assert webhook_query(resources)[1] == {"policy": ["bp-search-gateway-alert-80pct-1"]}
 
 
@@ -84,11 +89,22 @@ def test_without_a_hard_stop_nothing_is_marked():
     "webhook, relay, expected",
     [
         ({"route": "search"}, None, "ml-budgets:teams[0].gateway.webhook.route: needs ml-budgets:alertRelay.url"),
-        ({"route": "search"}, {"url": "https://relay.example.com"}, "ml-budgets:teams[0].gateway.webhook.secret: is required with `route`"),
-        ({"route": "search", "url": "https://x.example.com/h", "secret": "k"}, {"url": "https://relay.example.com"},
-         "ml-budgets:teams[0].gateway.webhook.route: set either `route`"),
+        (
+            {"route": "search"},
+            {"url": "https://relay.example.com"},
+            "ml-budgets:teams[0].gateway.webhook.secret: is required with `route`",
+        ),
+        (
+            {"route": "search", "url": "https://x.example.com/h", "secret": "k"},
+            {"url": "https://relay.example.com"},
+            "ml-budgets:teams[0].gateway.webhook.route: set either `route`",
+        ),
         ({"route": "no spaces", "secret": "k"}, {"url": "https://relay.example.com"}, "must be a relay route name"),
-        ({"route": "search", "secret": "k"}, {"url": "ftp://relay.example.com"}, "ml-budgets:alertRelay.url: scheme must be https"),
+        (
+            {"route": "search", "secret": "k"},
+            {"url": "ftp://relay.example.com"},
+            "ml-budgets:alertRelay.url: scheme must be https",
+        ),
     ],
 )
 def test_relay_route_config_errors_name_the_path(webhook, relay, expected):
@@ -118,10 +134,15 @@ def test_relay_routes_hear_only_their_own_budget_so_each_alerting_budget_needs_o
 
 def test_the_local_stack_and_its_relay_config_agree_on_routes():
     stack = yaml.safe_load((PROJECT_ROOT / "Pulumi.local.yaml").read_text())["config"]
-    parsed = parse_stack_config(stack["ml-budgets:teams"], stack["ml-budgets:gatewayBudgets"], stack["ml-budgets:alertRelay"])
-    webhooks = [t.gateway.webhook for t in parsed.teams if t.gateway] + [g.webhook for g in parsed.gateway_budgets.values()]
+    parsed = parse_stack_config(
+        stack["ml-budgets:teams"], stack["ml-budgets:gatewayBudgets"], stack["ml-budgets:alertRelay"]
+    )
+    webhooks = [t.gateway.webhook for t in parsed.teams if t.gateway] + [
+        g.webhook for g in parsed.gateway_budgets.values()
+    ]
     relay = parse_config(
-        yaml.safe_load((PROJECT_ROOT / "alert-relay.local.yaml").read_text()), PROJECT_ROOT,
+        yaml.safe_load((PROJECT_ROOT / "alert-relay.local.yaml").read_text()),
+        PROJECT_ROOT,
         env={"SEARCH_WEBHOOK_SECRET": "local-only-search-key", "PLATFORM_WEBHOOK_SECRET": "local-only-platform-key"},
     )
     assert {w.relay.route: w.secret for w in webhooks} == {name: r.secret for name, r in relay.routes.items()}
@@ -133,8 +154,10 @@ def test_the_prod_relay_example_serves_every_route_of_the_prod_stack():
     routes = {t["gateway"]["webhook"]["route"] for t in stack["ml-budgets:teams"] if "gateway" in t}
     routes |= {g["webhook"]["route"] for g in stack["ml-budgets:gatewayBudgets"]}
     example = yaml.safe_load((PROJECT_ROOT / "alert_relay" / "relay.example.yaml").read_text())
-    env = {name: "https://hooks.slack.com/services/T/B/x" if name.endswith("_URL") else "x" * 32
-           for name in _env_names(example)}
+    env = {
+        name: "https://hooks.slack.com/services/T/B/x" if name.endswith("_URL") else "x" * 32
+        for name in _env_names(example)
+    }
     relay = parse_config(example, PROJECT_ROOT, env=env)
     assert set(relay.routes) == routes
 
@@ -149,8 +172,16 @@ def test_a_relay_url_mlflow_could_not_store_is_refused_at_preview():
     relay = {"url": "https://alert-relay.internal.example.com"}
 
     def gateway(thresholds):
-        return [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": thresholds,
-                                               "webhook": {"route": "search", "secret": "k"}}}]
+        return [
+            {
+                "name": "search",
+                "gateway": {
+                    "limitUsd": 5,
+                    "alertThresholds": thresholds,
+                    "webhook": {"route": "search", "secret": "k"},
+                },
+            }
+        ]
 
     assert parse_stack_config(gateway([10, 20, 30, 40, 50, 60, 70, 80, 90]), None, relay)  # 487 characters
     with pytest.raises(StackConfigError) as error:

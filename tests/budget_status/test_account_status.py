@@ -19,13 +19,23 @@ from budget_status.report import EXIT_HARD_STOP, EXIT_OK, NO_LIVE_SPEND_API
 from harness.engine import LocalEngine
 from harness.provider_server import PROJECT_ROOT
 
-TEAMS = [{
-    "name": "search",
-    "serverless": {"customTags": {"cost-center": "4711"}, "monthlyLimitUsd": 1000,
-                   "alertThresholds": [50, 100], "notify": ["search-lead@example.com"]},
-    "databricksGateway": {"monthlyLimitUsd": 400, "alertThresholds": [75], "notify": ["search-lead@example.com"],
-                          "perUserLimitUsd": 25},
-}]
+TEAMS = [
+    {
+        "name": "search",
+        "serverless": {
+            "customTags": {"cost-center": "4711"},
+            "monthlyLimitUsd": 1000,
+            "alertThresholds": [50, 100],
+            "notify": ["search-lead@example.com"],
+        },
+        "databricksGateway": {
+            "monthlyLimitUsd": 400,
+            "alertThresholds": [75],
+            "notify": ["search-lead@example.com"],
+            "perUserLimitUsd": 25,
+        },
+    }
+]
 
 
 @pytest.fixture
@@ -45,8 +55,20 @@ def add_usage(emulator, budget_id: str, usd: str) -> None:
 
 def status(directory) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "budget_status", "--outputs", str(directory / "outputs.json"), "--stack", "dev", "--json"],
-        cwd=directory, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "budget_status",
+            "--outputs",
+            str(directory / "outputs.json"),
+            "--stack",
+            "dev",
+            "--json",
+        ],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), "HOME": str(directory)},
     )
 
@@ -67,7 +89,8 @@ def test_account_budgets_live_spend_per_team_and_the_block(deployed, databricks_
     assert databricks_emulator.count("GET", f"/budgets/{gateway_id}") == 0
 
     direct = databricks_emulator.account_client().budgets.get_budget_spend_status(
-        f"accounts/{databricks_emulator.account_id}/budget-spend-statuses/{gateway_id}")
+        f"accounts/{databricks_emulator.account_id}/budget-spend-statuses/{gateway_id}"
+    )
     by_scope = {s.scope_type.value.rsplit("_", 1)[-1]: s for s in direct.alert_spend_statuses}
     shared = rows["AI Gateway budget"]
     assert (shared["team"], shared["action"], shared["cap_usd"]) == ("search", "BLOCK_USAGE", 400.0)
@@ -82,7 +105,6 @@ def test_account_budgets_live_spend_per_team_and_the_block(deployed, databricks_
     assert (account["cap_usd"], account["spend_usd"], account["unavailable"]) == (1000.0, None, False)
     assert account["note"] == NO_LIVE_SPEND_API
     assert account["id"] == account_id
-
 
     add_usage(databricks_emulator, gateway_id, "400")
     result = status(directory)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC
 
 import pytest
 import requests
@@ -48,12 +49,32 @@ def deployed(mlflow_server, openai_upstream, tmp_path_factory):
     team = f"status-{uuid.uuid4().hex[:6]}"
     config = {
         "mlflow:trackingUri": mlflow_server.tracking_uri,
-        "ml-budgets:teams": [{"name": team, "gateway": {
-            "limitUsd": 0.5, "window": "daily", "scope": "ENDPOINT", "target": team_endpoint.name,
-            "alertThresholds": [50], "hardStop": True, "webhook": {"url": HOOK}}}],
-        "ml-budgets:gatewayBudgets": [{
-            "name": f"{team}-other", "limitUsd": 100, "window": {"unit": "HOURS", "value": 6}, "scope": "ENDPOINT",
-            "target": other_endpoint.name, "alertThresholds": [90], "hardStop": False, "webhook": {"url": HOOK}}],
+        "ml-budgets:teams": [
+            {
+                "name": team,
+                "gateway": {
+                    "limitUsd": 0.5,
+                    "window": "daily",
+                    "scope": "ENDPOINT",
+                    "target": team_endpoint.name,
+                    "alertThresholds": [50],
+                    "hardStop": True,
+                    "webhook": {"url": HOOK},
+                },
+            }
+        ],
+        "ml-budgets:gatewayBudgets": [
+            {
+                "name": f"{team}-other",
+                "limitUsd": 100,
+                "window": {"unit": "HOURS", "value": 6},
+                "scope": "ENDPOINT",
+                "target": other_endpoint.name,
+                "alertThresholds": [90],
+                "hardStop": False,
+                "webhook": {"url": HOOK},
+            }
+        ],
     }
     provider = ProviderServer(config={"mlflow:trackingUri": mlflow_server.tracking_uri}, env=provider_env())
     engine = LocalEngine(provider)
@@ -67,9 +88,16 @@ def deployed(mlflow_server, openai_upstream, tmp_path_factory):
     outputs_file = directory / "outputs.json"
     outputs_file.write_text(json.dumps(outputs, indent=2))
     stack_file = directory / "Pulumi.ci.yaml"
-    stack_file.write_text(f"config:\n  mlflow:trackingUri: {mlflow_server.tracking_uri}\n  mlflow:trackingToken:\n    secure: v1:AAAA\n")
-    yield {"team": team, "outputs": outputs, "outputs_file": outputs_file, "stack_file": stack_file,
-           "directory": directory}
+    stack_file.write_text(
+        f"config:\n  mlflow:trackingUri: {mlflow_server.tracking_uri}\n  mlflow:trackingToken:\n    secure: v1:AAAA\n"
+    )
+    yield {
+        "team": team,
+        "outputs": outputs,
+        "outputs_file": outputs_file,
+        "stack_file": stack_file,
+        "directory": directory,
+    }
     engine.destroy()
     provider.close()
 
@@ -85,8 +113,13 @@ def invoke(mlflow_server, endpoint_name: str) -> int:
 def run_status(*args: str, stdin: str = None, env: dict = None) -> subprocess.CompletedProcess:
     clean_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run(
-        [sys.executable, "-m", "budget_status", *args], cwd=PROJECT_ROOT, input=stdin, capture_output=True,
-        text=True, env={**clean_env, **(env or {}), "COLUMNS": "200"}, timeout=300,
+        [sys.executable, "-m", "budget_status", *args],
+        cwd=PROJECT_ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**clean_env, **(env or {}), "COLUMNS": "200"},
+        timeout=300,
     )
 
 
@@ -104,7 +137,12 @@ def test_status_shows_the_spend_mlflow_holds_and_exits_2_while_the_hard_stop_rej
 
     rows = {(row["team"], row["tier"]): row for row in report["budgets"]}
     team = deployed["team"]
-    assert set(rows) == {(team, "alert 50%"), (team, "hard stop alert"), (team, "hard stop"), ("(no team)", "alert 90%")}
+    assert set(rows) == {
+        (team, "alert 50%"),
+        (team, "hard stop alert"),
+        (team, "hard stop"),
+        ("(no team)", "alert 90%"),
+    }
     for row in report["budgets"]:
         window = windows[row["id"]]
         assert row["spend_usd"] == pytest.approx(float(window["current_spend"]))
@@ -127,9 +165,9 @@ def test_status_shows_the_spend_mlflow_holds_and_exits_2_while_the_hard_stop_rej
 
 
 def _iso_minutes(ms: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def test_outputs_piped_on_stdin_and_the_table_groups_by_team(deployed, mlflow_server):
@@ -137,21 +175,28 @@ def test_outputs_piped_on_stdin_and_the_table_groups_by_team(deployed, mlflow_se
     assert result.returncode == EXIT_HARD_STOP, result.stderr
     lines = result.stdout.splitlines()
     team_line = next(i for i, line in enumerate(lines) if deployed["team"] in line and "alert 50%" in line)
-    assert "REJECTING" in "\n".join(lines[team_line:team_line + 4])
+    assert "REJECTING" in "\n".join(lines[team_line : team_line + 4])
     assert "(no team)" in result.stdout and "$0.63" in result.stdout and "126.0%" in result.stdout
 
 
 def test_json_round_trips(deployed, mlflow_server):
     rows, calls = collect(deployed["outputs"], StackConfigFile({"mlflow:trackingUri": mlflow_server.tracking_uri}))
     assert rows_from_json(to_json(rows, calls)) == rows
-    cli = run_status("--outputs", str(deployed["outputs_file"]), "--json", env={"MLFLOW_TRACKING_URI": mlflow_server.tracking_uri})
+    cli = run_status(
+        "--outputs", str(deployed["outputs_file"]), "--json", env={"MLFLOW_TRACKING_URI": mlflow_server.tracking_uri}
+    )
     assert rows_from_json(cli.stdout) == rows
 
 
 def test_png_has_one_bar_per_budget(deployed, mlflow_server):
     png = deployed["directory"] / "status.png"
-    result = run_status("--outputs", str(deployed["outputs_file"]), "--png", str(png),
-                        env={"MLFLOW_TRACKING_URI": mlflow_server.tracking_uri})
+    result = run_status(
+        "--outputs",
+        str(deployed["outputs_file"]),
+        "--png",
+        str(png),
+        env={"MLFLOW_TRACKING_URI": mlflow_server.tracking_uri},
+    )
     assert result.returncode == EXIT_HARD_STOP
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -162,8 +207,8 @@ def test_png_has_one_bar_per_budget(deployed, mlflow_server):
     bars = axes.containers[0]
     assert len(bars) == len(rows) == 4
     assert [bar.get_width() for bar in bars] == [row.percent for row in rows]
-    labels = {tick: label.get_text() for tick, label in zip(axes.get_yticks(), axes.get_yticklabels())}
-    for i, (bar, row) in enumerate(zip(bars, rows)):
+    labels = {tick: label.get_text() for tick, label in zip(axes.get_yticks(), axes.get_yticklabels(), strict=True)}
+    for i, (bar, row) in enumerate(zip(bars, rows, strict=True)):
         position = bar.get_y() + bar.get_height() / 2
         assert position == len(rows) - 1 - i  # the first budget on top
         assert labels[position] == f"{row.team} · {row.budget} · {row.tier}"
@@ -172,8 +217,13 @@ def test_png_has_one_bar_per_budget(deployed, mlflow_server):
 
 
 def test_fail_above_exits_1_for_cron(deployed, mlflow_server):
-    team_alert_only = {"teams": {deployed["team"]: {
-        "gateway_alert_policy_ids": deployed["outputs"]["teams"][deployed["team"]]["gateway_alert_policy_ids"]}}}
+    team_alert_only = {
+        "teams": {
+            deployed["team"]: {
+                "gateway_alert_policy_ids": deployed["outputs"]["teams"][deployed["team"]]["gateway_alert_policy_ids"]
+            }
+        }
+    }
     env = {"MLFLOW_TRACKING_URI": mlflow_server.tracking_uri}
     assert run_status("--fail-above", "80", stdin=json.dumps(team_alert_only), env=env).returncode == EXIT_ABOVE
     assert run_status("--fail-above", "300", stdin=json.dumps(team_alert_only), env=env).returncode == EXIT_OK

@@ -218,7 +218,9 @@ REJECTED_CREATES = [
         _policy("t", {"budget-policy-resolution-result": "v"}), "reserved", id="reserved-tag-resolution-result"
     ),
     pytest.param(
-        BudgetPolicy(policy_name="t", custom_tags=[CustomPolicyTag(key="a", value="1"), CustomPolicyTag(key="a", value="2")]),
+        BudgetPolicy(
+            policy_name="t", custom_tags=[CustomPolicyTag(key="a", value="1"), CustomPolicyTag(key="a", value="2")]
+        ),
         "duplicated",
         id="duplicate-tag-key",
     ),
@@ -323,7 +325,9 @@ def test_unknown_account_is_permission_denied(databricks_emulator):
         list(other.budget_policy.list())
     assert err.value.error_code == "PERMISSION_DENIED"
     with pytest.raises(PermissionDenied):
-        other.access_control.get_rule_set(name=f"accounts/{other.config.account_id}/budgetPolicies/x/ruleSets/default", etag="")
+        other.access_control.get_rule_set(
+            name=f"accounts/{other.config.account_id}/budgetPolicies/x/ruleSets/default", etag=""
+        )
 
 
 def test_requests_without_credentials_are_401(databricks_emulator):

@@ -157,7 +157,9 @@ def test_slow_answer_within_the_timeout_just_takes_longer(databricks_emulator):
 
 def test_any_error_can_be_injected_and_is_not_retried(databricks_emulator):
     a = databricks_emulator.account_client()
-    databricks_emulator.faults.error("POST", "/budget-policies", status=500, error_code="INTERNAL_ERROR", message="boom")
+    databricks_emulator.faults.error(
+        "POST", "/budget-policies", status=500, error_code="INTERNAL_ERROR", message="boom"
+    )
     with pytest.raises(InternalError, match="boom"):
         _create(a)
     assert len(databricks_emulator.state) == 0

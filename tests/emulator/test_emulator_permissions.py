@@ -11,8 +11,18 @@ from databricks.sdk.service.iam import GrantRule, RuleSetUpdateRequest
 from emulator import ROLE_MANAGER, ROLE_USER
 from emulator.permissions import NOT_ALLOWED
 
-ADMIN, DEPLOYER, READER, OUTSIDER = "users/admin@example.com", "users/Deployer@Example.com", "groups/readers", "users/outsider@example.com"
-TOKENS = {"dapi-admin": ADMIN, "dapi-deployer": DEPLOYER, "dapi-outsider": OUTSIDER, "dapi-reader-sp": "servicePrincipals/6f1c2b5e-8f34-4a52-9d2e-0a1b2c3d4e5f"}
+ADMIN, DEPLOYER, READER, OUTSIDER = (
+    "users/admin@example.com",
+    "users/Deployer@Example.com",
+    "groups/readers",
+    "users/outsider@example.com",
+)
+TOKENS = {
+    "dapi-admin": ADMIN,
+    "dapi-deployer": DEPLOYER,
+    "dapi-outsider": OUTSIDER,
+    "dapi-reader-sp": "servicePrincipals/6f1c2b5e-8f34-4a52-9d2e-0a1b2c3d4e5f",
+}
 
 
 @pytest.fixture
@@ -33,7 +43,9 @@ def test_a_non_admin_creator_is_manager_and_may_manage_its_policy(emulator):
     # Manager rights: rename, grant, read back, delete (the email matches in any case).
     deployer.budget_policy.update(created.policy_id, BudgetPolicy(policy_id=created.policy_id, policy_name="team-2"))
     rules = rule_set.grant_rules + [GrantRule(role=ROLE_USER, principals=[READER])]
-    deployer.access_control.update_rule_set(name=name, rule_set=RuleSetUpdateRequest(name=name, etag=rule_set.etag, grant_rules=rules))
+    deployer.access_control.update_rule_set(
+        name=name, rule_set=RuleSetUpdateRequest(name=name, etag=rule_set.etag, grant_rules=rules)
+    )
     assert [p.policy_name for p in deployer.budget_policy.list()] == ["team-2"]
     deployer.budget_policy.delete(created.policy_id)
 
@@ -45,11 +57,16 @@ def test_a_non_admin_who_is_not_manager_gets_databricks_403(emulator):
     name = rule_set_name(admin, created.policy_id)
     calls = {
         "get": lambda: outsider.budget_policy.get(created.policy_id),
-        "update": lambda: outsider.budget_policy.update(created.policy_id, BudgetPolicy(policy_id=created.policy_id, policy_name="x")),
+        "update": lambda: outsider.budget_policy.update(
+            created.policy_id, BudgetPolicy(policy_id=created.policy_id, policy_name="x")
+        ),
         "delete": lambda: outsider.budget_policy.delete(created.policy_id),
         "get_rule_set": lambda: outsider.access_control.get_rule_set(name=name, etag=""),
         "update_rule_set": lambda: outsider.access_control.update_rule_set(
-            name=name, rule_set=RuleSetUpdateRequest(name=name, etag="x", grant_rules=[GrantRule(role=ROLE_MANAGER, principals=[OUTSIDER])])
+            name=name,
+            rule_set=RuleSetUpdateRequest(
+                name=name, etag="x", grant_rules=[GrantRule(role=ROLE_MANAGER, principals=[OUTSIDER])]
+            ),
         ),
     }
     for call, attempt in calls.items():

@@ -8,9 +8,11 @@ import pytest
 from databricks.sdk.errors import (
     InvalidParameterValue,
     NotFound,
-    NotImplemented as DatabricksNotImplemented,
     ResourceConflict,
     ResourceDoesNotExist,
+)
+from databricks.sdk.errors import (
+    NotImplemented as DatabricksNotImplemented,
 )
 from databricks.sdk.service.billing import BudgetPolicy
 from databricks.sdk.service.iam import GrantRule, RuleSetUpdateRequest
@@ -32,7 +34,9 @@ def _name(emulator, policy_id: str) -> str:
 
 
 def _put(a, name: str, etag: str, rules: list[GrantRule]):
-    return a.access_control.update_rule_set(name=name, rule_set=RuleSetUpdateRequest(name=name, etag=etag, grant_rules=rules))
+    return a.access_control.update_rule_set(
+        name=name, rule_set=RuleSetUpdateRequest(name=name, etag=etag, grant_rules=rules)
+    )
 
 
 def test_fresh_policy_has_an_etag_and_its_creator_as_manager(databricks_emulator, policy):
@@ -105,13 +109,16 @@ def test_before_next_slips_another_writer_between_read_and_write(databricks_emul
     name = _name(databricks_emulator, policy.policy_id)
     read = a.access_control.get_rule_set(name=name, etag="")
     databricks_emulator.before_next(
-        "PUT", "/access-control/rule-sets", lambda state: state.add_grant(policy.policy_id, ROLE_USER, "users/intruder@example.com")
+        "PUT",
+        "/access-control/rule-sets",
+        lambda state: state.add_grant(policy.policy_id, ROLE_USER, "users/intruder@example.com"),
     )
     with pytest.raises(ResourceConflict):
         _put(a, name, read.etag, [GrantRule(role=ROLE_MANAGER, principals=["users/me@example.com"])])
     # The other writer's change is there, ours is not; read-modify-write again succeeds.
     assert databricks_emulator.state.grant_rules(policy.policy_id) == [
-        CREATOR_RULE, {"role": ROLE_USER, "principals": ["users/intruder@example.com"]}
+        CREATOR_RULE,
+        {"role": ROLE_USER, "principals": ["users/intruder@example.com"]},
     ]
     fresh = a.access_control.get_rule_set(name=name, etag="")
     merged = fresh.grant_rules + [GrantRule(role=ROLE_MANAGER, principals=["users/me@example.com"])]
@@ -215,7 +222,9 @@ def test_rule_set_names_outside_budget_policies(databricks_emulator, policy):
         with pytest.raises(InvalidParameterValue):
             a.access_control.get_rule_set(name=invalid, etag="")
     with pytest.raises(InvalidParameterValue):  # rule set of another account, asked through this one
-        a.access_control.get_rule_set(name=f"accounts/{uuid.uuid4()}/budgetPolicies/{policy.policy_id}/ruleSets/default", etag="")
+        a.access_control.get_rule_set(
+            name=f"accounts/{uuid.uuid4()}/budgetPolicies/{policy.policy_id}/ruleSets/default", etag=""
+        )
 
 
 def test_duplicate_roles_and_principals_are_merged(databricks_emulator, policy):
@@ -276,7 +285,10 @@ def test_state_helpers_play_another_writer(databricks_emulator, policy):
     second = state.add_grant(policy.policy_id, ROLE_USER, "groups/data science")
     third = state.bump_etag(policy.policy_id)
     assert len({first, second, third}) == 3
-    assert state.grant_rules(policy.policy_id) == [CREATOR_RULE, {"role": ROLE_USER, "principals": ["groups/data science"]}]
+    assert state.grant_rules(policy.policy_id) == [
+        CREATOR_RULE,
+        {"role": ROLE_USER, "principals": ["groups/data science"]},
+    ]
     with pytest.raises(Exception) as err:
         state.add_grant(policy.policy_id, "roles/nope", "users/a@example.com")
     assert "roles/nope" in str(err.value)

@@ -41,7 +41,10 @@ def test_sdk_construction_reads_host_metadata_without_warnings(databricks_emulat
     }
     # The client built from that metadata reaches the account API (list is lazy: consume it).
     assert list(AccountClient(config=config).budget_policy.list()) == []
-    assert databricks_emulator.requests[-1]["path"] == f"/api/2.1/accounts/{databricks_emulator.account_id}/budget-policies"
+    assert (
+        databricks_emulator.requests[-1]["path"]
+        == f"/api/2.1/accounts/{databricks_emulator.account_id}/budget-policies"
+    )
     assert databricks_emulator.requests[-1]["status"] == 200
 
 
@@ -58,7 +61,10 @@ def test_unknown_route_is_a_loud_endpoint_not_found(databricks_emulator, capfd):
     assert err.value.error_code == "ENDPOINT_NOT_FOUND" and "PUT" in str(err.value)
     stderr = capfd.readouterr().err
     assert f"ENDPOINT_NOT_FOUND: no emulated API for GET {path}" in stderr
-    assert databricks_emulator.unknown_routes == [f"GET {path}", f"PUT /api/2.1/accounts/{databricks_emulator.account_id}/budget-policies/x"]
+    assert databricks_emulator.unknown_routes == [
+        f"GET {path}",
+        f"PUT /api/2.1/accounts/{databricks_emulator.account_id}/budget-policies/x",
+    ]
     assert databricks_emulator.count(status=404) == 2
 
 
@@ -71,7 +77,9 @@ def test_trailing_slash_is_not_silently_the_list_route(databricks_emulator):
 
 def _populate(a, account_id):
     kept = a.budget_policy.create(
-        policy=BudgetPolicy(policy_name="survivor", custom_tags=[CustomPolicyTag(key="team", value="ml")], binding_workspace_ids=[42]),
+        policy=BudgetPolicy(
+            policy_name="survivor", custom_tags=[CustomPolicyTag(key="team", value="ml")], binding_workspace_ids=[42]
+        ),
         request_id="11111111-2222-3333-4444-555555555555",
     )
     gone = a.budget_policy.create(policy=BudgetPolicy(policy_name="deleted"))
@@ -110,7 +118,9 @@ def test_state_survives_a_restart_of_python_m_emulator(databricks_emulator_proce
     assert rule_set.etag == etag and rule_set.grant_rules == [GrantRule(role=ROLE_USER, principals=["groups/ml"])]
     # Idempotency records survive too: replaying the create returns the same policy.
     replay = a.budget_policy.create(
-        policy=BudgetPolicy(policy_name="survivor", custom_tags=[CustomPolicyTag(key="team", value="ml")], binding_workspace_ids=[42]),
+        policy=BudgetPolicy(
+            policy_name="survivor", custom_tags=[CustomPolicyTag(key="team", value="ml")], binding_workspace_ids=[42]
+        ),
         request_id="11111111-2222-3333-4444-555555555555",
     )
     assert replay.policy_id == kept.policy_id
@@ -118,7 +128,10 @@ def test_state_survives_a_restart_of_python_m_emulator(databricks_emulator_proce
     a.budget_policy.create(policy=BudgetPolicy(policy_name="deleted"))
     # And the etag still guards writes after the restart.
     new = a.access_control.update_rule_set(
-        name=name, rule_set=RuleSetUpdateRequest(name=name, etag=etag, grant_rules=[GrantRule(role=ROLE_MANAGER, principals=["users/a@example.com"])])
+        name=name,
+        rule_set=RuleSetUpdateRequest(
+            name=name, etag=etag, grant_rules=[GrantRule(role=ROLE_MANAGER, principals=["users/a@example.com"])]
+        ),
     )
     assert new.etag != etag
     assert proc.stderr_text().count("Traceback") == 0
@@ -188,7 +201,10 @@ def test_journal_replay_compaction_and_a_torn_last_line(tmp_path):
     reloaded = AccountState(None, path=path)
     assert reloaded.snapshot()["policies"] == expected["policies"]
     assert reloaded.etag(kept["policy_id"]) == etag
-    assert reloaded.find_policy("old-name") is None and reloaded.find_policy("new-name")["policy_id"] == renamed["policy_id"]
+    assert (
+        reloaded.find_policy("old-name") is None
+        and reloaded.find_policy("new-name")["policy_id"] == renamed["policy_id"]
+    )
     assert reloaded.create_policy({"policy_name": "gone"}, None)  # the deleted name is free
     # Loading folded the journal into the snapshot.
     assert {p["policy_name"] for p in json.loads(Path(path).read_text())["policies"]} == {"kept", "new-name"}
@@ -208,7 +224,9 @@ def test_journal_compacts_as_it_grows(tmp_path):
 
 def test_state_model_is_usable_without_http():
     state = AccountState("acct")
-    created = state.create_policy({"policy_name": "direct", "custom_tags": [{"key": "k", "value": "v"}]}, str(uuid.uuid4()))
+    created = state.create_policy(
+        {"policy_name": "direct", "custom_tags": [{"key": "k", "value": "v"}]}, str(uuid.uuid4())
+    )
     assert state.get_policy(created["policy_id"]) == created
     assert state.list_policies(page_size=10) == {"policies": [created]}
     rule_set = state.get_rule_set(state.rule_set_name(created["policy_id"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import mlflow
@@ -52,10 +53,8 @@ def test_from_experiment_evaluates_in_that_experiment_on_its_server(process_trac
 def exhausted(max_tokens: int, tokens_per_call: int, calls: int, **kwargs) -> TokenBudgetEvaluator:
     budget = TokenBudgetEvaluator(model_using(tokens_per_call), max_tokens=max_tokens, **kwargs)
     for number in range(calls):
-        try:
+        with contextlib.suppress(TokenBudgetExceeded):
             budget(question=f"q{number}")
-        except TokenBudgetExceeded:
-            pass
     return budget
 
 

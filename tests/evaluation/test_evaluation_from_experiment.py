@@ -62,9 +62,7 @@ def test_finds_the_experiment_by_id_and_defaults_the_optional_tags(client):
 
 
 def test_arguments_win_over_the_optional_tags(client):
-    name, _ = experiment_with(
-        client, {TOKEN_BUDGET_TAG: "900", ON_EXCEED_TAG: "warn", COST_PER_1K_TOKENS_TAG: "3"}
-    )
+    name, _ = experiment_with(client, {TOKEN_BUDGET_TAG: "900", ON_EXCEED_TAG: "warn", COST_PER_1K_TOKENS_TAG: "3"})
 
     budget = TokenBudgetEvaluator.from_experiment(
         name, model=model, client=client, on_exceed="raise", cost_per_1k_tokens=0.0
@@ -121,6 +119,4 @@ def test_whole_numbers_written_as_floats_are_accepted(client):
 
 def test_client_and_tracking_uri_together_is_an_error(client, tracking_uri):
     with pytest.raises(ValueError, match="either client or tracking_uri"):
-        TokenBudgetEvaluator.from_experiment(
-            "any", model=model, client=client, tracking_uri=tracking_uri
-        )
+        TokenBudgetEvaluator.from_experiment("any", model=model, client=client, tracking_uri=tracking_uri)

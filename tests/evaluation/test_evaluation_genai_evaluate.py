@@ -150,13 +150,9 @@ def expected_budget_metrics(budget: TokenBudgetEvaluator) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_raise_mode_stops_new_calls_at_the_ceiling_of_a_real_evaluate(
-    experiment_id, network_attempts
-):
+def test_raise_mode_stops_new_calls_at_the_ceiling_of_a_real_evaluate(experiment_id, network_attempts):
     model = FakeChatModel()
-    budget = TokenBudgetEvaluator(
-        model, max_tokens=MAX_TOKENS, on_exceed="raise", cost_per_1k_tokens=0.5
-    )
+    budget = TokenBudgetEvaluator(model, max_tokens=MAX_TOKENS, on_exceed="raise", cost_per_1k_tokens=0.5)
 
     with pytest.raises(TokenBudgetExceeded, match="Token budget exceeded") as raised:
         budget.evaluate(rows(ROWS))
@@ -200,13 +196,9 @@ def test_raise_mode_stops_new_calls_at_the_ceiling_of_a_real_evaluate(
 
 
 @pytest.mark.slow
-def test_warn_mode_runs_every_row_of_a_real_evaluate_and_flags_the_overrun(
-    experiment_id, network_attempts, caplog
-):
+def test_warn_mode_runs_every_row_of_a_real_evaluate_and_flags_the_overrun(experiment_id, network_attempts, caplog):
     model = FakeChatModel()
-    budget = TokenBudgetEvaluator(
-        model, max_tokens=MAX_TOKENS, on_exceed="warn", cost_per_1k_tokens=0.5
-    )
+    budget = TokenBudgetEvaluator(model, max_tokens=MAX_TOKENS, on_exceed="warn", cost_per_1k_tokens=0.5)
 
     with caplog.at_level(logging.WARNING, logger="evaluation.token_budget"):
         result = budget.evaluate(rows(ROWS))
@@ -255,9 +247,7 @@ def test_direct_evaluate_spends_a_probe_call_before_the_rows(experiment_id, netw
     model = FakeChatModel()
     budget = TokenBudgetEvaluator(model, max_tokens=1_000_000)
 
-    result = mlflow.genai.evaluate(
-        data=rows(10), predict_fn=budget, scorers=budget.budget_scorers()
-    )
+    result = mlflow.genai.evaluate(data=rows(10), predict_fn=budget, scorers=budget.budget_scorers())
 
     # evaluate() first calls predict_fn on row 0 to see whether it emits a trace.
     questions = sorted(call.question for call in model.log)
@@ -268,21 +258,16 @@ def test_direct_evaluate_spends_a_probe_call_before_the_rows(experiment_id, netw
     assert result.passed  # the budget scorers pass while the budget holds
 
 
-def test_direct_evaluate_returns_normally_and_enforce_ends_the_active_run(
-    experiment_id, network_attempts
-):
+def test_direct_evaluate_returns_normally_and_enforce_ends_the_active_run(experiment_id, network_attempts):
     model = FakeChatModel()
     budget = TokenBudgetEvaluator(model, max_tokens=200, on_exceed="raise")
 
-    with pytest.raises(TokenBudgetExceeded, match="calls refused"):
-        with mlflow.start_run() as run:
-            result = mlflow.genai.evaluate(
-                data=rows(20), predict_fn=budget, scorers=budget.budget_scorers()
-            )
-            # evaluate() kept refused rows as row errors and returned normally.
-            assert (result.result_df["state"] == "ERROR").sum() == budget.snapshot().refused_calls
-            budget.log_to_mlflow()
-            budget.enforce(result)
+    with pytest.raises(TokenBudgetExceeded, match="calls refused"), mlflow.start_run() as run:
+        result = mlflow.genai.evaluate(data=rows(20), predict_fn=budget, scorers=budget.budget_scorers())
+        # evaluate() kept refused rows as row errors and returned normally.
+        assert (result.result_df["state"] == "ERROR").sum() == budget.snapshot().refused_calls
+        budget.log_to_mlflow()
+        budget.enforce(result)
 
     assert result.run_id == run.info.run_id
     finished = MlflowClient().get_run(run.info.run_id)
@@ -291,9 +276,7 @@ def test_direct_evaluate_returns_normally_and_enforce_ends_the_active_run(
     assert finished.data.metrics["token_budget_calls"] == len(model.log)
 
 
-def test_a_budget_tagged_on_the_experiment_governs_its_evaluation(
-    tracking_uri, monkeypatch, network_attempts
-):
+def test_a_budget_tagged_on_the_experiment_governs_its_evaluation(tracking_uri, monkeypatch, network_attempts):
     # The serverless budget component sets this tag from stack config.
     name = "/Users/me@corp.com/evals"
     experiment_id = MlflowClient().create_experiment(name, tags={TOKEN_BUDGET_TAG: "300"})
@@ -307,6 +290,4 @@ def test_a_budget_tagged_on_the_experiment_governs_its_evaluation(
     run = MlflowClient().get_run(raised.value.result.run_id)
     assert run.info.experiment_id == experiment_id
     assert run.data.metrics["token_budget_used"] == sum(call.tokens for call in model.log) >= 300
-    assert run.data.metrics["token_budget_calls"] + run.data.metrics[
-        "token_budget_refused_calls"
-    ] == 12
+    assert run.data.metrics["token_budget_calls"] + run.data.metrics["token_budget_refused_calls"] == 12

@@ -287,9 +287,7 @@ def test_log_to_mlflow_needs_a_run():
 
 
 def test_usage_reported_in_openai_style_dicts_and_sdk_objects():
-    chat_object = SimpleNamespace(
-        usage=SimpleNamespace(prompt_tokens=11, completion_tokens=7, total_tokens=18)
-    )
+    chat_object = SimpleNamespace(usage=SimpleNamespace(prompt_tokens=11, completion_tokens=7, total_tokens=18))
     responses_api = {"output": [], "usage": {"input_tokens": 5, "output_tokens": 3}}
 
     assert usage_reported_in(openai_response(11, 7)) == TokenUsage(11, 7, 18)

@@ -43,22 +43,43 @@ COMPLIANT = {
                 "alertThresholds": [80],
                 "notify": ["finops@example.com"],
             },
-            "databricksGateway": {"monthlyLimitUsd": 1000, "alertThresholds": [50],
-                                  "notify": ["search-lead@example.com"]},
-            "gateway": {"limitUsd": 2000, "scope": "ENDPOINT", "target": "search-chat",
-                        "alertThresholds": [50, 80], "hardStop": True},
+            "databricksGateway": {
+                "monthlyLimitUsd": 1000,
+                "alertThresholds": [50],
+                "notify": ["search-lead@example.com"],
+            },
+            "gateway": {
+                "limitUsd": 2000,
+                "scope": "ENDPOINT",
+                "target": "search-chat",
+                "alertThresholds": [50, 80],
+                "hardStop": True,
+            },
         },
         {
             "name": "recsys",
-            "serverless": {"customTags": {"cost-center": "4712"},
-                           "users": ["servicePrincipals/9f0c6a52-3c2e-4f5b-8a43-0a6d9e2b1c7d"]},
-            "gateway": {"limitUsd": 100, "window": "daily", "scope": "USER", "target": "recsys-batch@example.com",
-                        "alertThresholds": [80], "hardStop": True},
+            "serverless": {
+                "customTags": {"cost-center": "4712"},
+                "users": ["servicePrincipals/9f0c6a52-3c2e-4f5b-8a43-0a6d9e2b1c7d"],
+            },
+            "gateway": {
+                "limitUsd": 100,
+                "window": "daily",
+                "scope": "USER",
+                "target": "recsys-batch@example.com",
+                "alertThresholds": [80],
+                "hardStop": True,
+            },
         },
     ],
     "ml-budgets:gatewayBudgets": [
-        {"name": "org-wide-cap", "limitUsd": 15000, "alertThresholds": [90], "hardStop": True,
-         "webhook": {"url": "https://hooks.slack.com/services/T0/B0/ml-budgets"}},
+        {
+            "name": "org-wide-cap",
+            "limitUsd": 15000,
+            "alertThresholds": [90],
+            "hardStop": True,
+            "webhook": {"url": "https://hooks.slack.com/services/T0/B0/ml-budgets"},
+        },
     ],
 }
 
@@ -121,10 +142,22 @@ def _no_hard_stop(config):
 def _alert_above_hard_stop(config):
     # Two budgets on one endpoint: a $100 hard stop, and alerts of a $500 budget at $250.
     config["ml-budgets:gatewayBudgets"] += [
-        {"name": "chat-cap", "limitUsd": 100, "scope": "ENDPOINT", "target": "chat", "alertThresholds": [],
-         "hardStop": True},
-        {"name": "chat-alerts", "limitUsd": 500, "scope": "ENDPOINT", "target": "chat", "alertThresholds": [50],
-         "hardStop": False},
+        {
+            "name": "chat-cap",
+            "limitUsd": 100,
+            "scope": "ENDPOINT",
+            "target": "chat",
+            "alertThresholds": [],
+            "hardStop": True,
+        },
+        {
+            "name": "chat-alerts",
+            "limitUsd": 500,
+            "scope": "ENDPOINT",
+            "target": "chat",
+            "alertThresholds": [50],
+            "hardStop": False,
+        },
     ]
 
 
@@ -139,8 +172,16 @@ def _cap_over_org_ceiling(config):
 def _teams_together_over_org_ceiling(config):
     team(config, "search")["gateway"]["limitUsd"] = 3900  # + the $1,000 Databricks AI Gateway cap
     config["ml-budgets:teams"] += [
-        {"name": f"team-{i}", "gateway": {"limitUsd": 4900, "scope": "ENDPOINT", "target": f"chat-{i}",
-                                           "alertThresholds": [], "hardStop": True}}
+        {
+            "name": f"team-{i}",
+            "gateway": {
+                "limitUsd": 4900,
+                "scope": "ENDPOINT",
+                "target": f"chat-{i}",
+                "alertThresholds": [],
+                "hardStop": True,
+            },
+        }
         for i in range(3)
     ]
 
@@ -170,35 +211,63 @@ def _missing_cost_tag(config):
 
 
 VIOLATIONS = {
-    "no hard stop": (_no_hard_stop, "gateway-hard-stop",
-                     "ENDPOINT 'search-chat' has alert tiers ($1,000.00 per month, $1,600.00 per month) but no hard stop"),
-    "alert above hard stop": (_alert_above_hard_stop, "gateway-hard-stop",
-                              "the alert tier at $250.00 per month is above the hard stop at $100.00 per month"),
+    "no hard stop": (
+        _no_hard_stop,
+        "gateway-hard-stop",
+        "ENDPOINT 'search-chat' has alert tiers ($1,000.00 per month, $1,600.00 per month) but no hard stop",
+    ),
+    "alert above hard stop": (
+        _alert_above_hard_stop,
+        "gateway-hard-stop",
+        "the alert tier at $250.00 per month is above the hard stop at $100.00 per month",
+    ),
     "an AI Gateway account budget without a hard stop": (
-        _databricks_gateway_without_hard_stop, "gateway-hard-stop",
-        "account budget 'search AI Gateway' has alert tiers ($500.00 per month, $1,000.00 per month) but no "
-        "hard stop"),
+        _databricks_gateway_without_hard_stop,
+        "gateway-hard-stop",
+        "account budget 'search AI Gateway' has alert tiers ($500.00 per month, $1,000.00 per month) but no hard stop",
+    ),
     "an AI Gateway account budget over the team ceiling": (
-        _databricks_gateway_over_team_ceiling, "gateway-cap-ceilings",
+        _databricks_gateway_over_team_ceiling,
+        "gateway-cap-ceilings",
         "team 'search' caps $5,500.00 per 30 days (search-gateway-hard-stop: $2,000.00 per month; "
-        "search-databricks-gateway-budget: $3,500.00 per month), above the team ceiling of $5,000.00"),
+        "search-databricks-gateway-budget: $3,500.00 per month), above the team ceiling of $5,000.00",
+    ),
     "an account budget that tells no one": (
-        _budget_that_tells_no_one, "account-budget-notifies",
-        "account budget 'search AI Gateway' notifies no one, so usage is blocked with nobody told"),
-    "team over its ceiling": (_team_over_ceiling, "gateway-cap-ceilings",
-                              "team 'recsys' caps $6,000.00 per 30 days (recsys-gateway-hard-stop: $200.00 per day), "
-                              "above the team ceiling of $5,000.00"),
-    "cap over the org ceiling": (_cap_over_org_ceiling, "gateway-cap-ceilings",
-                                 "GLOBAL is capped at $25,000.00 per month ($25,000.00 per 30 days), above the "
-                                 "org-wide ceiling of $20,000.00"),
-    "teams together over the org ceiling": (_teams_together_over_org_ceiling, "gateway-cap-ceilings",
-                                            "the teams' caps add up to $22,600.00 per 30 days"),
-    "a user granted use": (_user_granted_use, "grants-to-groups",
-                           "recsys-serverless-grants grants User to users/alice@example.com: grant it to a group"),
-    "authoritative grants without a manager": (_authoritative_without_manager, "grants-keep-manager",
-                                               "search-serverless-grants is authoritative and names no Manager"),
-    "a policy without the cost tag": (_missing_cost_tag, "serverless-cost-tags",
-                                      "serverless budget policy 'recsys' lacks the cost-attribution tag(s) cost-center"),
+        _budget_that_tells_no_one,
+        "account-budget-notifies",
+        "account budget 'search AI Gateway' notifies no one, so usage is blocked with nobody told",
+    ),
+    "team over its ceiling": (
+        _team_over_ceiling,
+        "gateway-cap-ceilings",
+        "team 'recsys' caps $6,000.00 per 30 days (recsys-gateway-hard-stop: $200.00 per day), "
+        "above the team ceiling of $5,000.00",
+    ),
+    "cap over the org ceiling": (
+        _cap_over_org_ceiling,
+        "gateway-cap-ceilings",
+        "GLOBAL is capped at $25,000.00 per month ($25,000.00 per 30 days), above the org-wide ceiling of $20,000.00",
+    ),
+    "teams together over the org ceiling": (
+        _teams_together_over_org_ceiling,
+        "gateway-cap-ceilings",
+        "the teams' caps add up to $22,600.00 per 30 days",
+    ),
+    "a user granted use": (
+        _user_granted_use,
+        "grants-to-groups",
+        "recsys-serverless-grants grants User to users/alice@example.com: grant it to a group",
+    ),
+    "authoritative grants without a manager": (
+        _authoritative_without_manager,
+        "grants-keep-manager",
+        "search-serverless-grants is authoritative and names no Manager",
+    ),
+    "a policy without the cost tag": (
+        _missing_cost_tag,
+        "serverless-cost-tags",
+        "serverless budget policy 'recsys' lacks the cost-attribution tag(s) cost-center",
+    ),
 }
 
 
@@ -238,13 +307,19 @@ def test_parameters_change_what_a_policy_requires(pack):
     stack = declared(COMPLIANT)
     pack.configure({**CEILINGS, "grants-to-groups": {"allowUserManagers": False}})
     assert [(v.policy, v.message.splitlines()[-1]) for v in pack.analyze(stack)] == [
-        ("grants-to-groups", "search-serverless-grants grants Manager to users/search-lead@example.com: grant it to a "
-                             "group (groups/<name>) or a service principal (servicePrincipals/<application id>), so "
-                             "access follows team membership.")]
+        (
+            "grants-to-groups",
+            "search-serverless-grants grants Manager to users/search-lead@example.com: grant it to a "
+            "group (groups/<name>) or a service principal (servicePrincipals/<application id>), so "
+            "access follows team membership.",
+        )
+    ]
     pack.configure({**CEILINGS, "serverless-cost-tags": {"requiredTagKeys": ["cost-center", "business-unit"]}})
     assert sorted(v.message.splitlines()[-1] for v in pack.analyze(stack)) == [
         f"serverless budget policy {name!r} lacks the cost-attribution tag(s) business-unit: add them under "
-        "customTags, so its spend is attributed in system.billing.usage." for name in ("recsys", "search")]
+        "customTags, so its spend is attributed in system.billing.usage."
+        for name in ("recsys", "search")
+    ]
     pack.configure({**CEILINGS, "gateway-hard-stop": {"scopes": ["ENDPOINT", "GLOBAL"]}})
     stack = declared(variant(lambda c: c["ml-budgets:gatewayBudgets"][0].update(hardStop=False)))
     assert [v.policy for v in pack.analyze(stack)] == ["gateway-hard-stop"]

@@ -25,8 +25,12 @@ TEAMS = [
         "name": "search",
         "serverless": {"customTags": {"cost-center": "4711"}, "users": ["groups/search-engineers"]},
         # GLOBAL: an ENDPOINT budget would need that endpoint in the tracking store at create.
-        "gateway": {"limitUsd": 500, "alertThresholds": [80], "hardStop": True,
-                    "webhook": {"url": "https://hooks.slack.com/services/T0/B0/search"}},
+        "gateway": {
+            "limitUsd": 500,
+            "alertThresholds": [80],
+            "hardStop": True,
+            "webhook": {"url": "https://hooks.slack.com/services/T0/B0/search"},
+        },
     }
 ]
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from providers import AccountBudget
 from harness.provider_server import ProviderError, ProviderServer
 from harness.pulumi_program import declared_inputs
+from providers import AccountBudget
 
 TYPE = "pulumi-python:dynamic/mlbudgets:AccountBudget"
-FIELDS = ("display_name", "alerts", "tags", "workspace_ids", "resource_type", "per_user_alert", "include_external_spend")
+FIELDS = (
+    "display_name",
+    "alerts",
+    "tags",
+    "workspace_ids",
+    "resource_type",
+    "per_user_alert",
+    "include_external_spend",
+)
 
 
 def declared(**props) -> dict:
@@ -30,8 +38,12 @@ def gateway_budget(**overrides) -> dict:
             {"threshold_usd": 1000, "notify": ["finops@example.com", "lead@example.com"], "block_usage": True},
             {"threshold_usd": 500, "notify": ["lead@example.com"]},
         ],
-        per_user_alert={"threshold_usd": 50, "notify": ["lead@example.com"], "block_usage": True,
-                        "overrides": {"7001": 200, "7002": 120.5}},
+        per_user_alert={
+            "threshold_usd": 50,
+            "notify": ["lead@example.com"],
+            "block_usage": True,
+            "overrides": {"7001": 200, "7002": 120.5},
+        },
         tags={"team": ["search"], "env": ["prod", "staging"]},
         workspace_ids=[1002, 1001],
         include_external_spend=True,
@@ -46,14 +58,28 @@ def remote_shape(budget) -> dict:
     overrides = set()
     for alert in budget.alert_configurations:
         actions = frozenset((a.action_type.value, a.target) for a in alert.action_configurations or [])
-        alerts.add((alert.scope_type.value, alert.quantity_threshold, alert.time_period.value,
-                    alert.trigger_type.value, alert.quantity_type.value, actions))
+        alerts.add(
+            (
+                alert.scope_type.value,
+                alert.quantity_threshold,
+                alert.time_period.value,
+                alert.trigger_type.value,
+                alert.quantity_type.value,
+                actions,
+            )
+        )
         overrides |= {(o.principal_id, o.override_threshold) for o in alert.principal_overrides or []}
     tags = {t.key: set(t.value.values) for t in budget.filter.tags or []}
     workspaces = set(budget.filter.workspace_id.values) if budget.filter.workspace_id else set()
-    return {"display_name": budget.display_name, "resource_type": budget.resource_type.value, "alerts": alerts,
-            "overrides": overrides, "tags": tags, "workspaces": workspaces,
-            "external": budget.include_external_spend}
+    return {
+        "display_name": budget.display_name,
+        "resource_type": budget.resource_type.value,
+        "alerts": alerts,
+        "overrides": overrides,
+        "tags": tags,
+        "workspaces": workspaces,
+        "external": budget.include_external_spend,
+    }
 
 
 EMAIL, BLOCK = "EMAIL_NOTIFICATION", "BLOCK_USAGE"
@@ -76,7 +102,12 @@ def test_lifecycle_create_read_update_reorder_refresh_delete(server, databricks_
         "resource_type": "BUDGET_RESOURCE_TYPE_UNITY_AI_GATEWAY",
         "alerts": {
             (SHARED, "500", *MONTHLY, frozenset({(EMAIL, "lead@example.com")})),
-            (SHARED, "1000", *MONTHLY, frozenset({(EMAIL, "finops@example.com"), (EMAIL, "lead@example.com"), (BLOCK, None)})),
+            (
+                SHARED,
+                "1000",
+                *MONTHLY,
+                frozenset({(EMAIL, "finops@example.com"), (EMAIL, "lead@example.com"), (BLOCK, None)}),
+            ),
             (PER_USER, "50", *MONTHLY, frozenset({(EMAIL, "lead@example.com"), (BLOCK, None)})),
         },
         "overrides": {(7001, "200"), (7002, "120.5")},
@@ -90,12 +121,20 @@ def test_lifecycle_create_read_update_reorder_refresh_delete(server, databricks_
     assert server.diff(urn, budget_id, outs, server.check(urn, gateway_budget(), outs).inputs).changes == "none"
 
     # Thresholds and addresses change in place; the budget id stays.
-    alert_ids_before = {a.quantity_threshold: a.alert_configuration_id
-                        for a in client.budgets.get(budget_id).budget.alert_configurations}
-    changed = server.check(urn, gateway_budget(alerts=[
-        {"threshold_usd": 1200, "notify": ["finops@example.com"], "block_usage": True},
-        {"threshold_usd": 500, "notify": ["lead@example.com", "oncall@example.com"]},
-    ]), outs).inputs
+    alert_ids_before = {
+        a.quantity_threshold: a.alert_configuration_id
+        for a in client.budgets.get(budget_id).budget.alert_configurations
+    }
+    changed = server.check(
+        urn,
+        gateway_budget(
+            alerts=[
+                {"threshold_usd": 1200, "notify": ["finops@example.com"], "block_usage": True},
+                {"threshold_usd": 500, "notify": ["lead@example.com", "oncall@example.com"]},
+            ]
+        ),
+        outs,
+    ).inputs
     diff = server.diff(urn, budget_id, outs, changed)
     assert diff.changes == "some" and diff.replaces == []
     databricks_emulator.reset_requests()
@@ -104,7 +143,9 @@ def test_lifecycle_create_read_update_reorder_refresh_delete(server, databricks_
     remote_budget = client.budgets.get(budget_id).budget
     remote = remote_shape(remote_budget)
     assert (SHARED, "1200", *MONTHLY, frozenset({(EMAIL, "finops@example.com"), (BLOCK, None)})) in remote["alerts"]
-    assert (SHARED, "500", *MONTHLY, frozenset({(EMAIL, "lead@example.com"), (EMAIL, "oncall@example.com")})) in remote["alerts"]
+    assert (SHARED, "500", *MONTHLY, frozenset({(EMAIL, "lead@example.com"), (EMAIL, "oncall@example.com")})) in remote[
+        "alerts"
+    ]
     assert len(remote["alerts"]) == 3
     # The unchanged $500 alert kept its id: matched by meaning, not by position.
     kept = {a.quantity_threshold: a.alert_configuration_id for a in remote_budget.alert_configurations}
@@ -125,11 +166,17 @@ def test_lifecycle_create_read_update_reorder_refresh_delete(server, databricks_
     edited.display_name = "renamed in the console"
     shared_500 = next(a for a in edited.alert_configurations if a.quantity_threshold == "500")
     shared_500.quantity_threshold = "450"
-    client.budgets.update(budget_id, billing.UpdateBudgetConfigurationBudget(
-        budget_configuration_id=budget_id, display_name=edited.display_name, filter=edited.filter,
-        alert_configurations=edited.alert_configurations, resource_type=edited.resource_type,
-        include_external_spend=edited.include_external_spend,
-    ))
+    client.budgets.update(
+        budget_id,
+        billing.UpdateBudgetConfigurationBudget(
+            budget_configuration_id=budget_id,
+            display_name=edited.display_name,
+            filter=edited.filter,
+            alert_configurations=edited.alert_configurations,
+            resource_type=edited.resource_type,
+            include_external_spend=edited.include_external_spend,
+        ),
+    )
     refreshed = server.read(urn, budget_id, outs)
     assert refreshed.outs["display_name"] == "renamed in the console"
     assert [a["threshold_usd"] for a in refreshed.outs["alerts"]] == [450.0, 1200.0]
@@ -153,25 +200,43 @@ def test_import_of_an_existing_budget(server, databricks_emulator):
     from databricks.sdk.service import billing
 
     client = databricks_emulator.account_client()
-    made_by_hand = client.budgets.create(billing.CreateBudgetConfigurationBudget(
-        display_name="finance made this",
-        filter=billing.BudgetConfigurationFilter(tags=[billing.BudgetConfigurationFilterTagClause(
-            key="team", value=billing.BudgetConfigurationFilterClause(
-                operator=billing.BudgetConfigurationFilterOperator.IN, values=["recsys"]))]),
-        alert_configurations=[billing.CreateBudgetConfigurationBudgetAlertConfigurations(
-            quantity_threshold="300.00",
-            quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
-            time_period=billing.AlertConfigurationTimePeriod.MONTH,
-            trigger_type=billing.AlertConfigurationTriggerType.CUMULATIVE_SPENDING_EXCEEDED,
-            action_configurations=[billing.CreateBudgetConfigurationBudgetActionConfigurations(
-                action_type=billing.ActionConfigurationType.EMAIL_NOTIFICATION, target="finance@example.com")],
-        )],
-    )).budget
+    made_by_hand = client.budgets.create(
+        billing.CreateBudgetConfigurationBudget(
+            display_name="finance made this",
+            filter=billing.BudgetConfigurationFilter(
+                tags=[
+                    billing.BudgetConfigurationFilterTagClause(
+                        key="team",
+                        value=billing.BudgetConfigurationFilterClause(
+                            operator=billing.BudgetConfigurationFilterOperator.IN, values=["recsys"]
+                        ),
+                    )
+                ]
+            ),
+            alert_configurations=[
+                billing.CreateBudgetConfigurationBudgetAlertConfigurations(
+                    quantity_threshold="300.00",
+                    quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
+                    time_period=billing.AlertConfigurationTimePeriod.MONTH,
+                    trigger_type=billing.AlertConfigurationTriggerType.CUMULATIVE_SPENDING_EXCEEDED,
+                    action_configurations=[
+                        billing.CreateBudgetConfigurationBudgetActionConfigurations(
+                            action_type=billing.ActionConfigurationType.EMAIL_NOTIFICATION, target="finance@example.com"
+                        )
+                    ],
+                )
+            ],
+        )
+    ).budget
     urn = server.urn(TYPE, "adopted")
-    program = server.check(urn, declared(
-        display_name="finance made this", tags={"team": ["recsys"]},
-        alerts=[{"threshold_usd": 300, "notify": ["finance@example.com"]}],
-    )).inputs
+    program = server.check(
+        urn,
+        declared(
+            display_name="finance made this",
+            tags={"team": ["recsys"]},
+            alerts=[{"threshold_usd": 300, "notify": ["finance@example.com"]}],
+        ),
+    ).inputs
     # `import_`: the engine reads by id with only the program's inputs, then diffs them.
     databricks_emulator.reset_requests()
     read = server.read(urn, made_by_hand.budget_configuration_id, {}, inputs=program)
@@ -184,27 +249,94 @@ def test_import_of_an_existing_budget(server, databricks_emulator):
 
 BAD_BUDGETS = {
     "no name": (dict(display_name="", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "display_name"),
-    "name too long": (dict(display_name="x" * 129, alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "display_name"),
+    "name too long": (
+        dict(display_name="x" * 129, alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]),
+        "display_name",
+    ),
     "no alert": (dict(display_name="b", alerts=[]), "alerts"),
-    "fifth alert": (dict(display_name="b", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (10, 20, 30, 40, 50)]), "alerts"),
-    "repeated threshold": (dict(display_name="b", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}, {"threshold_usd": 10.0, "notify": ["b@example.com"]}]), "alerts"),
-    "zero threshold": (dict(display_name="b", alerts=[{"threshold_usd": 0, "notify": ["a@example.com"]}]), "alerts[0].threshold_usd"),
-    "threshold as text": (dict(display_name="b", alerts=[{"threshold_usd": "100", "notify": ["a@example.com"]}]), "alerts[0].threshold_usd"),
-    "malformed address": (dict(display_name="b", alerts=[{"threshold_usd": 10, "notify": ["finops-at-example.com"]}]), "alerts[0].notify"),
+    "fifth alert": (
+        dict(
+            display_name="b", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (10, 20, 30, 40, 50)]
+        ),
+        "alerts",
+    ),
+    "repeated threshold": (
+        dict(
+            display_name="b",
+            alerts=[
+                {"threshold_usd": 10, "notify": ["a@example.com"]},
+                {"threshold_usd": 10.0, "notify": ["b@example.com"]},
+            ],
+        ),
+        "alerts",
+    ),
+    "zero threshold": (
+        dict(display_name="b", alerts=[{"threshold_usd": 0, "notify": ["a@example.com"]}]),
+        "alerts[0].threshold_usd",
+    ),
+    "threshold as text": (
+        dict(display_name="b", alerts=[{"threshold_usd": "100", "notify": ["a@example.com"]}]),
+        "alerts[0].threshold_usd",
+    ),
+    "malformed address": (
+        dict(display_name="b", alerts=[{"threshold_usd": 10, "notify": ["finops-at-example.com"]}]),
+        "alerts[0].notify",
+    ),
     "alert telling nobody": (dict(display_name="b", alerts=[{"threshold_usd": 10, "notify": []}]), "alerts[0].notify"),
     "misspelt key": (dict(display_name="b", alerts=[{"threshold": 10, "notify": ["a@example.com"]}]), "alerts[0]"),
-    "BLOCK_USAGE on an ALL budget": (dict(display_name="b", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"], "block_usage": True}]), "alerts"),
-    "BLOCK_USAGE below the highest": (dict(display_name="b", resource_type="AI_GATEWAY", alerts=[
-        {"threshold_usd": 10, "notify": ["a@example.com"], "block_usage": True}, {"threshold_usd": 20, "notify": ["a@example.com"]}]), "alerts"),
-    "two blocking alerts": (dict(display_name="b", resource_type="AI_GATEWAY", alerts=[
-        {"threshold_usd": 10, "block_usage": True}, {"threshold_usd": 20, "block_usage": True}]), "alerts"),
-    "per-user alert on an ALL budget": (dict(display_name="b", per_user_alert={"threshold_usd": 5, "notify": ["a@example.com"]}), "per_user_alert"),
-    "malformed principal": (dict(display_name="b", resource_type="AI_GATEWAY", per_user_alert={
-        "threshold_usd": 5, "block_usage": True, "overrides": {"groups/ml-eng": 50}}), "per_user_alert.overrides"),
-    "external spend on an ALL budget": (dict(display_name="b", include_external_spend=True, alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "include_external_spend"),
-    "unknown resource type": (dict(display_name="b", resource_type="SERVERLESS", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "resource_type"),
-    "tag value not a list": (dict(display_name="b", tags={"team": "search"}, alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "tags"),
-    "bad workspace id": (dict(display_name="b", workspace_ids=[-3], alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "workspace_ids"),
+    "BLOCK_USAGE on an ALL budget": (
+        dict(display_name="b", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"], "block_usage": True}]),
+        "alerts",
+    ),
+    "BLOCK_USAGE below the highest": (
+        dict(
+            display_name="b",
+            resource_type="AI_GATEWAY",
+            alerts=[
+                {"threshold_usd": 10, "notify": ["a@example.com"], "block_usage": True},
+                {"threshold_usd": 20, "notify": ["a@example.com"]},
+            ],
+        ),
+        "alerts",
+    ),
+    "two blocking alerts": (
+        dict(
+            display_name="b",
+            resource_type="AI_GATEWAY",
+            alerts=[{"threshold_usd": 10, "block_usage": True}, {"threshold_usd": 20, "block_usage": True}],
+        ),
+        "alerts",
+    ),
+    "per-user alert on an ALL budget": (
+        dict(display_name="b", per_user_alert={"threshold_usd": 5, "notify": ["a@example.com"]}),
+        "per_user_alert",
+    ),
+    "malformed principal": (
+        dict(
+            display_name="b",
+            resource_type="AI_GATEWAY",
+            per_user_alert={"threshold_usd": 5, "block_usage": True, "overrides": {"groups/ml-eng": 50}},
+        ),
+        "per_user_alert.overrides",
+    ),
+    "external spend on an ALL budget": (
+        dict(
+            display_name="b", include_external_spend=True, alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]
+        ),
+        "include_external_spend",
+    ),
+    "unknown resource type": (
+        dict(display_name="b", resource_type="SERVERLESS", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]),
+        "resource_type",
+    ),
+    "tag value not a list": (
+        dict(display_name="b", tags={"team": "search"}, alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]),
+        "tags",
+    ),
+    "bad workspace id": (
+        dict(display_name="b", workspace_ids=[-3], alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]),
+        "workspace_ids",
+    ),
 }
 
 
@@ -235,10 +367,25 @@ def test_check_messages_say_what_would_be_valid(server):
 def test_changing_include_external_spend_replaces(server):
     urn = server.urn(TYPE, "ext")
     budget_id, outs = server.apply(urn, gateway_budget())
-    diff = server.diff(urn, budget_id, outs, server.check(urn, gateway_budget(include_external_spend=False), outs).inputs)
+    diff = server.diff(
+        urn, budget_id, outs, server.check(urn, gateway_budget(include_external_spend=False), outs).inputs
+    )
     assert diff.changes == "some" and diff.replaces == ["include_external_spend"]
-    diff = server.diff(urn, budget_id, outs, server.check(urn, gateway_budget(resource_type="ALL", alerts=[
-        {"threshold_usd": 10, "notify": ["a@example.com"]}], per_user_alert=None, include_external_spend=False), outs).inputs)
+    diff = server.diff(
+        urn,
+        budget_id,
+        outs,
+        server.check(
+            urn,
+            gateway_budget(
+                resource_type="ALL",
+                alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}],
+                per_user_alert=None,
+                include_external_spend=False,
+            ),
+            outs,
+        ).inputs,
+    )
     assert "resource_type" in diff.replaces
     server.delete(urn, budget_id, outs)
 
@@ -289,19 +436,60 @@ JUDGED_ALIKE = [
     (dict(display_name="x" * 128, alerts=ONE_ALERT), True),
     (dict(display_name="x" * 129, alerts=ONE_ALERT), False),
     (dict(display_name="four", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (1, 2, 3, 4)]), True),
-    (dict(display_name="five", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (1, 2, 3, 4, 5)]), False),
-    (dict(display_name="same", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}, {"threshold_usd": 10.0, "notify": ["b@example.com"]}]), False),
-    (dict(display_name="cents", alerts=[{"threshold_usd": 10.25, "notify": ["a@example.com"]}, {"threshold_usd": 10.2, "notify": ["a@example.com"]}]), True),
+    (
+        dict(display_name="five", alerts=[{"threshold_usd": t, "notify": ["a@example.com"]} for t in (1, 2, 3, 4, 5)]),
+        False,
+    ),
+    (
+        dict(
+            display_name="same",
+            alerts=[
+                {"threshold_usd": 10, "notify": ["a@example.com"]},
+                {"threshold_usd": 10.0, "notify": ["b@example.com"]},
+            ],
+        ),
+        False,
+    ),
+    (
+        dict(
+            display_name="cents",
+            alerts=[
+                {"threshold_usd": 10.25, "notify": ["a@example.com"]},
+                {"threshold_usd": 10.2, "notify": ["a@example.com"]},
+            ],
+        ),
+        True,
+    ),
     (dict(display_name="block", alerts=[{"threshold_usd": 10, "block_usage": True}]), False),
     (dict(display_name="block", resource_type="AI_GATEWAY", alerts=[{"threshold_usd": 10, "block_usage": True}]), True),
-    (dict(display_name="low block", resource_type="AI_GATEWAY", alerts=[
-        {"threshold_usd": 10, "block_usage": True}, {"threshold_usd": 20, "notify": ["a@example.com"]}]), False),
+    (
+        dict(
+            display_name="low block",
+            resource_type="AI_GATEWAY",
+            alerts=[{"threshold_usd": 10, "block_usage": True}, {"threshold_usd": 20, "notify": ["a@example.com"]}],
+        ),
+        False,
+    ),
     (dict(display_name="per user", per_user_alert={"threshold_usd": 5, "notify": ["a@example.com"]}), False),
-    (dict(display_name="per user", resource_type="AI_GATEWAY", per_user_alert={
-        "threshold_usd": 5, "block_usage": True, "overrides": {"9223372036854775807": 9}}), True),
+    (
+        dict(
+            display_name="per user",
+            resource_type="AI_GATEWAY",
+            per_user_alert={"threshold_usd": 5, "block_usage": True, "overrides": {"9223372036854775807": 9}},
+        ),
+        True,
+    ),
     (dict(display_name="external", include_external_spend=True, alerts=ONE_ALERT), False),
     (dict(display_name="external", resource_type="AI_GATEWAY", include_external_spend=True, alerts=ONE_ALERT), True),
-    (dict(display_name="filtered", tags={"team": ["a", "b"], "env": ["prod"]}, workspace_ids=[1, 2**53], alerts=ONE_ALERT), True),
+    (
+        dict(
+            display_name="filtered",
+            tags={"team": ["a", "b"], "env": ["prod"]},
+            workspace_ids=[1, 2**53],
+            alerts=ONE_ALERT,
+        ),
+        True,
+    ),
 ]
 
 
@@ -314,7 +502,9 @@ def test_provider_and_emulator_judge_budgets_alike(props, valid):
 
     inputs, failures = account_budget.check_inputs(props)
     assert (not failures) is valid, [(f.property, f.reason) for f in failures.items]
-    body = account_budget._create_body(inputs if valid else {**props, **{k: v for k, v in inputs.items() if v is not None}}).as_dict()
+    body = account_budget._create_body(
+        inputs if valid else {**props, **{k: v for k, v in inputs.items() if v is not None}}
+    ).as_dict()
     if props.get("include_external_spend"):  # _create_body leaves it out of ALL budgets
         body["include_external_spend"] = True
     try:
@@ -333,7 +523,10 @@ def json_roundtrip(value):
 
 def test_a_missing_billing_admin_role_is_named_without_a_partial_write(server, databricks_emulator):
     databricks_emulator.faults.error(
-        "POST", "/budgets", status=403, error_code="PERMISSION_DENIED",
+        "POST",
+        "/budgets",
+        status=403,
+        error_code="PERMISSION_DENIED",
         message="You are not allowed to call this API, consider getting billing.admin role",
     )
     with pytest.raises(ProviderError) as error:

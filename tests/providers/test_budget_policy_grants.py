@@ -64,7 +64,8 @@ def grant_out_of_band(emulator, policy_id: str, role: str = USER, principal: str
     client.access_control.update_rule_set(
         name=name,
         rule_set=RuleSetUpdateRequest(
-            name=name, etag=current.etag,
+            name=name,
+            etag=current.etag,
             grant_rules=[GrantRule(role=r, principals=sorted(p)) for r, p in rules.items() if p],
         ),
     )
@@ -74,7 +75,11 @@ def test_check_rejects_malformed_principals_without_calling_the_api(server, data
     databricks_emulator.reset_requests()
     outcome = server.check(
         server.urn(TYPE, "bad"),
-        declared(policy_id=policy_id, users=["alice@example.com", "groups/ok"], managers=["servicePrincipals/not-a-uuid", "admins"]),
+        declared(
+            policy_id=policy_id,
+            users=["alice@example.com", "groups/ok"],
+            managers=["servicePrincipals/not-a-uuid", "admins"],
+        ),
     )
     assert outcome.failed_properties() == {"users", "managers"}
     assert len(outcome.failures) == 3
@@ -107,7 +112,9 @@ def test_additive_grants_coexist_with_out_of_band_grants(server, databricks_emul
     assert rule_set(databricks_emulator, policy_id) == {USER: {OUT_OF_BAND}}
 
 
-def test_authoritative_grants_own_the_rule_set_and_refresh_reports_extras(server, databricks_emulator, deploy, policy_id):
+def test_authoritative_grants_own_the_rule_set_and_refresh_reports_extras(
+    server, databricks_emulator, deploy, policy_id
+):
     grants = deploy(server, BudgetPolicyGrants)
     grant_out_of_band(databricks_emulator, policy_id)
     args = dict(policy_id=policy_id, users=["groups/search"], authoritative=True)
@@ -184,7 +191,9 @@ def test_a_lost_answer_to_our_write_is_not_applied_twice(server, databricks_emul
     assert rule_set(databricks_emulator, policy_id) == {USER: {"groups/search", OUT_OF_BAND}}
 
 
-def test_switching_from_authoritative_to_additive_keeps_grants_it_never_declared(server, databricks_emulator, deploy, policy_id):
+def test_switching_from_authoritative_to_additive_keeps_grants_it_never_declared(
+    server, databricks_emulator, deploy, policy_id
+):
     grants = deploy(server, BudgetPolicyGrants)
     grants.up(policy_id=policy_id, users=["groups/search"], authoritative=True)
     grant_out_of_band(databricks_emulator, policy_id)
@@ -221,7 +230,10 @@ def test_a_declared_pair_granted_before_us_survives_undeclaring_and_delete(serve
     urn = server.urn(TYPE, "pre-existing")
     grant_out_of_band(databricks_emulator, policy_id, USER, "groups/search")
     grant_out_of_band(databricks_emulator, policy_id, MANAGER, "users/lead@example.com")
-    id_, created = server.apply(urn, declared(policy_id=policy_id, users=["groups/search", "groups/ranking"], managers=["users/lead@example.com"]))
+    id_, created = server.apply(
+        urn,
+        declared(policy_id=policy_id, users=["groups/search", "groups/ranking"], managers=["users/lead@example.com"]),
+    )
 
     # Dropping both declared users revokes only the one we added.
     changed = server.check(urn, declared(policy_id=policy_id, managers=["users/lead@example.com"])).inputs
@@ -233,7 +245,9 @@ def test_a_declared_pair_granted_before_us_survives_undeclaring_and_delete(serve
 
 
 def _another_writer_grants(databricks_emulator, policy_id, role, principal):
-    databricks_emulator.before_next("PUT", "/access-control/rule-sets", lambda state: state.add_grant(policy_id, role, principal))
+    databricks_emulator.before_next(
+        "PUT", "/access-control/rule-sets", lambda state: state.add_grant(policy_id, role, principal)
+    )
 
 
 def test_create_race_a_writer_granting_our_pair_between_read_and_write_keeps_it(server, databricks_emulator, policy_id):
@@ -246,11 +260,15 @@ def test_create_race_a_writer_granting_our_pair_between_read_and_write_keeps_it(
     assert outs["granted_users"] == ["groups/ranking"]
 
 
-def test_update_race_a_writer_granting_our_new_pair_between_read_and_write_keeps_it(server, databricks_emulator, policy_id):
+def test_update_race_a_writer_granting_our_new_pair_between_read_and_write_keeps_it(
+    server, databricks_emulator, policy_id
+):
     urn = server.urn(TYPE, "race-update")
     id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/ranking"]))
     _another_writer_grants(databricks_emulator, policy_id, MANAGER, "users/lead@example.com")
-    changed = server.check(urn, declared(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])).inputs
+    changed = server.check(
+        urn, declared(policy_id=policy_id, users=["groups/ranking"], managers=["users/lead@example.com"])
+    ).inputs
     outs = server.update(urn, id_, outs, changed)
     assert databricks_emulator.count("PUT", "/rule-sets", status=409) == 1
     server.delete(urn, id_, outs)
@@ -280,7 +298,9 @@ def test_after_a_lost_answer_the_pairs_we_wrote_are_still_ours_to_revoke(server,
     assert outs["granted_users"] == ["groups/search"]
 
 
-def test_state_written_before_granted_pairs_were_recorded_still_releases_its_declared_pairs(server, databricks_emulator, policy_id):
+def test_state_written_before_granted_pairs_were_recorded_still_releases_its_declared_pairs(
+    server, databricks_emulator, policy_id
+):
     urn = server.urn(TYPE, "old-state")
     id_, outs = server.apply(urn, declared(policy_id=policy_id, users=["groups/search"]))
     old_state = {k: v for k, v in outs.items() if not k.startswith("granted_")}
@@ -292,16 +312,22 @@ def test_state_written_before_granted_pairs_were_recorded_still_releases_its_dec
 
 
 @pytest.mark.parametrize("authoritative", [False, True])
-def test_a_server_that_lowercases_emails_shows_no_drift(databricks_emulator_factory, provider_server_factory, authoritative):
+def test_a_server_that_lowercases_emails_shows_no_drift(
+    databricks_emulator_factory, provider_server_factory, authoritative
+):
     emulator = databricks_emulator_factory(lowercase_emails=True)
     server = provider_server_factory(config=emulator.config())
     from databricks.sdk.service.billing import BudgetPolicy
 
     policy_id = emulator.account_client().budget_policy.create(policy=BudgetPolicy(policy_name="team")).policy_id
     urn = server.urn(TYPE, "mixed-case")
-    inputs = declared(policy_id=policy_id, users=["users/Alice.Smith@Example.com", "groups/Search"], authoritative=authoritative)
+    inputs = declared(
+        policy_id=policy_id, users=["users/Alice.Smith@Example.com", "groups/Search"], authoritative=authoritative
+    )
     id_, outs = server.apply(urn, inputs)
-    assert rule_set(emulator, policy_id, creator_kept=not authoritative) == {USER: {"users/alice.smith@example.com", "groups/Search"}}
+    assert rule_set(emulator, policy_id, creator_kept=not authoritative) == {
+        USER: {"users/alice.smith@example.com", "groups/Search"}
+    }
 
     read = server.read(urn, id_, outs)
     checked = server.check(urn, inputs).inputs
@@ -324,13 +350,18 @@ def test_an_email_granted_before_us_in_another_case_is_not_ours(server, databric
 
 def test_a_refused_grant_write_names_the_policy_and_the_role_needed(server, databricks_emulator, policy_id):
     databricks_emulator.faults.error(
-        "PUT", "/access-control/rule-sets", status=403, error_code="PERMISSION_DENIED",
+        "PUT",
+        "/access-control/rule-sets",
+        status=403,
+        error_code="PERMISSION_DENIED",
         message="You are not allowed to call this API, consider getting billing.admin role",
     )
     with pytest.raises(ProviderError) as error:
         server.apply(server.urn(TYPE, "denied"), declared(policy_id=policy_id, users=["groups/search"]))
     assert f"Unable to write grants of budget policy '{policy_id}': PERMISSION_DENIED" in error.value.message
     assert "billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message
+
+
 # ---- a deployer who is not a billing admin ------------------------------------------------
 
 DEPLOYER = "users/deployer@example.com"
@@ -352,7 +383,9 @@ def test_a_non_admin_manager_deploys_its_policy_and_grants(non_admin):
 
     emulator, server = non_admin
     policy_urn = server.urn("pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy", "team")
-    policy_inputs = declared_inputs(lambda: ServerlessBudgetPolicy("team", policy_name="team", custom_tags={"team": "a"}))
+    policy_inputs = declared_inputs(
+        lambda: ServerlessBudgetPolicy("team", policy_name="team", custom_tags={"team": "a"})
+    )
     policy_id, policy_outs = server.apply(policy_urn, policy_inputs)
     assert rule_set(emulator, policy_id, creator_kept=False) == {MANAGER: {DEPLOYER}}
 
@@ -371,20 +404,33 @@ def test_a_non_admin_locked_out_by_its_own_authoritative_grants_is_told_which_ro
     from databricks.sdk.service.billing import BudgetPolicy
 
     emulator, server = non_admin
-    policy_id = emulator.account_client(token=emulator.config()["databricks:token"]).budget_policy.create(
-        policy=BudgetPolicy(policy_name="locked")
-    ).policy_id
+    policy_id = (
+        emulator.account_client(token=emulator.config()["databricks:token"])
+        .budget_policy.create(policy=BudgetPolicy(policy_name="locked"))
+        .policy_id
+    )
     urn = server.urn(TYPE, "authoritative")
     # Listing the deployer among the managers keeps its access...
     kept = declared(policy_id=policy_id, users=["groups/search"], managers=[DEPLOYER], authoritative=True)
     id_, outs = server.apply(urn, kept)
     # ... leaving it out removes it, as the preview warning says, and the next change is refused.
-    outs = server.update(urn, id_, outs, server.check(urn, declared(policy_id=policy_id, users=["groups/search"], authoritative=True)).inputs)
+    outs = server.update(
+        urn,
+        id_,
+        outs,
+        server.check(urn, declared(policy_id=policy_id, users=["groups/search"], authoritative=True)).inputs,
+    )
     assert rule_set(emulator, policy_id, creator_kept=False) == {USER: {"groups/search"}}
     with pytest.raises(ProviderError) as error:
         server.update(urn, id_, outs, server.check(urn, kept).inputs)
-    assert f"Unable to write grants of budget policy '{policy_id}': PERMISSION_DENIED: You are not allowed to call this API" in error.value.message
-    assert "needs the billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy" in error.value.message
+    assert (
+        f"Unable to write grants of budget policy '{policy_id}': "
+        "PERMISSION_DENIED: You are not allowed to call this API" in error.value.message
+    )
+    assert (
+        "needs the billing admin role, or Manager (roles/budgetPolicy.manager) on this budget policy"
+        in error.value.message
+    )
 
 
 def test_authoritative_grants_say_at_preview_that_they_remove_the_creators_access(caplog):
@@ -393,6 +439,12 @@ def test_authoritative_grants_say_at_preview_that_they_remove_the_creators_acces
     caplog.set_level(logging.WARNING)
     declared(policy_id="0" * 36, users=["groups/search"])
     assert not [r for r in caplog.records if "authoritative" in r.getMessage()]
-    run_program(lambda: BudgetPolicyGrants("team-grants", policy_id="0" * 36, users=["groups/search"], authoritative=True), preview=True)
+    run_program(
+        lambda: BudgetPolicyGrants("team-grants", policy_id="0" * 36, users=["groups/search"], authoritative=True),
+        preview=True,
+    )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("'team-grants' is authoritative" in w and "Manager grant Databricks gives the policy's creator" in w for w in warnings)
+    assert any(
+        "'team-grants' is authoritative" in w and "Manager grant Databricks gives the policy's creator" in w
+        for w in warnings
+    )

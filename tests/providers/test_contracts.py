@@ -96,10 +96,16 @@ def test_experiment_tag_keys_have_one_spelling():
     assert experiment_policy_tag.DEFAULT_KEY == contracts.BUDGET_POLICY_TAG
     assert evaluation_budget.TOKEN_BUDGET_TAG is contracts.TOKEN_BUDGET_TAG
     assert (evaluation.TOKEN_BUDGET_TAG, evaluation.ON_EXCEED_TAG, evaluation.COST_PER_1K_TOKENS_TAG) == (
-        contracts.TOKEN_BUDGET_TAG, contracts.ON_EXCEED_TAG, contracts.COST_PER_1K_TOKENS_TAG
+        contracts.TOKEN_BUDGET_TAG,
+        contracts.ON_EXCEED_TAG,
+        contracts.COST_PER_1K_TOKENS_TAG,
     )
-    for key in (contracts.BUDGET_POLICY_TAG, contracts.TOKEN_BUDGET_TAG, contracts.ON_EXCEED_TAG,
-                contracts.COST_PER_1K_TOKENS_TAG):
+    for key in (
+        contracts.BUDGET_POLICY_TAG,
+        contracts.TOKEN_BUDGET_TAG,
+        contracts.ON_EXCEED_TAG,
+        contracts.COST_PER_1K_TOKENS_TAG,
+    ):
         assert provider_accepts(experiment_policy_tag.validate_key, key)
 
 
@@ -109,6 +115,10 @@ def test_contracts_need_nothing_but_the_standard_library():
     import sys
 
     tree = ast.parse(pathlib.Path(contracts.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported <= set(sys.stdlib_module_names)

@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from providers import GatewayBudgetPolicy
-from providers.gateway_budget_policy import MAX_WINDOW, check_inputs
 from harness.engine import LocalEngine
 from harness.mlflow_server import create_gateway_endpoint, provider_env
 from harness.provider_server import ProviderError, ProviderServer
+from providers import GatewayBudgetPolicy
+from providers.gateway_budget_policy import MAX_WINDOW, check_inputs
 
 UNREACHABLE_API_BASE = "http://127.0.0.1:9/v1"  # endpoints here are never called
 UNPRICED_MODEL = "acme-private-llm-7b"  # in no price table
@@ -67,8 +67,11 @@ def test_bounds_are_refused_at_check_with_no_request(mlflow_server, provider, de
     outcome = policy.check(**args)
     assert outcome.failed_properties() == {prop}
     reason = dict(outcome.failures)[prop]
-    assert ("at most one year" in reason or "whole number" in reason or "integer" in reason) if prop == "window" \
+    assert (
+        ("at most one year" in reason or "whole number" in reason or "integer" in reason)
+        if prop == "window"
         else "between 0.01 and 1e+09" in reason
+    )
     assert mlflow_server.requests(mark) == []
 
 
@@ -83,6 +86,7 @@ def test_the_edges_of_the_bounds_pass_check(provider, deploy, change):
 
 
 # --- MLflow's own gateway code: why the window bound matters -----------------------------------
+
 
 def _policy_stack() -> list[dict]:
     """One REJECT policy per window unit at its longest allowed length, and the amount edges."""
@@ -227,9 +231,16 @@ def mlflow_server_policy(mlflow_server, policy_id):
 
 
 def gateway_team(endpoint_name: str, **extra) -> list[dict]:
-    gateway = {"limitUsd": 20, "window": "daily", "scope": "ENDPOINT", "target": endpoint_name,
-               "alertThresholds": [], "hardStop": True,
-               "webhook": {"url": "https://hooks.slack.com/services/T0/B0/guards"}, **extra}
+    gateway = {
+        "limitUsd": 20,
+        "window": "daily",
+        "scope": "ENDPOINT",
+        "target": endpoint_name,
+        "alertThresholds": [],
+        "hardStop": True,
+        "webhook": {"url": "https://hooks.slack.com/services/T0/B0/guards"},
+        **extra,
+    }
     return [{"name": f"team-{uuid.uuid4().hex[:6]}", "gateway": gateway}]
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pulumi
 import pytest
 from cryptography.fernet import Fernet
 
+from harness.deployment import Deployment
+from harness.mlflow_server import TEST_FERNET_KEY, MlflowServer, gateway_env, provider_env
+from harness.provider_server import ProviderError
+from harness.pulumi_program import run_program
 from providers import (
     BudgetAlertWebhook,
     BudgetPolicyGrants,
@@ -17,10 +20,6 @@ from providers import (
     GatewayBudgetPolicy,
     ServerlessBudgetPolicy,
 )
-from harness.deployment import Deployment
-from harness.mlflow_server import TEST_FERNET_KEY, MlflowServer, gateway_env, provider_env
-from harness.provider_server import ProviderError
-from harness.pulumi_program import run_program
 
 POLICY_ID = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 LONG = "x" * 500  # a bad value is quoted in at most ~80 characters
@@ -49,8 +48,9 @@ def failures_of(provider, resource_class, **kwargs) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("workspace_id", ["²", "١٢٣", "12³"])
 def test_workspace_ids_are_ascii_digits_only(databricks_checker, workspace_id):
-    failures = failures_of(databricks_checker, ServerlessBudgetPolicy, policy_name="p",
-                           binding_workspace_ids=[workspace_id])
+    failures = failures_of(
+        databricks_checker, ServerlessBudgetPolicy, policy_name="p", binding_workspace_ids=[workspace_id]
+    )
     assert [prop for prop, _ in failures] == ["binding_workspace_ids"]
     assert "ASCII digits" in failures[0][1]
 
@@ -83,8 +83,11 @@ def test_control_characters_are_refused_in_databricks_names(databricks_checker, 
         (BudgetAlertWebhook, "webhook_name", lambda bad: dict(webhook_name=bad, url="https://h.example.com/x")),
         (ExperimentPolicyTag, "policy_id", lambda bad: dict(experiment="1", policy_id=bad)),
         (ExperimentPolicyTag, "experiment", lambda bad: dict(experiment=bad, policy_id="p")),
-        (GatewayBudgetPolicy, "target",
-         lambda bad: dict(amount_usd=5, window="daily", action="ALERT", scope="ENDPOINT", target=bad)),
+        (
+            GatewayBudgetPolicy,
+            "target",
+            lambda bad: dict(amount_usd=5, window="daily", action="ALERT", scope="ENDPOINT", target=bad),
+        ),
     ],
 )
 def test_control_characters_are_refused_in_mlflow_names(mlflow_checker, control, resource_class, prop, kwargs):
@@ -113,7 +116,9 @@ def test_a_plain_string_webhook_url_is_a_secret():
     declared = {}
 
     def program():
-        declared["hook"] = BudgetAlertWebhook("hook", webhook_name="alerts", url="https://hooks.slack.com/services/T/B/x")
+        declared["hook"] = BudgetAlertWebhook(
+            "hook", webhook_name="alerts", url="https://hooks.slack.com/services/T/B/x"
+        )
 
     inputs = run_program(program).registrations[-1].inputs
     assert rpc.is_rpc_secret(inputs["url"])
@@ -123,7 +128,9 @@ def test_a_plain_string_webhook_url_is_a_secret():
 # --- a local http:// receiver ------------------------------------------------------------------
 
 
-def test_a_sqlite_store_names_the_settings_a_local_receiver_needs_at_check(sqlite_tracking_uri, provider_server_factory):
+def test_a_sqlite_store_names_the_settings_a_local_receiver_needs_at_check(
+    sqlite_tracking_uri, provider_server_factory
+):
     strict = {k: v for k, v in provider_env().items() if not k.startswith("MLFLOW_WEBHOOK_ALLOW")}
     provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=strict)
     failures = failures_of(provider, BudgetAlertWebhook, webhook_name="local", url="http://127.0.0.1:8485/alerts")

@@ -7,12 +7,12 @@ import typing
 import pulumi
 import pytest
 
-from providers import BudgetAlertWebhook
-from providers.budget_alert_webhook import KNOWN_EVENTS, secret_hash, secret_matches
 from harness.deployment import Deployment, declare, type_token
 from harness.mlflow_server import gateway_env, provider_env
 from harness.provider_server import ProviderError
 from harness.pulumi_program import run_program
+from providers import BudgetAlertWebhook
+from providers.budget_alert_webhook import KNOWN_EVENTS, secret_hash, secret_matches
 
 TOKEN_URL = "http://127.0.0.1:9/services/T000/B000/xoxb-url-token"
 
@@ -66,8 +66,12 @@ def test_check_normalizes_defaults(checker):
     inputs = check(checker, webhook_name="budget-alerts", url="https://hooks.example.com/x").inputs
     assert inputs["events"] == ["budget_policy.exceeded"]
     assert (inputs["description"], inputs["active"], inputs.get("secret")) == ("", True, None)
-    both = check(checker, webhook_name="b", url="https://h.example.com/x",
-                 events=["prompt.created", "budget_policy.exceeded", "prompt.created"]).inputs
+    both = check(
+        checker,
+        webhook_name="b",
+        url="https://h.example.com/x",
+        events=["prompt.created", "budget_policy.exceeded", "prompt.created"],
+    ).inputs
     assert both["events"] == ["budget_policy.exceeded", "prompt.created"]
 
 
@@ -93,7 +97,9 @@ def test_lifecycle_with_a_secret(mlflow_backend, deploy):
     assert hook.up(**args) == "create"
     stored = webhook_of(mlflow_backend, hook.id)
     assert (stored.name, stored.url, [str(e) for e in stored.events]) == (
-        "team-alerts", TOKEN_URL, ["budget_policy.exceeded"]
+        "team-alerts",
+        TOKEN_URL,
+        ["budget_policy.exceeded"],
     )
     assert hook.outputs["webhook_id"] == hook.id
     assert "secret" not in hook.outputs and "first-secret" not in str(hook.outputs)
@@ -109,8 +115,13 @@ def test_lifecycle_with_a_secret(mlflow_backend, deploy):
     assert hook.outputs["secret_hash"] != old_hash
     assert hook.up(**{**args, "secret": "second-secret"}) == "same"
 
-    changed = {**args, "secret": "second-secret", "active": False, "description": "",
-               "events": ["budget_policy.exceeded", "prompt.created"]}
+    changed = {
+        **args,
+        "secret": "second-secret",
+        "active": False,
+        "description": "",
+        "events": ["budget_policy.exceeded", "prompt.created"],
+    }
     assert hook.up(**changed) == "update"
     stored = webhook_of(mlflow_backend, hook.id)
     assert stored.status.value == "DISABLED"

@@ -11,12 +11,12 @@ import base64
 import dill
 import pytest
 
-from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy
-from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
-from harness.http_proxy import RecordingProxy
 from harness.deployment import Deployment, declare
+from harness.http_proxy import RecordingProxy
 from harness.mlflow_server import provider_env
 from harness.provider_server import ProviderError, ProviderServer
+from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy
+from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
 
 TOKEN = "tok-config-secret-0123456789"
 ENV_TOKEN = "tok-env-secret-9876543210"
@@ -46,7 +46,9 @@ def test_errors_mask_credentials_and_stay_on_one_line():
         raise_mlflow_error("read", "budget policy", "bp-1", server, error)
     message = str(raised.value)
     assert PASSWORD not in message and TOKEN not in message and "\n" not in message
-    assert message.startswith("Unable to read budget policy 'bp-1' on http://mlflow.corp: 401 for http://alice:***@mlflow.corp bearer ***.")
+    assert message.startswith(
+        "Unable to read budget policy 'bp-1' on http://mlflow.corp: 401 for http://alice:***@mlflow.corp bearer ***."
+    )
     assert message.endswith(". Check the MLflow server and run `pulumi up` again.")
 
 
@@ -130,8 +132,9 @@ def test_mlflow_auth_env_vars_are_honoured(proxy, provider_server_factory):
 
 def test_provider_errors_name_the_server_without_credentials(proxy, provider_server_factory):
     uri = proxy.url.replace("http://", f"http://alice:{PASSWORD}@")
-    provider = provider_server_factory(config={"mlflow:trackingUri": uri, "mlflow:trackingToken": TOKEN},
-                                       env=provider_env())
+    provider = provider_server_factory(
+        config={"mlflow:trackingUri": uri, "mlflow:trackingToken": TOKEN}, env=provider_env()
+    )
     deployment = Deployment(provider, GatewayBudgetPolicy)
     with pytest.raises(ProviderError) as error:
         deployment.up(amount_usd=5, window="daily", action="REJECT", scope="ENDPOINT", target="nowhere")

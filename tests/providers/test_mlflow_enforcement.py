@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from providers import BudgetAlertWebhook, GatewayBudgetPolicy
 from harness.mlflow_server import create_gateway_endpoint, provider_env
 from harness.provider_server import ProviderServer
 from harness.webhook_receiver import signature_is_valid
+from providers import BudgetAlertWebhook, GatewayBudgetPolicy
 
 COST_PER_CALL_USD = 0.21
 
@@ -79,7 +79,9 @@ class AlertMarkers:
         marker = self.deploy(self.provider, GatewayBudgetPolicy)
         marker.up(amount_usd=0.01, window="daily", action="ALERT", scope="ENDPOINT", target=endpoint.name)
         assert invoke(self.mlflow_server, endpoint.name).status_code == 200
-        arrived = self.receiver.wait_for(lambda d: d.json.get("data", {}).get("budget_policy_id") == marker.id, timeout=timeout)
+        arrived = self.receiver.wait_for(
+            lambda d: d.json.get("data", {}).get("budget_policy_id") == marker.id, timeout=timeout
+        )
         return len(arrived) == 1
 
     def until_delivered(self, attempts: int = 10) -> None:

@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from providers import ExperimentPolicyTag
-from providers.experiment_policy_tag import DEFAULT_KEY, ExperimentPolicyTagProvider
 from harness.deployment import Deployment
 from harness.provider_server import ProviderError
+from providers import ExperimentPolicyTag
+from providers.experiment_policy_tag import DEFAULT_KEY, ExperimentPolicyTagProvider
 
 POLICY_A = "11111111-2222-3333-4444-555555555555"
 POLICY_B = "66666666-7777-8888-9999-000000000000"

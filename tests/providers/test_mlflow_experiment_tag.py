@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from contracts import ON_EXCEED_TAG, TOKEN_BUDGET_TAG
+from harness.deployment import declare, type_token
 from providers import ExperimentPolicyTag, ExperimentTag
 from providers.experiment_policy_tag import DEFAULT_KEY
 from providers.experiment_tag import ExperimentTagProvider
-from harness.deployment import declare, type_token
 
 # The `__provider` that ExperimentPolicyTag resources carry in existing state, as the code before
 # ExperimentTag existed pickled it (by reference: module providers.experiment_policy_tag, class

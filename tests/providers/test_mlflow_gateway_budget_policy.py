@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from providers import GatewayBudgetPolicy
 from harness.deployment import Deployment, declare
 from harness.mlflow_server import create_gateway_endpoint
 from harness.provider_server import ProviderError
+from providers import GatewayBudgetPolicy
 
 UNREACHABLE_API_BASE = "http://127.0.0.1:9/v1"  # endpoints here are never called
 
@@ -76,8 +76,9 @@ def test_check_normalizes_presets_enums_and_defaults(checker, mlflow_backend):
     assert (inputs["action"], inputs["scope"], inputs["amount_usd"]) == ("REJECT", "GLOBAL", 25.0)
     assert inputs["tracking_uri"] == mlflow_backend.tracking_uri
 
-    custom = check(checker, amount_usd=1, window={"unit": "hours", "value": 6}, action="ALERT",
-                   scope="user", target="alice").inputs
+    custom = check(
+        checker, amount_usd=1, window={"unit": "hours", "value": 6}, action="ALERT", scope="user", target="alice"
+    ).inputs
     assert custom["window"] == {"unit": "HOURS", "value": 6}
     assert (custom["scope"], custom["target"]) == ("USER", "alice")
 
@@ -111,7 +112,9 @@ def test_lifecycle_create_diff_update_read_delete(mlflow_backend, deploy):
     assert policy.outputs["tracking_uri"] == mlflow_backend.tracking_uri
     stored = policy_of(mlflow_backend, policy.id)
     assert (stored.budget_amount, stored.duration.unit.value, stored.budget_action.value) == (
-        100_000, "MONTHS", "ALERT"
+        100_000,
+        "MONTHS",
+        "ALERT",
     )
 
     assert policy.up(amount_usd=100_000, window="monthly", action="ALERT") == "same"
@@ -123,9 +126,7 @@ def test_lifecycle_create_diff_update_read_delete(mlflow_backend, deploy):
     assert policy.diff(amount_usd=200_000, window=new_window, action="ALERT").replaces == []
     assert policy.up(amount_usd=200_000, window=new_window, action="ALERT") == "update"
     stored = policy_of(mlflow_backend, policy.id)
-    assert (stored.budget_amount, stored.duration.unit.value, stored.duration.value) == (
-        200_000, "DAYS", 7
-    )
+    assert (stored.budget_amount, stored.duration.unit.value, stored.duration.value) == (200_000, "DAYS", 7)
     assert policy.outputs["window"] == new_window
 
     assert policy.destroy_and_retry().id == ""  # gone, and deleting it again is fine
@@ -204,9 +205,7 @@ def test_read_reports_drift_then_disappearance(mlflow_backend, deploy):
     args = dict(amount_usd=100_000, window="daily", action="ALERT")
     policy.up(**args)
     store = mlflow_backend.tracking_store()
-    store.update_budget_policy(
-        policy.id, budget_amount=123_456.0, duration=BudgetDuration(BudgetDurationUnit.HOURS, 3)
-    )
+    store.update_budget_policy(policy.id, budget_amount=123_456.0, duration=BudgetDuration(BudgetDurationUnit.HOURS, 3))
 
     read = policy.refresh()
     assert read.outs["amount_usd"] == 123_456.0
@@ -242,8 +241,7 @@ def test_user_scope(mlflow_backend, deploy):
     assert len(mlflow_backend.tracking_store().list_budget_policies(max_results=1000)) == before
 
 
-def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_server_factory,
-                                              sqlite_tracking_uri):
+def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_server_factory, sqlite_tracking_uri):
     from harness.mlflow_server import provider_env
 
     policy = deploy(mlflow_backend.provider, GatewayBudgetPolicy)
@@ -252,16 +250,20 @@ def test_a_different_tracking_server_replaces(mlflow_backend, deploy, provider_s
     old_id = policy.id
 
     # The same program run with another mlflow:trackingUri (provider servers are per config).
-    policy.provider = provider_server_factory(
-        config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env()
-    )
+    policy.provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env())
     diff = policy.diff(**args)
     assert (diff.changes, diff.replaces) == ("some", ["tracking_uri"])
     assert policy.up(**args) == "replace"
     assert policy.outputs["tracking_uri"] == sqlite_tracking_uri
     # The old policy was deleted where it lived, the new one exists on the new store.
-    assert mlflow_backend.provider.read(policy.urn, old_id, {"tracking_uri": mlflow_backend.tracking_uri,
-                                                              "__provider": policy.outputs["__provider"]}).id == ""
+    assert (
+        mlflow_backend.provider.read(
+            policy.urn,
+            old_id,
+            {"tracking_uri": mlflow_backend.tracking_uri, "__provider": policy.outputs["__provider"]},
+        ).id
+        == ""
+    )
     policy.destroy()
 
 

@@ -33,7 +33,11 @@ PROGRAM = textwrap.dedent(
 def test_declaring_resources_does_not_import_mlflow():
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", PROGRAM], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", PROGRAM],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -1,13 +1,14 @@
 """Writes whose answer is lost on the way back from a real ``mlflow server``.
 
-MLflow's HTTP client re-sends a request on 5xx.  For webhooks (a name per webhook lets the
-provider find the twin a retried create made) and experiment tags (idempotent by nature) that is
-handled and tested below.  Budget policies remain a known gap, kept visible: MLflow's HTTP client re-sends a POST on 5xx (the first retry at once),
-and MLflow budget policies carry no client token or name that would make the create idempotent or
-let us tell our twin from another resource's identical policy created at the same moment.  The
-proxy below commits the first create and answers 503; the retry creates a second policy.  This test
-is expected to fail until MLflow offers an idempotency key; it then starts passing and `strict`
-turns that into a failure, so the gap cannot be fixed, or reappear, unnoticed.
+MLflow's HTTP client re-sends a request on 5xx. For webhooks (a name per webhook lets the provider
+find the twin a retried create made) and experiment tags (idempotent by nature) that is handled and
+tested below. Budget policies remain a known gap, kept visible: MLflow's HTTP client re-sends a POST
+on 5xx (the first retry at once), and MLflow budget policies carry no client token or name that
+would make the create idempotent or let us tell our twin from another resource's identical policy
+created at the same moment. The proxy below commits the first create and answers 503; the retry
+creates a second policy. This test is expected to fail until MLflow offers an idempotency key; it
+then starts passing and `strict` turns that into a failure, so the gap cannot be fixed, or reappear,
+unnoticed.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ def proxy(mlflow_server):
     proxy.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="MLflow's client retries a committed create; no idempotency key exists")
-def test_a_budget_policy_create_retried_after_a_lost_answer_leaves_one_policy(proxy, provider_server_factory, deploy, mlflow_server):
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="MLflow's client retries a committed create; no idempotency key exists"
+)
+def test_a_budget_policy_create_retried_after_a_lost_answer_leaves_one_policy(
+    proxy, provider_server_factory, deploy, mlflow_server
+):
     from mlflow.tracking._tracking_service.utils import _get_store
 
     provider = provider_server_factory(config={"mlflow:trackingUri": proxy.url}, env=provider_env())
@@ -62,11 +67,17 @@ def test_a_webhook_create_retried_after_a_lost_answer_leaves_one_webhook(proxy, 
     name = f"lost-answer-{uuid.uuid4().hex[:8]}"
     proxy.lose_answer("POST", "/mlflow/webhooks")
     urn = provider.urn(type_token(BudgetAlertWebhook), "lost-answer")
-    webhook_id, outs = provider.apply(urn, declare(BudgetAlertWebhook, webhook_name=name, url="https://hooks.example.com/x", secret="s3cret"))
+    webhook_id, outs = provider.apply(
+        urn, declare(BudgetAlertWebhook, webhook_name=name, url="https://hooks.example.com/x", secret="s3cret")
+    )
 
-    creates = [status for method, path, status in proxy.requests if method == "POST" and path.endswith("/mlflow/webhooks")]
+    creates = [
+        status for method, path, status in proxy.requests if method == "POST" and path.endswith("/mlflow/webhooks")
+    ]
     assert creates == [503, 200], "the client retried the create"
-    named = [w.webhook_id for w in MlflowClient(mlflow_server.tracking_uri).list_webhooks(max_results=1000) if w.name == name]
+    named = [
+        w.webhook_id for w in MlflowClient(mlflow_server.tracking_uri).list_webhooks(max_results=1000) if w.name == name
+    ]
     assert named == [webhook_id]
     provider.delete(urn, webhook_id, outs)
 
@@ -77,11 +88,18 @@ def test_an_identical_webhook_made_before_ours_is_not_taken_for_a_twin(proxy, pr
 
     client = MlflowClient(mlflow_server.tracking_uri)
     name = f"same-name-{uuid.uuid4().hex[:8]}"
-    theirs = client.create_webhook(name=name, url="https://hooks.example.com/x", events=[WebhookEvent.from_str("budget_policy.exceeded")])
+    theirs = client.create_webhook(
+        name=name, url="https://hooks.example.com/x", events=[WebhookEvent.from_str("budget_policy.exceeded")]
+    )
     provider = provider_server_factory(config={"mlflow:trackingUri": proxy.url}, env=provider_env())
     urn = provider.urn(type_token(BudgetAlertWebhook), "second")
-    webhook_id, outs = provider.apply(urn, declare(BudgetAlertWebhook, webhook_name=name, url="https://hooks.example.com/x"))
-    assert {w.webhook_id for w in client.list_webhooks(max_results=1000) if w.name == name} == {theirs.webhook_id, webhook_id}
+    webhook_id, outs = provider.apply(
+        urn, declare(BudgetAlertWebhook, webhook_name=name, url="https://hooks.example.com/x")
+    )
+    assert {w.webhook_id for w in client.list_webhooks(max_results=1000) if w.name == name} == {
+        theirs.webhook_id,
+        webhook_id,
+    }
     provider.delete(urn, webhook_id, outs)
     client.delete_webhook(theirs.webhook_id)
 
@@ -93,7 +111,9 @@ def experiment_id(mlflow_server) -> str:
     return MlflowClient(mlflow_server.tracking_uri).create_experiment(f"lost-answers-{uuid.uuid4().hex}")
 
 
-def test_experiment_tag_writes_retried_after_lost_answers_are_harmless(proxy, provider_server_factory, mlflow_server, experiment_id):
+def test_experiment_tag_writes_retried_after_lost_answers_are_harmless(
+    proxy, provider_server_factory, mlflow_server, experiment_id
+):
     """Setting a tag is idempotent, and deleting one that is gone counts as done."""
     from mlflow import MlflowClient
 
@@ -106,7 +126,9 @@ def test_experiment_tag_writes_retried_after_lost_answers_are_harmless(proxy, pr
     assert tags()["mlflow.workload_creation_policy_id"] == "policy-1"
 
     proxy.lose_answer("POST", "/experiments/set-experiment-tag")
-    checked = provider.check(urn, declare(ExperimentPolicyTag, experiment=experiment_id, policy_id="policy-2"), outs).inputs
+    checked = provider.check(
+        urn, declare(ExperimentPolicyTag, experiment=experiment_id, policy_id="policy-2"), outs
+    ).inputs
     outs = provider.update(urn, id_, outs, checked)
     assert tags()["mlflow.workload_creation_policy_id"] == "policy-2"
 

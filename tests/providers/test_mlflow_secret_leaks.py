@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 
-from providers import BudgetAlertWebhook, GatewayBudgetPolicy
-from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
 from harness.deployment import Deployment
 from harness.mlflow_server import provider_env
 from harness.provider_server import ProviderError
+from providers import BudgetAlertWebhook, GatewayBudgetPolicy
+from providers._mlflow import MlflowProviderError, TrackingServer, public_tracking_uri, raise_mlflow_error
 
 PASSWORD = "pw-s3cret-in-the-uri"
 QUERY_SECRET = "q-s3cret-in-the-query"
@@ -20,10 +20,11 @@ QUERY_SECRET = "q-s3cret-in-the-query"
 @pytest.mark.parametrize(
     "uri, public",
     [
-        (f"postgresql://u:{PASSWORD}@127.0.0.1/mlflow?password={QUERY_SECRET}",
-         "postgresql://127.0.0.1/mlflow"),
-        (f"postgresql://db.corp/mlflow?sslmode=require&sslpassword={QUERY_SECRET}&connect_timeout=5",
-         "postgresql://db.corp/mlflow?sslmode=require&connect_timeout=5"),
+        (f"postgresql://u:{PASSWORD}@127.0.0.1/mlflow?password={QUERY_SECRET}", "postgresql://127.0.0.1/mlflow"),
+        (
+            f"postgresql://db.corp/mlflow?sslmode=require&sslpassword={QUERY_SECRET}&connect_timeout=5",
+            "postgresql://db.corp/mlflow?sslmode=require&connect_timeout=5",
+        ),
         (f"mysql+pymysql://db.corp/mlflow?access_token={QUERY_SECRET}", "mysql+pymysql://db.corp/mlflow"),
         (f"sqlite:////tmp/mlflow.db?secret_key={QUERY_SECRET}&timeout=5", "sqlite:////tmp/mlflow.db?timeout=5"),
     ],

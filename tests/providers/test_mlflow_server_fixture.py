@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import requests
 
-from providers import GatewayBudgetPolicy
 from harness.deployment import Deployment
 from harness.mlflow_server import provider_env
 from harness.provider_server import ProviderServer
+from providers import GatewayBudgetPolicy
 
 BUDGETS = "/api/3.0/mlflow/gateway/budgets"
 

@@ -79,6 +79,8 @@ def test_pickled_providers_hold_no_credentials_where_credentials_are_set():
         raw = base64.b64decode(provider_string)
         for secret in SECRETS:
             assert secret.encode() not in raw, f"{type_}: {secret} is in the pickled provider"
-        unpickled = repr(vars(dill.loads(raw))) + repr({k: vars(v) for k, v in vars(dill.loads(raw)).items() if hasattr(v, "__dict__")})
+        unpickled = repr(vars(dill.loads(raw))) + repr(
+            {k: vars(v) for k, v in vars(dill.loads(raw)).items() if hasattr(v, "__dict__")}
+        )
         for secret in SECRETS:
             assert secret not in unpickled, f"{type_}: {secret} is on the unpickled provider"

@@ -46,8 +46,11 @@ def test_check_rejects_bad_inputs_without_calling_the_api(server, databricks_emu
 def test_check_normalizes_and_accepts_latin1(server):
     outcome = server.check(
         server.urn(TYPE, "ok"),
-        declared(policy_name="Équipe données", custom_tags={"team": "search", "cost-center": "42"},
-                 binding_workspace_ids=[3, 1, 3]),
+        declared(
+            policy_name="Équipe données",
+            custom_tags={"team": "search", "cost-center": "42"},
+            binding_workspace_ids=[3, 1, 3],
+        ),
     )
     assert outcome.failures == []
     assert outcome.inputs["custom_tags"] == {"cost-center": "42", "team": "search"}
@@ -208,7 +211,9 @@ def test_credentials_never_reach_the_provider_string_or_outputs(databricks_emula
     assert env_outs["policy_name"] == "creds-2"
 
 
-def test_a_create_that_never_succeeds_fails_clearly_and_leaves_nothing(databricks_emulator, provider_server_factory, deploy):
+def test_a_create_that_never_succeeds_fails_clearly_and_leaves_nothing(
+    databricks_emulator, provider_server_factory, deploy
+):
     server = provider_server_factory(config={**databricks_emulator.config(), "databricks:retryTimeoutSeconds": "2"})
     databricks_emulator.faults.inject("503", "POST", "/budget-policies", count=None, retry_after=0)
     with pytest.raises(ProviderError) as error:
@@ -235,7 +240,11 @@ def test_check_accepts_values_unknown_at_preview(server, databricks_emulator):
 def test_a_refused_call_says_what_failed_and_what_to_do(databricks_emulator, server, deploy):
     # 403 is not retried: before it was wrapped it reached users as the SDK's bare message.
     databricks_emulator.faults.inject(
-        "error", "POST", "/budget-policies", status=403, error_code="PERMISSION_DENIED",
+        "error",
+        "POST",
+        "/budget-policies",
+        status=403,
+        error_code="PERMISSION_DENIED",
         message="You are not allowed to call this API, consider getting billing.admin role",
     )
     with pytest.raises(ProviderError) as error:
@@ -255,7 +264,9 @@ def test_a_spurious_duplicate_name_answer_is_retried_and_makes_one_policy(server
     assert fault.fired == 2
     assert databricks_emulator.count("POST", "/budget-policies", status=409) == 2
     assert databricks_emulator.count("POST", "/budget-policies", status=200) == 1
-    named = [p.policy_id for p in databricks_emulator.account_client().budget_policy.list() if p.policy_name == "busy-hour"]
+    named = [
+        p.policy_id for p in databricks_emulator.account_client().budget_policy.list() if p.policy_name == "busy-hour"
+    ]
     assert named == [policy_id]
     # Every attempt carried the same request_id: an attempt that did land is never made twice.
     request_ids = {r["body"]["request_id"] for r in databricks_emulator.requests if r["method"] == "POST"}
@@ -277,11 +288,15 @@ def test_a_duplicate_name_answer_that_never_stops_fails_clearly_without_the_adop
 
 
 @pytest.mark.parametrize("omitted_lists", ["clear", "keep"])
-def test_clearing_the_last_tag_and_binding_is_verified(databricks_emulator_factory, provider_server_factory, omitted_lists):
+def test_clearing_the_last_tag_and_binding_is_verified(
+    databricks_emulator_factory, provider_server_factory, omitted_lists
+):
     emulator = databricks_emulator_factory(omitted_lists=omitted_lists)
     server = provider_server_factory(config=emulator.config())
     urn = server.urn(TYPE, "clear")
-    policy_id, outs = server.apply(urn, declared(policy_name="clear", custom_tags={"team": "a"}, binding_workspace_ids=[1001]))
+    policy_id, outs = server.apply(
+        urn, declared(policy_name="clear", custom_tags={"team": "a"}, binding_workspace_ids=[1001])
+    )
     cleared = server.check(urn, declared(policy_name="clear"), outs).inputs
     assert server.diff(urn, policy_id, outs, cleared).changes == "some"
     remote = lambda: emulator.account_client().budget_policy.get(policy_id)  # noqa: E731
@@ -302,7 +317,10 @@ def test_a_refused_update_names_the_policy_and_the_role_needed(databricks_emulat
     urn = server.urn(TYPE, "managed")
     policy_id, outs = server.apply(urn, declared(policy_name="managed"))
     databricks_emulator.faults.error(
-        "PATCH", "/budget-policies/", status=403, error_code="PERMISSION_DENIED",
+        "PATCH",
+        "/budget-policies/",
+        status=403,
+        error_code="PERMISSION_DENIED",
         message="You are not allowed to call this API, consider getting billing.admin role",
     )
     with pytest.raises(ProviderError) as error:

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-
 def test_local_stack_preview_up_refresh_destroy(tmp_path, databricks_emulator, monkeypatch):
     from pulumi import automation as auto
 

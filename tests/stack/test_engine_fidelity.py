@@ -4,29 +4,31 @@ bug that the engine would expose is not hidden by a kinder test engine."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pulumi
-import pytest
 from pulumi.runtime import rpc
 
-from providers._base import is_unknown
-from providers import BudgetAlertWebhook, BudgetPolicyGrants, ExperimentPolicyTag, ServerlessBudgetPolicy
 from harness.engine import LocalEngine, plaintext_occurrences
 from harness.mlflow_server import provider_env
+from providers import BudgetAlertWebhook, BudgetPolicyGrants, ExperimentPolicyTag, ServerlessBudgetPolicy
+from providers._base import is_unknown
 
 
 def test_the_provider_server_takes_no_secrets(databricks_emulator, provider_server_factory):
     assert provider_server_factory(config=databricks_emulator.config()).accepts_secrets is False
 
 
-def test_secrets_reach_the_provider_plain_and_stay_secrets_in_the_raw_state(databricks_emulator, provider_server_factory):
+def test_secrets_reach_the_provider_plain_and_stay_secrets_in_the_raw_state(
+    databricks_emulator, provider_server_factory
+):
     """A secret nested in an input (a tag value) is stripped for the provider, and the whole
     property is kept as a secret, as the engine does for a provider with acceptSecrets=false."""
     secret = "cost-center-secret-7731"
 
     def program():
-        ServerlessBudgetPolicy("team", policy_name="team", custom_tags={"team": "a", "cost-center": pulumi.Output.secret(secret)})
+        ServerlessBudgetPolicy(
+            "team", policy_name="team", custom_tags={"team": "a", "cost-center": pulumi.Output.secret(secret)}
+        )
 
     engine = LocalEngine(provider_server_factory(config=databricks_emulator.config()), program=program)
     engine.up({})
@@ -71,7 +73,10 @@ def test_a_replacement_the_provider_wants_deleted_first_is(sqlite_tracking_uri, 
     target["experiment"] = name
     assert engine.up({}).summary() == {"replace": 1}
     assert provider.calls[-2:] == ["Delete", "Create"]
-    assert MlflowClient(sqlite_tracking_uri).get_experiment(experiment_id).tags["mlflow.workload_creation_policy_id"] == "policy-1"
+    assert (
+        MlflowClient(sqlite_tracking_uri).get_experiment(experiment_id).tags["mlflow.workload_creation_policy_id"]
+        == "policy-1"
+    )
 
 
 def test_the_delete_before_replace_resource_option_is_honoured(sqlite_tracking_uri, provider_server_factory):
@@ -94,7 +99,9 @@ def test_the_delete_before_replace_resource_option_is_honoured(sqlite_tracking_u
     assert [c for c in provider.calls[calls:] if c in ("Create", "Delete")] == ["Delete", "Create"]
 
 
-def test_preview_of_a_change_checks_and_diffs_with_unknowns_and_never_writes(databricks_emulator, provider_server_factory):
+def test_preview_of_a_change_checks_and_diffs_with_unknowns_and_never_writes(
+    databricks_emulator, provider_server_factory
+):
     shape = {"name": "team", "extra": False}
 
     def program():
@@ -123,7 +130,10 @@ def test_preview_of_a_change_checks_and_diffs_with_unknowns_and_never_writes(dat
     sent = {name: inputs for (_, name), inputs in engine.checked[checks:]}
     assert is_unknown(sent["extra-grants"]["policy_id"]), "a policy not created yet has no id at preview"
     assert is_unknown(sent["team-grants"]["policy_id"]), "an updated policy's computed outputs are unknown at preview"
-    assert engine.state[("pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy", "team")].outputs["policy_name"] == "team"
+    assert (
+        engine.state[("pulumi-python:dynamic/mlbudgets:ServerlessBudgetPolicy", "team")].outputs["policy_name"]
+        == "team"
+    )
     # The up that follows finds the grants unchanged once the id is known.
     applied = engine.up({})
     assert applied.operations[("pulumi-python:dynamic/mlbudgets:BudgetPolicyGrants", "team-grants")] == "same"

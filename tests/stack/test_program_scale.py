@@ -7,9 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-from providers import BudgetPolicyGrants, ServerlessBudgetPolicy
 from harness.provider_server import PROJECT_ROOT
 from harness.pulumi_program import run_program
+from providers import BudgetPolicyGrants, ServerlessBudgetPolicy
 
 
 def test_5000_budget_policies_construct_in_one_program():

@@ -14,8 +14,8 @@ README = (PROJECT_ROOT / "README.md").read_text()
 
 def section(title: str) -> str:
     start = README.index(title)
-    following = re.search(r"^#{1,3} ", README[start + len(title):], re.MULTILINE)
-    return README[start: start + len(title) + (following.start() if following else len(README))]
+    following = re.search(r"^#{1,3} ", README[start + len(title) :], re.MULTILINE)
+    return README[start : start + len(title) + (following.start() if following else len(README))]
 
 
 def test_it_says_which_python_and_virtualenv_and_ci_runs_its_set_up_commands():
@@ -36,7 +36,13 @@ def test_it_says_how_to_install_the_pulumi_cli():
 
 def test_it_tours_what_runs_without_the_cli():
     tour = section("### Without the CLI")
-    for thing in ("python -m pytest", "python -m emulator", "/_emulator", "TokenBudgetEvaluator", "python -m bench.run_all"):
+    for thing in (
+        "python -m pytest",
+        "python -m emulator",
+        "/_emulator",
+        "TokenBudgetEvaluator",
+        "python -m bench.run_all",
+    ):
         assert thing in tour
 
 
@@ -55,7 +61,9 @@ def test_no_file_points_at_a_design_document_the_repository_does_not_have():
     names = tracked.stdout.split()
     if "DESIGN.md" in names:
         return
-    mentions = [name for name in names if name.endswith((".md", ".py")) and "DESIGN.md" in (PROJECT_ROOT / name).read_text()]
+    mentions = [
+        name for name in names if name.endswith((".md", ".py")) and "DESIGN.md" in (PROJECT_ROOT / name).read_text()
+    ]
     assert mentions == [] or mentions == ["tests/stack/test_readme.py"]
 
 
@@ -70,7 +78,9 @@ def test_the_recursion_limit_it_quotes_is_the_one_measured():
 
 def test_its_start_up_figures_are_those_of_the_benchmark_results():
     results = (PROJECT_ROOT / "bench/RESULTS.md").read_text()
-    rows = re.findall(r"^\| (python -c \"import pulumi\"|__main__\.py, 10 teams, under mocks)\s*\|(.+)$", results, re.MULTILINE)
+    rows = re.findall(
+        r"^\| (python -c \"import pulumi\"|__main__\.py, 10 teams, under mocks)\s*\|(.+)$", results, re.MULTILINE
+    )
     row = next(line for line in README.splitlines() if line.startswith("| Program start-up"))
     for _, cells in rows:
         import_ms, wall_ms = (float(cell) for cell in cells.split("|")[2:4])

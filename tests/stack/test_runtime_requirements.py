@@ -16,10 +16,10 @@ import textwrap
 import pytest
 from packaging.requirements import Requirement
 
-from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy, ServerlessBudgetPolicy
 from harness.deployment import Deployment
 from harness.mlflow_server import provider_env
-from harness.provider_server import PROJECT_ROOT, ProviderServer
+from harness.provider_server import PROJECT_ROOT
+from providers import BudgetAlertWebhook, ExperimentPolicyTag, GatewayBudgetPolicy, ServerlessBudgetPolicy
 
 MAX_RUNTIME_MEGABYTES = 300  # measured: 181 MB (mlflow-skinny & co.); with full mlflow 897 MB
 
@@ -84,7 +84,8 @@ def write_runtime_only_sitecustomize(directory) -> None:
     runtime = closure(runtime_requirements())
     allowed = set().union(*(top_level_modules(INSTALLED[name]) for name in runtime))
     others = set().union(*(top_level_modules(d) for name, d in INSTALLED.items() if name not in runtime))
-    (directory / "sitecustomize.py").write_text(textwrap.dedent(f"""
+    (directory / "sitecustomize.py").write_text(
+        textwrap.dedent(f"""
         import sys
 
         class OnlyRuntimeRequirements:
@@ -95,7 +96,8 @@ def write_runtime_only_sitecustomize(directory) -> None:
                     raise ModuleNotFoundError(f"No module named {{name!r}} (not in requirements.txt)", name=name)
 
         sys.meta_path.insert(0, OnlyRuntimeRequirements())
-    """))
+    """)
+    )
 
 
 @pytest.fixture
@@ -137,9 +139,15 @@ def test_the_program_imports_on_the_runtime_requirements_alone(tmp_path):
     write_runtime_only_sitecustomize(tmp_path)
     program_modules = "import stack_config, components, providers, contracts; import pandas"
     env = {"PYTHONPATH": f"{tmp_path}:{PROJECT_ROOT}", "PATH": "/usr/bin:/bin"}
-    blocked = subprocess.run([sys.executable, "-c", program_modules], cwd=PROJECT_ROOT, env=env,
-                             capture_output=True, text=True)
+    blocked = subprocess.run(
+        [sys.executable, "-c", program_modules], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
     assert "No module named 'pandas' (not in requirements.txt)" in blocked.stderr, "the blocker works"
-    imported = subprocess.run([sys.executable, "-c", program_modules.removesuffix("; import pandas")],
-                              cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    imported = subprocess.run(
+        [sys.executable, "-c", program_modules.removesuffix("; import pandas")],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert imported.returncode == 0, imported.stderr[-2000:]

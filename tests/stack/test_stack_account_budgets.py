@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from stack_config import StackConfigError
 from harness.engine import LocalEngine
+from stack_config import StackConfigError
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -73,15 +73,19 @@ def test_serverless_dollar_limit_and_gateway_budget_up_noop_update_destroy(stack
     assert sorted(a.quantity_threshold for a in budget.alert_configurations) == ["1000", "500", "800"]
     for alert in budget.alert_configurations:
         assert {(a.action_type.value, a.target) for a in alert.action_configurations} == {
-            ("EMAIL_NOTIFICATION", "search-lead@example.com"), ("EMAIL_NOTIFICATION", "finops@example.com")
+            ("EMAIL_NOTIFICATION", "search-lead@example.com"),
+            ("EMAIL_NOTIFICATION", "finops@example.com"),
         }
     assert "budget_id" not in exports["recsys"]
 
     gateway = account.budgets.get(search["databricks_gateway_budget_id"]).budget
     assert gateway.resource_type.value == "BUDGET_RESOURCE_TYPE_UNITY_AI_GATEWAY"
     assert tag_filter(gateway) == {"team": ["search"]}
-    shared = {a.quantity_threshold: {x.action_type.value for x in a.action_configurations}
-              for a in gateway.alert_configurations if a.scope_type.value.endswith("SHARED")}
+    shared = {
+        a.quantity_threshold: {x.action_type.value for x in a.action_configurations}
+        for a in gateway.alert_configurations
+        if a.scope_type.value.endswith("SHARED")
+    }
     assert shared == {"300": {"EMAIL_NOTIFICATION"}, "400": {"EMAIL_NOTIFICATION", "BLOCK_USAGE"}}
     per_user = next(a for a in gateway.alert_configurations if a.scope_type.value.endswith("PER_USER"))
     assert per_user.quantity_threshold == "25"
@@ -100,18 +104,24 @@ def test_serverless_dollar_limit_and_gateway_budget_up_noop_update_destroy(stack
     changed = engine.up({**base, "ml-budgets:teams": teams(limit=2000.0)})
     assert changed.summary() == {"update": 1, "same": 4}
     assert writes(databricks_emulator) == 1
-    assert sorted(a.quantity_threshold for a in account.budgets.get(search["budget_id"]).budget.alert_configurations) == [
-        "1000", "1600", "2000"
-    ]
+    assert sorted(
+        a.quantity_threshold for a in account.budgets.get(search["budget_id"]).budget.alert_configurations
+    ) == ["1000", "1600", "2000"]
 
     # An edit in the console is seen by refresh and undone by the next up.
     from databricks.sdk.service import billing
 
     edited = account.budgets.get(search["budget_id"]).budget
-    account.budgets.update(search["budget_id"], billing.UpdateBudgetConfigurationBudget(
-        budget_configuration_id=edited.budget_configuration_id, display_name="search (edited)", filter=edited.filter,
-        alert_configurations=edited.alert_configurations, resource_type=edited.resource_type,
-    ))
+    account.budgets.update(
+        search["budget_id"],
+        billing.UpdateBudgetConfigurationBudget(
+            budget_configuration_id=edited.budget_configuration_id,
+            display_name="search (edited)",
+            filter=edited.filter,
+            alert_configurations=edited.alert_configurations,
+            resource_type=edited.resource_type,
+        ),
+    )
     assert engine.refresh().count("refresh-changed") == 1
     assert engine.up({**base, "ml-budgets:teams": teams(limit=2000.0)}).summary() == {"update": 1, "same": 4}
     assert account.budgets.get(search["budget_id"]).budget.display_name == "search"

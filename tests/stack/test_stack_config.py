@@ -13,9 +13,9 @@ import yaml
 from pulumi.runtime import rpc
 
 from contracts import COST_PER_1K_TOKENS_TAG, ON_EXCEED_TAG, TOKEN_BUDGET_TAG
-from stack_config import StackConfigError, parse_stack_config
 from harness.provider_server import PROJECT_ROOT
 from harness.pulumi_program import RecordingMocks, config_values, run_program
+from stack_config import StackConfigError, parse_stack_config
 
 
 def stack_file(name: str) -> dict:
@@ -34,7 +34,9 @@ def problems_of(teams=None, gateway_budgets=None) -> str:
 
 def test_local_stack_parses():
     config = stack_file("local")
-    parsed = parse_stack_config(config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"])
+    parsed = parse_stack_config(
+        config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"]
+    )
     search = parsed.teams[0]
     assert search.name == "search"
     assert search.serverless.custom_tags == {"cost-center": "4711", "team": "search"}
@@ -42,12 +44,18 @@ def test_local_stack_parses():
     assert search.gateway.window == {"unit": "MONTHS", "value": 1}
     assert search.gateway.alert_thresholds == [50.0, 80.0]
     assert list(parsed.gateway_budgets) == ["global-cap"]
-    assert search.gateway.webhook.relay.url == "http://127.0.0.1:8486" and search.gateway.webhook.relay.route == "search"
+    assert (
+        search.gateway.webhook.relay.url == "http://127.0.0.1:8486" and search.gateway.webhook.relay.route == "search"
+    )
 
 
 def test_prod_example_parses_once_its_webhook_secrets_are_set():
     config = stack_file("prod")
-    teams, budgets, relay = config["ml-budgets:teams"], config["ml-budgets:gatewayBudgets"], config["ml-budgets:alertRelay"]
+    teams, budgets, relay = (
+        config["ml-budgets:teams"],
+        config["ml-budgets:gatewayBudgets"],
+        config["ml-budgets:alertRelay"],
+    )
     # The signing secrets are set with `pulumi config set --secret --path`, as the file says.
     problems = problems_of_config(teams, budgets, relay)
     for path in ("teams[0].gateway", "teams[1].gateway", "teams[2].gateway", "gatewayBudgets[0]"):
@@ -74,69 +82,236 @@ def problems_of_config(teams, budgets, relay) -> str:
 @pytest.mark.parametrize(
     "teams, expected",
     [
-        ([{"name": "Search Team", "gateway": {"limitUsd": 5, "hardStop": True, "alertThresholds": []}}],
-         "ml-budgets:teams[0].name: must be 1-40 lowercase"),
-        ([{"name": "a", "gateway": {"limitUsd": 0, "alertThresholds": []}}], "ml-budgets:teams[0].gateway.limitUsd: must be between 0.01 and 1e+09"),
-        ([{"name": "a", "gateway": {"limitUsd": 1e308, "alertThresholds": []}}], "ml-budgets:teams[0].gateway.limitUsd: must be between 0.01 and 1e+09"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "window": {"unit": "DAYS", "value": 1e18}, "alertThresholds": []}}],
-         "ml-budgets:teams[0].gateway.window: at most one year: DAYS value must be <= 366"),
-        ([{"name": "a", "gateway": {"limitUsd": 0.015, "alertThresholds": [50], "webhook": {"url": "https://x.example.com"}}}],
-         "ml-budgets:teams[0].gateway.alertThresholds[0]: 50% of limitUsd must be between 0.01 and 1e+09"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [], "allowUntracked": "yes"}}],
-         "ml-budgets:teams[0].gateway.allowUntracked: must be true or false"),
-        ([{"name": "a", "gateway": {"limitUsd": "ten", "alertThresholds": []}}], "ml-budgets:teams[0].gateway.limitUsd: must be the cap in US dollars"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "window": "fortnightly", "alertThresholds": []}}],
-         "ml-budgets:teams[0].gateway.window: unknown window 'fortnightly'"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "scope": "ENDPOINT", "alertThresholds": []}}],
-         "ml-budgets:teams[0].gateway.target: scope ENDPOINT needs target"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50, 150], "webhook": {"url": "https://x.example.com"}}}],
-         "ml-budgets:teams[0].gateway.alertThresholds[1]: must be a percentage in (0, 100]"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}], "ml-budgets:teams[0].gateway.webhook: is required: alertThresholds fire"),
-        ([{"name": "a", "serverless": {"users": ["alice@example.com"]}}], "ml-budgets:teams[0].serverless.users: 'alice@example.com' is not a principal"),
-        ([{"name": "a", "serverless": {"customTags": {"budget-policy-id": "x"}}}], "ml-budgets:teams[0].serverless.customTags: tag key 'budget-policy-id' is reserved"),
-        ([{"name": "a", "serverless": {"workspaceIds": ["prod"]}}], "ml-budgets:teams[0].serverless.workspaceIds: 'prod' is not a workspace id"),
-        ([{"name": "a", "serverless": {"evalTokenBudget": -1, "experiments": ["1"]}}], "ml-budgets:teams[0].serverless.evalTokenBudget: must be a whole number of tokens > 0"),
-        ([{"name": "a", "evaluation": {"maxTokens": 0, "experiments": ["1"]}}], "ml-budgets:teams[0].evaluation.maxTokens: must be a whole number of tokens > 0"),
-        ([{"name": "a", "evaluation": {"experiments": ["1"]}}], "ml-budgets:teams[0].evaluation.maxTokens: is required"),
+        (
+            [{"name": "Search Team", "gateway": {"limitUsd": 5, "hardStop": True, "alertThresholds": []}}],
+            "ml-budgets:teams[0].name: must be 1-40 lowercase",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 0, "alertThresholds": []}}],
+            "ml-budgets:teams[0].gateway.limitUsd: must be between 0.01 and 1e+09",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 1e308, "alertThresholds": []}}],
+            "ml-budgets:teams[0].gateway.limitUsd: must be between 0.01 and 1e+09",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "gateway": {"limitUsd": 5, "window": {"unit": "DAYS", "value": 1e18}, "alertThresholds": []},
+                }
+            ],
+            "ml-budgets:teams[0].gateway.window: at most one year: DAYS value must be <= 366",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "gateway": {
+                        "limitUsd": 0.015,
+                        "alertThresholds": [50],
+                        "webhook": {"url": "https://x.example.com"},
+                    },
+                }
+            ],
+            "ml-budgets:teams[0].gateway.alertThresholds[0]: 50% of limitUsd must be between 0.01 and 1e+09",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [], "allowUntracked": "yes"}}],
+            "ml-budgets:teams[0].gateway.allowUntracked: must be true or false",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": "ten", "alertThresholds": []}}],
+            "ml-budgets:teams[0].gateway.limitUsd: must be the cap in US dollars",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 5, "window": "fortnightly", "alertThresholds": []}}],
+            "ml-budgets:teams[0].gateway.window: unknown window 'fortnightly'",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 5, "scope": "ENDPOINT", "alertThresholds": []}}],
+            "ml-budgets:teams[0].gateway.target: scope ENDPOINT needs target",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "gateway": {
+                        "limitUsd": 5,
+                        "alertThresholds": [50, 150],
+                        "webhook": {"url": "https://x.example.com"},
+                    },
+                }
+            ],
+            "ml-budgets:teams[0].gateway.alertThresholds[1]: must be a percentage in (0, 100]",
+        ),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}],
+            "ml-budgets:teams[0].gateway.webhook: is required: alertThresholds fire",
+        ),
+        (
+            [{"name": "a", "serverless": {"users": ["alice@example.com"]}}],
+            "ml-budgets:teams[0].serverless.users: 'alice@example.com' is not a principal",
+        ),
+        (
+            [{"name": "a", "serverless": {"customTags": {"budget-policy-id": "x"}}}],
+            "ml-budgets:teams[0].serverless.customTags: tag key 'budget-policy-id' is reserved",
+        ),
+        (
+            [{"name": "a", "serverless": {"workspaceIds": ["prod"]}}],
+            "ml-budgets:teams[0].serverless.workspaceIds: 'prod' is not a workspace id",
+        ),
+        (
+            [{"name": "a", "serverless": {"evalTokenBudget": -1, "experiments": ["1"]}}],
+            "ml-budgets:teams[0].serverless.evalTokenBudget: must be a whole number of tokens > 0",
+        ),
+        (
+            [{"name": "a", "evaluation": {"maxTokens": 0, "experiments": ["1"]}}],
+            "ml-budgets:teams[0].evaluation.maxTokens: must be a whole number of tokens > 0",
+        ),
+        (
+            [{"name": "a", "evaluation": {"experiments": ["1"]}}],
+            "ml-budgets:teams[0].evaluation.maxTokens: is required",
+        ),
         ([{"name": "a", "evaluation": {"maxTokens": 5}}], "ml-budgets:teams[0].evaluation.experiments: is required"),
-        ([{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"], "onExceed": "explode"}}],
-         "ml-budgets:teams[0].evaluation.onExceed: must be 'raise' or 'warn'"),
-        ([{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"], "pricePer1kTokens": -1}}],
-         "ml-budgets:teams[0].evaluation.pricePer1kTokens: must be US dollars per 1,000 tokens, zero or more"),
-        ([{"name": "a", "serverless": {"evalTokenBudget": 5, "experiments": ["1"]}, "evaluation": {"maxTokens": 5}}],
-         "ml-budgets:teams[0].serverless.evalTokenBudget: is replaced by ml-budgets:teams[0].evaluation.maxTokens"),
-        ([{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"]}}, {"name": "b", "evaluation": {"maxTokens": 9, "experiments": ["1"]}}],
-         "ml-budgets:teams[1].evaluation.experiments[0]: '1' already has a token budget from teams[0]"),
-        ([{"name": "a", "serverless": {"policyname": "x"}}], "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName"),
+        (
+            [{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"], "onExceed": "explode"}}],
+            "ml-budgets:teams[0].evaluation.onExceed: must be 'raise' or 'warn'",
+        ),
+        (
+            [{"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"], "pricePer1kTokens": -1}}],
+            "ml-budgets:teams[0].evaluation.pricePer1kTokens: must be US dollars per 1,000 tokens, zero or more",
+        ),
+        (
+            [{"name": "a", "serverless": {"evalTokenBudget": 5, "experiments": ["1"]}, "evaluation": {"maxTokens": 5}}],
+            "ml-budgets:teams[0].serverless.evalTokenBudget: is replaced by ml-budgets:teams[0].evaluation.maxTokens",
+        ),
+        (
+            [
+                {"name": "a", "evaluation": {"maxTokens": 5, "experiments": ["1"]}},
+                {"name": "b", "evaluation": {"maxTokens": 9, "experiments": ["1"]}},
+            ],
+            "ml-budgets:teams[1].evaluation.experiments[0]: '1' already has a token budget from teams[0]",
+        ),
+        (
+            [{"name": "a", "serverless": {"policyname": "x"}}],
+            "ml-budgets:teams[0].serverless.policyname: unknown field; valid fields: policyName",
+        ),
         ([{"name": "a"}, {"name": "a", "serverless": {}}], "ml-budgets:teams[1].name: 'a' is already taken"),
-        ([{"name": "a"}], "ml-budgets:teams[0]: declares none of `serverless`, `gateway`, `databricksGateway`, `evaluation`"),
+        (
+            [{"name": "a"}],
+            "ml-budgets:teams[0]: declares none of `serverless`, `gateway`, `databricksGateway`, `evaluation`",
+        ),
         ("search", "ml-budgets:teams: must be a list of teams"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "ftp://hooks.example.com/x"}}}], "ml-budgets:teams[0].gateway.webhook.url:"),
-        ([{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "https://h.example.com/x", "events": ["budget.spent"]}}}],
-         "ml-budgets:teams[0].gateway.webhook.events:"),
-        ([{"name": "a", "serverless": {"policyName": "shared"}}, {"name": "b", "serverless": {"policyName": "shared"}}],
-         "ml-budgets:teams[1].serverless.policyName: 'shared' is also the policy of teams[0]"),
-        ([{"name": "a", "serverless": {"experiments": ["7", "7"]}}], "ml-budgets:teams[0].serverless.experiments[1]: '7' is already listed by this team"),
-        ([{"name": "a", "serverless": {"experiments": ["7"]}}, {"name": "b", "serverless": {"experiments": ["7"]}}],
-         "ml-budgets:teams[1].serverless.experiments[0]: '7' is already listed by teams[0]"),
-        ([{"name": "a", "serverless": {"notify": ["a@example.com"]}}], "ml-budgets:teams[0].serverless.notify: needs `monthlyLimitUsd`"),
-        ([{"name": "a", "serverless": {"monthlyLimitUsd": 0, "notify": ["a@example.com"]}}],
-         "ml-budgets:teams[0].serverless.monthlyLimitUsd: must be monthly list-price US dollars, a number > 0"),
-        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100}}], "ml-budgets:teams[0].serverless.notify: is empty and block_usage is false"),
-        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["ops"]}}], "ml-budgets:teams[0].serverless.notify: 'ops' is not an email address"),
-        ([{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["o@example.com"], "alertThresholds": [10, 20, 30, 40, 50]}}],
-         "ml-budgets:teams[0].serverless.alertThresholds: has 5 alerts; Databricks allows at most 4"),
-        ([{"name": "a", "databricksGateway": {"notify": ["o@example.com"]}}], "ml-budgets:teams[0].databricksGateway.monthlyLimitUsd: is required"),
-        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "alertThresholds": [100]}}],
-         "ml-budgets:teams[0].databricksGateway.alertThresholds[0]: must be a percentage in (0, 100)"),
-        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "perUserLimitUsd": 1, "overrides": {"ml-eng": 5}}}],
-         "ml-budgets:teams[0].databricksGateway.overrides: 'ml-eng' is not an account principal id"),
-        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "overrides": {"12": 5}}}],
-         "ml-budgets:teams[0].databricksGateway.overrides: needs `perUserLimitUsd`"),
-        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "hardStop": False}}],
-         "ml-budgets:teams[0].databricksGateway.notify: is empty and block_usage is false"),
-        ([{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "tags": {"env": "prod"}}}],
-         "ml-budgets:teams[0].databricksGateway.tags: tag 'env': values must be a non-empty list of strings"),
+        (
+            [{"name": "a", "gateway": {"limitUsd": 5, "webhook": {"url": "ftp://hooks.example.com/x"}}}],
+            "ml-budgets:teams[0].gateway.webhook.url:",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "gateway": {
+                        "limitUsd": 5,
+                        "webhook": {"url": "https://h.example.com/x", "events": ["budget.spent"]},
+                    },
+                }
+            ],
+            "ml-budgets:teams[0].gateway.webhook.events:",
+        ),
+        (
+            [
+                {"name": "a", "serverless": {"policyName": "shared"}},
+                {"name": "b", "serverless": {"policyName": "shared"}},
+            ],
+            "ml-budgets:teams[1].serverless.policyName: 'shared' is also the policy of teams[0]",
+        ),
+        (
+            [{"name": "a", "serverless": {"experiments": ["7", "7"]}}],
+            "ml-budgets:teams[0].serverless.experiments[1]: '7' is already listed by this team",
+        ),
+        (
+            [{"name": "a", "serverless": {"experiments": ["7"]}}, {"name": "b", "serverless": {"experiments": ["7"]}}],
+            "ml-budgets:teams[1].serverless.experiments[0]: '7' is already listed by teams[0]",
+        ),
+        (
+            [{"name": "a", "serverless": {"notify": ["a@example.com"]}}],
+            "ml-budgets:teams[0].serverless.notify: needs `monthlyLimitUsd`",
+        ),
+        (
+            [{"name": "a", "serverless": {"monthlyLimitUsd": 0, "notify": ["a@example.com"]}}],
+            "ml-budgets:teams[0].serverless.monthlyLimitUsd: must be monthly list-price US dollars, a number > 0",
+        ),
+        (
+            [{"name": "a", "serverless": {"monthlyLimitUsd": 100}}],
+            "ml-budgets:teams[0].serverless.notify: is empty and block_usage is false",
+        ),
+        (
+            [{"name": "a", "serverless": {"monthlyLimitUsd": 100, "notify": ["ops"]}}],
+            "ml-budgets:teams[0].serverless.notify: 'ops' is not an email address",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "serverless": {
+                        "monthlyLimitUsd": 100,
+                        "notify": ["o@example.com"],
+                        "alertThresholds": [10, 20, 30, 40, 50],
+                    },
+                }
+            ],
+            "ml-budgets:teams[0].serverless.alertThresholds: has 5 alerts; Databricks allows at most 4",
+        ),
+        (
+            [{"name": "a", "databricksGateway": {"notify": ["o@example.com"]}}],
+            "ml-budgets:teams[0].databricksGateway.monthlyLimitUsd: is required",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "alertThresholds": [100]},
+                }
+            ],
+            "ml-budgets:teams[0].databricksGateway.alertThresholds[0]: must be a percentage in (0, 100)",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "databricksGateway": {
+                        "monthlyLimitUsd": 9,
+                        "notify": ["o@example.com"],
+                        "perUserLimitUsd": 1,
+                        "overrides": {"ml-eng": 5},
+                    },
+                }
+            ],
+            "ml-budgets:teams[0].databricksGateway.overrides: 'ml-eng' is not an account principal id",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "overrides": {"12": 5}},
+                }
+            ],
+            "ml-budgets:teams[0].databricksGateway.overrides: needs `perUserLimitUsd`",
+        ),
+        (
+            [{"name": "a", "databricksGateway": {"monthlyLimitUsd": 9, "hardStop": False}}],
+            "ml-budgets:teams[0].databricksGateway.notify: is empty and block_usage is false",
+        ),
+        (
+            [
+                {
+                    "name": "a",
+                    "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "tags": {"env": "prod"}},
+                }
+            ],
+            "ml-budgets:teams[0].databricksGateway.tags: tag 'env': values must be a non-empty list of strings",
+        ),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
@@ -144,31 +319,49 @@ def test_bad_config_names_the_field_and_what_is_valid(teams, expected):
 
 
 def test_a_standalone_gateway_budget_cannot_take_a_teams_component_name():
-    teams = [{"name": "search", "gateway": {"limitUsd": 5, "alertThresholds": [50], "webhook": {"url": "https://x.example.com/h"}}}]
+    teams = [
+        {
+            "name": "search",
+            "gateway": {"limitUsd": 5, "alertThresholds": [50], "webhook": {"url": "https://x.example.com/h"}},
+        }
+    ]
     message = problems_of(teams, [{"name": "search-gateway", "limitUsd": 9, "alertThresholds": []}])
     assert "ml-budgets:gatewayBudgets[0].name: 'search-gateway' is already taken" in message
-    assert parse(teams, [{"name": "search", "limitUsd": 9, "alertThresholds": []}]).gateway_budgets["search"].limit_usd == 9
+    assert (
+        parse(teams, [{"name": "search", "limitUsd": 9, "alertThresholds": []}]).gateway_budgets["search"].limit_usd
+        == 9
+    )
 
 
 def test_one_webhook_in_the_stack_serves_every_alert():
     teams = [{"name": "a", "gateway": {"limitUsd": 5, "alertThresholds": [50]}}]
-    shared = [{"name": "shared", "limitUsd": 100, "alertThresholds": [90], "webhook": {"url": "https://x.example.com/h"}}]
+    shared = [
+        {"name": "shared", "limitUsd": 100, "alertThresholds": [90], "webhook": {"url": "https://x.example.com/h"}}
+    ]
     parsed = parse(teams, shared)
     assert parsed.teams[0].gateway.webhook is None and parsed.gateway_budgets["shared"].webhook is not None
 
 
 def test_every_problem_is_reported_at_once():
-    message = problems_of([{"name": "a", "gateway": {"limitUsd": -1, "scope": "PLANET", "alertThresholds": []}},
-                           {"name": "b", "serverless": {"managers": ["bob"]}}])
+    message = problems_of(
+        [
+            {"name": "a", "gateway": {"limitUsd": -1, "scope": "PLANET", "alertThresholds": []}},
+            {"name": "b", "serverless": {"managers": ["bob"]}},
+        ]
+    )
     for path in ("teams[0].gateway.limitUsd", "teams[0].gateway.scope", "teams[1].serverless.managers"):
         assert f"ml-budgets:{path}" in message
 
 
 def test_bad_config_declares_nothing():
     mocks = RecordingMocks()
-    config = config_values({"ml-budgets:teams": [{"name": "ok", "serverless": {}}, {"name": "bad", "gateway": {"limitUsd": 0}}]})
+    config = config_values(
+        {"ml-budgets:teams": [{"name": "ok", "serverless": {}}, {"name": "bad", "gateway": {"limitUsd": 0}}]}
+    )
     with pytest.raises(StackConfigError):
-        run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), mocks, config=config)
+        run_program(
+            lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), mocks, config=config
+        )
     assert mocks.registrations == []
 
 
@@ -177,21 +370,32 @@ def test_program_declares_components_with_children_named_after_them():
     mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), config=config)
     names = {(r.type.rsplit(":", 1)[-1], r.name) for r in mocks.registrations}
     assert {
-        ("TeamBudget", "search"), ("ServerlessBudget", "search-serverless"), ("GatewayBudget", "search-gateway"),
-        ("ServerlessBudgetPolicy", "search-serverless-policy"), ("BudgetPolicyGrants", "search-serverless-grants"),
-        ("ExperimentPolicyTag", "search-serverless-experiment-0"), ("EvaluationBudget", "search-evaluation"),
-        ("ExperimentTag", "search-evaluation-max-tokens-0"), ("ExperimentTag", "search-evaluation-on-exceed-0"),
+        ("TeamBudget", "search"),
+        ("ServerlessBudget", "search-serverless"),
+        ("GatewayBudget", "search-gateway"),
+        ("ServerlessBudgetPolicy", "search-serverless-policy"),
+        ("BudgetPolicyGrants", "search-serverless-grants"),
+        ("ExperimentPolicyTag", "search-serverless-experiment-0"),
+        ("EvaluationBudget", "search-evaluation"),
+        ("ExperimentTag", "search-evaluation-max-tokens-0"),
+        ("ExperimentTag", "search-evaluation-on-exceed-0"),
         ("ExperimentTag", "search-evaluation-cost-per-1k-tokens-0"),
-        ("GatewayBudgetPolicy", "search-gateway-alert-50pct"), ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
-        ("GatewayBudgetPolicy", "search-gateway-hard-stop"), ("GatewayBudgetPolicy", "search-gateway-hard-stop-alert"),
-        ("BudgetAlertWebhook", "search-gateway-webhook"), ("BudgetAlertWebhook", "global-cap-webhook"),
-        ("ServerlessBudgetPolicy", "recsys-serverless-policy"), ("GatewayBudget", "global-cap"),
+        ("GatewayBudgetPolicy", "search-gateway-alert-50pct"),
+        ("GatewayBudgetPolicy", "search-gateway-alert-80pct"),
+        ("GatewayBudgetPolicy", "search-gateway-hard-stop"),
+        ("GatewayBudgetPolicy", "search-gateway-hard-stop-alert"),
+        ("BudgetAlertWebhook", "search-gateway-webhook"),
+        ("BudgetAlertWebhook", "global-cap-webhook"),
+        ("ServerlessBudgetPolicy", "recsys-serverless-policy"),
+        ("GatewayBudget", "global-cap"),
         ("GatewayBudgetPolicy", "global-cap-alert-90pct"),
     } <= names
     assert ("GatewayBudgetPolicy", "global-cap-hard-stop") not in names
     alert_50 = next(r for r in mocks.registrations if r.name == "search-gateway-alert-50pct")
     assert alert_50.inputs["amount_usd"] == 250 and alert_50.inputs["action"] == "ALERT"
-    written = {r.inputs["key"]: r.inputs["value"] for r in mocks.registrations if r.name.startswith("search-evaluation-")}
+    written = {
+        r.inputs["key"]: r.inputs["value"] for r in mocks.registrations if r.name.startswith("search-evaluation-")
+    }
     assert written == {TOKEN_BUDGET_TAG: "2000000", ON_EXCEED_TAG: "warn", COST_PER_1K_TOKENS_TAG: "0.6"}
     webhook = next(r for r in mocks.registrations if r.name == "global-cap-webhook")
     assert rpc.is_rpc_secret(webhook.inputs["url"]), "webhook URLs carry tokens: always secret"
@@ -207,7 +411,9 @@ def test_local_stack_declares_dollar_budgets_on_the_teams_policy_tags():
     serverless = budgets["search-serverless-budget"]
     assert serverless["tags"] == {"team": ["search"], "cost-center": ["4711"]}
     assert [(a["threshold_usd"], a["notify"]) for a in serverless["alerts"]] == [
-        (750, ["search-lead@example.com"]), (1200, ["search-lead@example.com"]), (1500, ["search-lead@example.com"])
+        (750, ["search-lead@example.com"]),
+        (1200, ["search-lead@example.com"]),
+        (1500, ["search-lead@example.com"]),
     ]
     gateway = budgets["search-databricks-gateway-budget"]
     assert gateway["resource_type"] == "AI_GATEWAY" and gateway["tags"] == {"team": ["search"]}
@@ -219,15 +425,23 @@ def test_the_old_eval_token_budget_key_still_works_with_a_deprecation_warning(mo
     warnings = []
     monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(message))
     team = parse([{"name": "a", "serverless": {"experiments": ["7"], "evalTokenBudget": 1200}}]).teams[0]
-    assert (team.evaluation.experiments, team.evaluation.max_tokens, team.evaluation.on_exceed) == (["7"], 1200, "raise")
-    assert warnings == ["ml-budgets:teams[0].serverless.evalTokenBudget is deprecated and will be removed: "
-                        "set ml-budgets:teams[0].evaluation.maxTokens instead (same value)"]
+    assert (team.evaluation.experiments, team.evaluation.max_tokens, team.evaluation.on_exceed) == (
+        ["7"],
+        1200,
+        "raise",
+    )
+    assert warnings == [
+        "ml-budgets:teams[0].serverless.evalTokenBudget is deprecated and will be removed: "
+        "set ml-budgets:teams[0].evaluation.maxTokens instead (same value)"
+    ]
 
 
 def test_an_evaluation_block_defaults_to_the_serverless_experiments_and_may_stand_alone():
     team = parse([{"name": "a", "serverless": {"experiments": ["7", "8"]}, "evaluation": {"maxTokens": 10}}]).teams[0]
     assert team.evaluation.experiments == ["7", "8"] and team.evaluation.price_per_1k_tokens is None
-    alone = parse([{"name": "b", "evaluation": {"maxTokens": 10, "experiments": ["9"], "pricePer1kTokens": 2}}]).teams[0]
+    alone = parse([{"name": "b", "evaluation": {"maxTokens": 10, "experiments": ["9"], "pricePer1kTokens": 2}}]).teams[
+        0
+    ]
     assert alone.serverless is None and alone.evaluation.price_per_1k_tokens == 2.0
 
 
@@ -247,20 +461,24 @@ def test_token_ceilings_set_by_the_old_key_keep_their_tags_through_an_alias(monk
     monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
     monkeypatch.setattr("pulumi.log.warn", lambda *args, **kwargs: None)
     teams = [{"name": "search", "serverless": {"experiments": ["0"], "evalTokenBudget": 100}}]
-    mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"),
-                        config=config_values({"ml-budgets:teams": teams}))
+    mocks = run_program(
+        lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"),
+        config=config_values({"ml-budgets:teams": teams}),
+    )
     assert {r.name for r in mocks.registrations} >= {"search-evaluation-max-tokens-0", "search-evaluation-on-exceed-0"}
     [alias] = aliases["search-evaluation-max-tokens-0"]
     assert alias.spec.name == "search-serverless-token-budget-0"
     assert alias.spec.type == "pulumi-python:dynamic/mlbudgets:ExperimentPolicyTag"
-    assert alias.spec.parentUrn.endswith("ml-budgets:index:TeamBudget$ml-budgets:index:ServerlessBudget::search-serverless")
+    assert alias.spec.parentUrn.endswith(
+        "ml-budgets:index:TeamBudget$ml-budgets:index:ServerlessBudget::search-serverless"
+    )
     assert aliases["search-evaluation-on-exceed-0"] == []
 
 
 def test_token_budget_tag_matches_the_evaluator():
     from evaluation import TOKEN_BUDGET_TAG as evaluator_tag
 
-    assert TOKEN_BUDGET_TAG == evaluator_tag
+    assert evaluator_tag == TOKEN_BUDGET_TAG
 
 
 def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
@@ -274,7 +492,9 @@ def test_program_process_imports_neither_mlflow_nor_databricks_sdk():
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mlflow", "databricks"))))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
@@ -290,7 +510,9 @@ def test_the_project_copy_the_cli_tests_run_holds_everything_the_program_imports
         import importlib.util, runpy, sys
         sys.path[:] = [p for p in sys.path if p not in ("", {str(PROJECT_ROOT)!r})]
         sys.path.insert(0, ".")
-        spec = importlib.util.spec_from_file_location("pulumi_program", {str(PROJECT_ROOT / "harness" / "pulumi_program.py")!r})
+        spec = importlib.util.spec_from_file_location(
+            "pulumi_program", {str(PROJECT_ROOT / "harness" / "pulumi_program.py")!r}
+        )
         program = sys.modules["pulumi_program"] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(program)
         import yaml
@@ -299,7 +521,13 @@ def test_the_project_copy_the_cli_tests_run_holds_everything_the_program_imports
         print(len(mocks.registrations))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=work_dir, capture_output=True, text=True, timeout=120,
-                            env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=work_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip().splitlines()[-1]) > 10

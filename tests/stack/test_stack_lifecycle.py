@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from stack_config import StackConfigError
 from harness.engine import LocalEngine
 from harness.mlflow_server import provider_env
+from stack_config import StackConfigError
 
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -58,7 +58,8 @@ class Servers:
     def writes(self) -> dict[str, int]:
         databricks = sum(self.emulator.count(m) for m in WRITE_METHODS)
         mlflow_writes = [
-            r for r in self.mlflow.requests(self._mlflow_mark)
+            r
+            for r in self.mlflow.requests(self._mlflow_mark)
             if r.method in WRITE_METHODS and not r.path.endswith(("/search", "/get", "/list"))
         ]
         return {"databricks": databricks, "mlflow": len(mlflow_writes)}
@@ -68,7 +69,9 @@ class Servers:
 def stack(databricks_emulator, mlflow_server, provider_server_factory):
     from mlflow import MlflowClient
 
-    experiment_id = MlflowClient(mlflow_server.tracking_uri).create_experiment(f"/Users/lead@example.com/evals-{uuid.uuid4().hex}")
+    experiment_id = MlflowClient(mlflow_server.tracking_uri).create_experiment(
+        f"/Users/lead@example.com/evals-{uuid.uuid4().hex}"
+    )
     provider = provider_server_factory(
         config={**databricks_emulator.config(), "mlflow:trackingUri": mlflow_server.tracking_uri},
         env=provider_env(),
@@ -111,7 +114,14 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     assert tags["ml-budgets.token_budget.cost_per_1k_tokens"] == "0.5"
     store_policies = {p.budget_policy_id: p for p in _gateway_policies(mlflow_server)}
     assert gateway_policy_ids(engine) <= set(store_policies)
-    assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [40.0, 40.0, 50.0, 80.0, 100.0, 100.0]  # hard stops paired with an ALERT
+    assert sorted(store_policies[i].budget_amount for i in gateway_policy_ids(engine)) == [
+        40.0,
+        40.0,
+        50.0,
+        80.0,
+        100.0,
+        100.0,
+    ]  # hard stops paired with an ALERT
     # The webhook secret is kept only as a secret in state.
     assert engine.plaintext("whsec-search-7f3a") == []
 
@@ -126,9 +136,9 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     changed = engine.up({**base, "ml-budgets:teams": teams_config(experiment_id, limit_search=200.0)})
     assert changed.count("update") == 4 and changed.count("same") == 11
     assert servers.writes() == {"databricks": 0, "mlflow": 4}
-    assert sorted(p.budget_amount for p in _gateway_policies(mlflow_server) if p.budget_policy_id in gateway_policy_ids(engine)) == [
-        40.0, 40.0, 100.0, 160.0, 200.0, 200.0
-    ]
+    assert sorted(
+        p.budget_amount for p in _gateway_policies(mlflow_server) if p.budget_policy_id in gateway_policy_ids(engine)
+    ) == [40.0, 40.0, 100.0, 160.0, 200.0, 200.0]
 
     # Removing a team deletes only its resources.
     recsys_policy = exports["recsys"]["policy_id"]
@@ -193,7 +203,9 @@ def _gateway_policies(mlflow_server):
     return list(_get_store(mlflow_server.tracking_uri).list_budget_policies())
 
 
-def test_the_shipped_local_stack_goes_up_and_down_offline(databricks_emulator_factory, provider_server_factory, tmp_path):
+def test_the_shipped_local_stack_goes_up_and_down_offline(
+    databricks_emulator_factory, provider_server_factory, tmp_path
+):
     """Pulumi.local.yaml as users get it; only the emulator's port and the sqlite file differ."""
     import yaml
 
