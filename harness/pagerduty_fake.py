@@ -10,16 +10,16 @@ trigger lacks ``payload.summary`` (≤ 1024), ``payload.source`` or ``payload.se
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
 
 import pytest
 
-from harness.local_http import LocalHttpServer
+from harness.local_http import LocalFake
 
 SEVERITIES = ("critical", "error", "warning", "info")
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -53,26 +53,14 @@ def event_errors(event) -> list[str]:
 
 
 @dataclass
-class PagerDutyFake:
+class PagerDutyFake(LocalFake):
     events: list[dict] = field(default_factory=list)
     """Events accepted (answered 202), in order."""
     rejected: list[list[str]] = field(default_factory=list)
-    _server: LocalHttpServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    path: ClassVar[str] = "/v2/enqueue"
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("start() it first")
-        return self._server.base_url + "/v2/enqueue"
-
-    def start(self) -> PagerDutyFake:
-        self._server = LocalHttpServer(_handler_for(self))
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def answer(self, raw: bytes) -> tuple[int, dict]:
         try:

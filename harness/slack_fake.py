@@ -10,15 +10,15 @@ with neither, ``400 invalid_blocks`` to blocks breaking the Block Kit limits (he
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
 
 import pytest
 
-from harness.local_http import LocalHttpServer
+from harness.local_http import LocalFake
 
 BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "rich_text", "input", "file"}
 TEXT_TYPES = {"plain_text", "mrkdwn"}
@@ -54,27 +54,15 @@ def block_problem(blocks) -> str | None:
 
 
 @dataclass
-class SlackFake:
+class SlackFake(LocalFake):
     messages: list[dict] = field(default_factory=list)
     """Messages Slack accepted (answered 200), in order."""
     attempts: int = 0
     _failures: list[tuple[int, str | None]] = field(default_factory=list)
-    _server: LocalHttpServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    path: ClassVar[str] = "/services/T0TEST/B0TEST/not-a-real-token"
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("start() it first")
-        return self._server.base_url + "/services/T0TEST/B0TEST/not-a-real-token"
-
-    def start(self) -> SlackFake:
-        self._server = LocalHttpServer(_handler_for(self))
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
         with self._lock:
