@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,12 +127,20 @@ class RelayProcess:
             return "(no relay log)"
 
 
-def budget_envelope(policy_id: str, amount: float = 1.0, spend: float = 1.05, **data: Any) -> dict:
-    """The body MLflow's gateway posts for ``budget_policy.exceeded`` (mlflow/gateway/budget.py)."""
+def budget_envelope(
+    policy_id: str, amount: float = 1.0, spend: float = 1.05, now: datetime | None = None, **data: Any
+) -> dict:
+    """The body MLflow's gateway posts for ``budget_policy.exceeded`` (mlflow/gateway/budget.py).
+
+    Its times come from ``now`` (the test's clock, the current time by default): the 1-day window
+    starts at that day's UTC midnight, so the alert is live whenever the test runs.
+    """
+    now = now or datetime.now(UTC)
+    window_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return {
         "entity": "budget_policy",
         "action": "exceeded",
-        "timestamp": "2026-11-30T05:00:00+00:00",
+        "timestamp": now.isoformat(),
         "data": {
             "budget_policy_id": policy_id,
             "budget_unit": "USD",
@@ -142,7 +151,7 @@ def budget_envelope(policy_id: str, amount: float = 1.0, spend: float = 1.05, **
             "target_scope": "ENDPOINT",
             "workspace": "default",
             "target_value": "e-" + "0" * 32,
-            "window_start": 1796000000000,
+            "window_start": int(window_start.timestamp() * 1000),
             **data,
         },
     }
