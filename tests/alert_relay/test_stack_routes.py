@@ -149,6 +149,24 @@ def test_the_local_stack_and_its_relay_config_agree_on_routes():
     assert all(w.relay.url == "http://127.0.0.1:8486" for w in webhooks)
 
 
+def test_the_local_relay_configs_commented_destinations_parse_once_uncommented():
+    text = (PROJECT_ROOT / "alert-relay.local.yaml").read_text()
+    optional = ("# slack:", "# pagerduty:", "#   routing_key:")
+    uncommented = "\n".join(
+        line.replace("# ", "", 1) if line.lstrip().startswith(optional) else line for line in text.splitlines()
+    )
+    assert uncommented != text
+    env = {
+        "SEARCH_WEBHOOK_SECRET": "local-only-search-key",
+        "PLATFORM_WEBHOOK_SECRET": "local-only-platform-key",
+        "SEARCH_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x",
+        "SEARCH_PD_KEY": "r" * 32,
+    }
+    search = parse_config(yaml.safe_load(uncommented), PROJECT_ROOT, env=env).routes["search"]
+    assert set(search.destinations()) == {"slack", "pagerduty", "webhook"}
+    assert search.pagerduty is not None and search.pagerduty.routing_key == "r" * 32
+
+
 def test_the_prod_relay_example_serves_every_route_of_the_prod_stack():
     stack = yaml.safe_load((PROJECT_ROOT / "Pulumi.prod.yaml").read_text())["config"]
     routes = {t["gateway"]["webhook"]["route"] for t in stack["ml-budgets:teams"] if "gateway" in t}
