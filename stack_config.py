@@ -30,7 +30,7 @@ from components.evaluation_budget import EvaluationBudgetArgs
 from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs, relay_webhook_url_length
 from components.serverless_budget import ServerlessBudgetArgs, policy_tag_filter, serverless_budget_alerts
 from contracts import ON_EXCEED_MODES, RAISE
-from providers._base import Failures
+from providers.core import Failures
 
 NAMESPACE = "ml-budgets"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")

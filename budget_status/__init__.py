@@ -38,7 +38,7 @@ def collect(outputs: Mapping[str, Any], config: Any) -> tuple[list[BudgetRow], C
 
 
 def _read_gateway(config: Any, calls: CallCounter) -> tuple[GatewayState | None, str, str]:
-    from providers._mlflow import tracking_server_from_config
+    from providers.core import tracking_server_from_config
 
     server = tracking_server_from_config(config)
     if server is None:
@@ -50,7 +50,7 @@ def _read_gateway(config: Any, calls: CallCounter) -> tuple[GatewayState | None,
 
 
 def _read_account(config: Any, calls: CallCounter) -> tuple[AccountState | None, str, str]:
-    from providers._databricks import DatabricksAccount
+    from providers.core import DatabricksAccount
 
     account = DatabricksAccount()
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from providers._mlflow import TrackingServer, _host_creds, tracking_store
+from providers.core import TrackingServer, host_creds, tracking_store
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -78,7 +78,7 @@ def _gateway_windows(server: TrackingServer, calls: CallCounter) -> dict[str, di
 
     calls[server.public_uri] += 1
     try:
-        response = http_request(_host_creds(server), WINDOWS_PATH, "GET", max_retries=3, timeout=60)
+        response = http_request(host_creds(server), WINDOWS_PATH, "GET", max_retries=3, timeout=60)
         body = response.json()
     except Exception as error:  # noqa: BLE001
         raise SourceError(f"reading budget windows on {server.public_uri}: {_reason(error)}") from None

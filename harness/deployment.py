@@ -21,7 +21,7 @@ from pulumi.runtime.proto import provider_pb2
 
 from harness.provider_server import CheckOutcome, DiffOutcome, ProviderServer, ReadOutcome, to_struct
 from harness.pulumi_program import declared_inputs
-from providers._base import DynamicResource
+from providers.core import DynamicResource
 
 
 def declare(resource_class: type, name: str = "res", **kwargs: Any) -> dict[str, Any]:
