@@ -1,70 +1,304 @@
-"""The README's first hour: what a newcomer reads must be there and agree with the repository."""
+"""The README's code blocks, executed.
+
+Every ```python and ```bash block runs here, or carries a ``<!-- not run: <why> -->`` comment
+right before it in the README source. Python blocks run in order, as one Pulumi program, through
+the SDK's real provider server: every resource they declare passes the providers' Check (what
+`pulumi preview` runs). The quickstart's commands run as written, each in the environment the
+README has set up to that line and nothing else; its ``pulumi`` commands go through
+``harness/engine.py`` (no CLI here). YAML and JSON blocks are parsed by the code that reads them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
+import requests
 import yaml
 
-from harness.provider_server import PROJECT_ROOT
+from alert_relay.config import parse_config
+from harness.engine import LocalEngine
+from harness.mlflow_server import free_port, provider_env
+from harness.provider_server import PROJECT_ROOT, ProviderServer
 
 README = (PROJECT_ROOT / "README.md").read_text()
+NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->\s*$", re.DOTALL)
+# What a user's shell has before the README adds anything: the machine, not the project.
+SHELL_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_PRELOAD")
 
 
-def section(title: str) -> str:
-    start = README.index(title)
-    following = re.search(r"^#{1,3} ", README[start + len(title) :], re.MULTILINE)
-    return README[start : start + len(title) + (following.start() if following else len(README))]
+@dataclass(frozen=True)
+class Block:
+    line: int  # of the opening fence
+    lang: str
+    code: str
+    section: str  # the nearest heading above it
+    not_run: str | None  # the reason given in <!-- not run: ... -->
 
 
-def test_it_says_which_python_and_virtualenv_and_ci_runs_its_set_up_commands():
-    setup = section("## Set-up")
-    assert "Python 3.11" in setup and "python3.11 -m venv .venv" in setup
-    block = setup.split("```bash\n", 1)[1].split("```", 1)[0]
-    commands = [line.split("  #")[0].strip() for line in block.splitlines()[1:]]  # after the venv line
-    ci = (PROJECT_ROOT / ".ci/run").read_text()
-    assert "python -m pip install -r requirements-dev.txt" in commands and commands[-1] == "python -m pytest"
-    assert all(command in ci for command in commands)
+def readme_blocks(text: str = README) -> list[Block]:
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    section, i = "", 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            section = line.lstrip("#").strip()
+        elif line.startswith("```"):
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+            before = "\n".join(lines[max(0, i - 6) : i])
+            reason = NOT_RUN.search(before)
+            code = "\n".join(lines[i + 1 : end]) + "\n"
+            blocks.append(Block(i + 1, line[3:].strip(), code, section, reason.group(1) if reason else None))
+            i = end
+        i += 1
+    return blocks
 
 
-def test_it_says_how_to_install_the_pulumi_cli():
-    install = section("### Installing the Pulumi CLI")
-    for way in ("curl -fsSL https://get.pulumi.com | sh", "brew install pulumi/tap/pulumi", "pulumi/pulumi-python"):
-        assert way in install
+BLOCKS = readme_blocks()
 
 
-def test_it_tours_what_runs_without_the_cli():
-    tour = section("### Without the CLI")
-    for thing in (
-        "python -m pytest",
-        "python -m emulator",
-        "/_emulator",
-        "TokenBudgetEvaluator",
-        "python -m bench.run_all",
-    ):
-        assert thing in tour
-
-
-def test_it_says_what_listens_at_the_quickstart_webhook_urls():
-    stack = yaml.safe_load((PROJECT_ROOT / "Pulumi.local.yaml").read_text())
-    relay = yaml.safe_load((PROJECT_ROOT / "alert-relay.local.yaml").read_text())
-    receiver = relay["routes"]["search"]["webhook"].removesuffix("/search")
-    quickstart = section("## Quickstart with the Pulumi CLI")
-    assert stack["config"]["ml-budgets:alertRelay"]["url"] in quickstart
-    assert f"{receiver}/<route>`, where nothing\nin the quickstart listens" in quickstart
-    assert "alerts are sent by an `mlflow server`" in quickstart
-
-
-def test_no_file_points_at_a_design_document_the_repository_does_not_have():
-    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    names = tracked.stdout.split()
-    if "DESIGN.md" in names:
-        return
-    mentions = [
-        name for name in names if name.endswith((".md", ".py")) and "DESIGN.md" in (PROJECT_ROOT / name).read_text()
+def blocks(lang: str, run: bool | None = None, section: str = "") -> list[Block]:
+    return [
+        b for b in BLOCKS if b.lang == lang and section in b.section and (run is None or (b.not_run is None) == run)
     ]
-    assert mentions == [] or mentions == ["tests/stack/test_readme.py"]
+
+
+def test_the_parser_sees_a_marker_only_right_before_a_block():
+    text = "## A\n<!-- not run: needs the CLI -->\n```bash\npulumi up\n```\n\n```python\nx = 1\n```\n"
+    first, second = readme_blocks(text)
+    assert (first.not_run, first.section, first.code) == ("needs the CLI", "A", "pulumi up\n")
+    assert second.not_run is None and second.lang == "python"
+
+
+def test_every_bash_block_but_the_quickstart_says_why_it_is_not_run():
+    assert [b.section for b in blocks("bash", run=True)] == ["Quickstart with the Pulumi CLI"]
+    assert all(len(b.not_run or "") > 20 for b in blocks("bash", run=False)), "say why, in words"
+
+
+def test_the_set_up_and_checks_blocks_are_what_ci_runs():
+    """Not run here (they install, and run this suite): CI runs them, so they must be CI's commands."""
+    ci = (PROJECT_ROOT / ".ci/run").read_text()
+    for section in ("Set-up", "Checks"):
+        (block,) = blocks("bash", section=section)
+        commands = [line.split("#")[0].strip() for line in block.code.splitlines() if line.split("#")[0].strip()]
+        missing = [c for c in commands if not any(part.strip() in ci for part in c.split("&&"))]
+        assert missing == [], f"{section}: not in .ci/run"
+
+
+# ---- python blocks: one program, every resource through the real Check --------------------
+
+
+def declared_names(code: str) -> set[str]:
+    """The Pulumi names the block gives its resources and components (their first argument)."""
+    return set(re.findall(r"\b[A-Z]\w*\(\s*\"([a-z0-9][a-z0-9-]*)\"", code))
+
+
+def test_every_python_block_runs_and_its_resources_pass_check(databricks_emulator, tmp_path):
+    program_blocks = blocks("python", run=True)
+    assert len(program_blocks) >= 5
+    # The Resources section's own words: "import them as `from providers import ...`".
+    imports = re.search(r"import them\s+as `(from providers import [^`]+)`", README)
+    assert imports is not None
+    import_line = " ".join(imports.group(1).split())
+    secrets = sorted({name for b in program_blocks for name in re.findall(r"require_secret\(\"(\w+)\"\)", b.code)})
+
+    def program() -> None:
+        namespace: dict = {"__name__": "__main__"}
+        exec(import_line, namespace)
+        for block in program_blocks:
+            exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+
+    provider_config = {**databricks_emulator.config(), "mlflow:trackingUri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    with ProviderServer(config=provider_config, env=provider_env()) as server:
+        engine = LocalEngine(server, program=program)
+        config = {f"ml-budgets:{name}": "readme-test-signing-secret" for name in secrets}
+        preview = engine.preview({**provider_config, **config}, secret_keys=list(config))
+    checked = {name for (_, name), _ in engine.checked}
+    declared = set().union(*(declared_names(b.code) for b in program_blocks))
+    assert declared and all(any(c == d or c.startswith(f"{d}-") for c in checked) for d in declared), declared - checked
+    assert set(preview.summary()) == {"create"}
+    assert databricks_emulator.count("POST", "") == 0  # a preview writes nothing
+
+
+def test_the_stack_config_example_passes_the_config_checks_and_every_resource_check(databricks_emulator, tmp_path):
+    (block,) = blocks("yaml", section="Stack config")
+    config = yaml.safe_load(block.code)["config"]
+    provider_config = {**databricks_emulator.config(), "mlflow:trackingUri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    with ProviderServer(config=provider_config, env=provider_env()) as server:
+        engine = LocalEngine(server)
+        preview = engine.preview({**provider_config, **config})
+    assert preview.count("create") > 10 and set(preview.summary()) == {"create"}
+    assert set(preview.exports["teams"]) == {"search"}
+
+
+def test_the_relay_config_example_starts_a_relay(tmp_path):
+    (block,) = blocks("yaml", section="Run it")
+    raw = yaml.safe_load(block.code)
+    raw["queue"] = str(tmp_path / "queue.db")  # the example's /var/lib/… is the image's volume
+    names = set(re.findall(r"\$\{(\w+)\}", block.code))
+    env = {name: "https://hooks.slack.com/services/T/B/x" if name.endswith("_URL") else "k" * 32 for name in names}
+    relay = parse_config(raw, tmp_path, env=env)
+    assert relay.routes["search"].destinations() == ["slack", "pagerduty", "alertmanager", "webhook"]
+
+
+def test_the_policy_pack_config_shown_is_the_shipped_one():
+    (block,) = blocks("json", section="policy pack")
+    assert json.loads(block.code) == json.loads((PROJECT_ROOT / "policies/config.prod.json").read_text())
+
+
+# ---- the quickstart, as written --------------------------------------------------------------
+
+
+def shell_commands(code: str) -> list[list[str]]:
+    """Each command of a bash block as words: continuations joined, comments dropped."""
+    return [words for line in code.replace("\\\n", " ").splitlines() if (words := shlex.split(line, comments=True))]
+
+
+def assignments(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``A=1 B=2 cmd …`` → ({A: 1, B: 2}, [cmd, …])."""
+    env: dict[str, str] = {}
+    while words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]):
+        name, _, value = words[0].partition("=")
+        env[name] = value
+        words = words[1:]
+    return env, words
+
+
+def replace_option(words: list[str], option: str, value: str) -> list[str]:
+    i = words.index(option)
+    return [*words[: i + 1], value, *words[i + 2 :]]
+
+
+def copy_of_the_repository(target: Path) -> Path:
+    """The files a fresh clone has (tracked, plus new ones not yet committed), nothing else."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in listed:
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).write_bytes(source.read_bytes())
+    return target
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args} exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=10)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.2)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+class Quickstart:
+    """The quickstart's shell: its variables, its background jobs, its pulumi stack."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.env = {name: os.environ[name] for name in os.environ if name in SHELL_VARIABLES or "FAKETIME" in name}
+        self.jobs: list[subprocess.Popen] = []
+        self.servers: list[ProviderServer] = []
+        self.engine: LocalEngine | None = None
+        self.config: dict = {}
+        self.emulator_url = ""
+        self.outputs: dict = {}
+
+    def run(self, words: list[str]) -> None:
+        scoped, words = assignments(words)
+        background = words[-1] == "&"
+        words = words[:-1] if background else words
+        if words[0] == "export":
+            self.env.update(assignments(words[1:])[0])
+        elif words[0] == "pulumi":
+            self.pulumi(words[1:])
+        elif words[:3] == ["python", "-m", "emulator"]:
+            port = free_port()
+            self.emulator_url = f"http://127.0.0.1:{port}"
+            self.start(replace_option(words, "--port", str(port)), scoped, f"{self.emulator_url}/_emulator")
+        elif words[:3] == ["python", "-m", "alert_relay"]:
+            port = free_port()
+            relay = self.start(replace_option(words, "--port", str(port)), scoped, f"http://127.0.0.1:{port}/healthz")
+            assert relay.poll() is None
+        else:
+            raise AssertionError(f"the quickstart test does not know how to run {words}")
+        assert background == (words[0] == "python"), f"{words}: servers run in the background, the rest not"
+
+    def start(self, words: list[str], scoped: dict[str, str], url: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, *words[1:]],
+            cwd=self.work_dir,
+            env={**self.env, **scoped},
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.jobs.append(process)
+        wait_until_answering(url, process)
+        return process
+
+    def pulumi(self, args: list[str]) -> None:
+        if args == ["login", "--local"]:
+            return
+        if args[:2] == ["stack", "init"]:
+            stack = yaml.safe_load((self.work_dir / f"Pulumi.{args[2]}.yaml").read_text())["config"]
+            assert stack["databricks:host"] == "http://127.0.0.1:8484"  # where the README starts it
+            self.config = {**stack, "databricks:host": self.emulator_url}
+            assert "PULUMI_CONFIG_PASSPHRASE" in self.env, "a local backend's stack needs the passphrase"
+            return
+        provider_config = {k: v for k, v in self.config.items() if not k.startswith("ml-budgets:")}
+        server = ProviderServer(provider_config, env=self.env, project_dir=self.work_dir, inherit_env=False)
+        self.servers.append(server)
+        engine = self.engine = self.engine or LocalEngine(server)
+        engine.server = server
+        if args == ["preview"]:
+            preview = engine.preview(self.config)
+            assert set(preview.summary()) == {"create"} and preview.count("create") == 17, preview.summary()
+        elif args == ["up"]:
+            up = engine.up(self.config)
+            assert up.count("create") == 17, up.summary()
+            self.outputs = up.exports
+        elif args[:2] == ["stack", "output"]:
+            assert set(self.outputs[args[2]]) == {"search", "recsys"}
+        elif args == ["destroy"]:
+            assert engine.destroy().count("delete") == 17
+        else:
+            raise AssertionError(f"the quickstart test does not know `pulumi {' '.join(args)}`")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for job in self.jobs:
+            os.killpg(job.pid, 9)
+            job.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_the_quickstart_runs_as_written_with_only_the_environment_it_sets(tmp_path):
+    (block,) = blocks("bash", run=True, section="Quickstart")
+    shell = Quickstart(copy_of_the_repository(tmp_path / "clone"))
+    try:
+        for words in shell_commands(block.code):
+            shell.run(words)
+    finally:
+        shell.stop()
+    assert shell.engine is not None and shell.engine.state == {}
+    assert (tmp_path / "clone/mlflow-local.db").exists() and (tmp_path / "clone/.emulator-state.json").exists()
+
+
+# ---- facts the README quotes from the benchmark results ----------------------------------------
 
 
 def test_the_recursion_limit_it_quotes_is_the_one_measured():
@@ -72,8 +306,6 @@ def test_the_recursion_limit_it_quotes_is_the_one_measured():
     measured = re.search(r"(\d+) raise RecursionError", results).group(1)
     quoted = re.findall(r"RecursionError`? at (?:the|about) (\d+)", README)
     assert quoted and set(quoted) == {measured}
-    base = (PROJECT_ROOT / "providers/_base.py").read_text()
-    assert "485 resources" not in README and "~485" not in base
 
 
 def test_its_start_up_figures_are_those_of_the_benchmark_results():
