@@ -34,6 +34,7 @@ pulumi.export(
             "hard_stop_policy_id": budget.hard_stop_policy_id,
             "hard_stop_alert_policy_id": budget.hard_stop_alert_policy_id,
             "webhook_id": budget.webhook_id,
+            "enforced_everywhere_at": budget.enforced_everywhere_at,
         }
         for name, budget in gateway_budgets.items()
     },

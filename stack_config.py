@@ -7,7 +7,10 @@ Everything lives under the project namespace ``ml-budgets``:
   (MLflow AI Gateway), an optional ``databricksGateway`` budget (Databricks AI Gateway) and an
   optional ``evaluation`` token budget (tags read by ``evaluation.TokenBudgetEvaluator.from_experiment``);
 * ``ml-budgets:gatewayBudgets``: gateway budgets that belong to no team (a global cap, say);
-* ``ml-budgets:alertRelay``: ``{url}`` of the alert relay, for webhooks given as a relay ``route``.
+* ``ml-budgets:alertRelay``: ``{url}`` of the alert relay, for webhooks given as a relay ``route``;
+* ``ml-budgets:mlflowServer``: how the MLflow server tracks gateway budgets (``workers``,
+  ``budgetTracker``, ``budgetRefreshIntervalSeconds``): when every worker enforces a cap, and a
+  warning at preview for a multi-worker server without Redis (each worker counts its own spend).
 
 Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
 .limitUsd``) and what would be valid, before any resource is declared.  Field values are checked
@@ -27,7 +30,13 @@ import pulumi
 
 from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs, gateway_budget_props
 from components.evaluation_budget import EvaluationBudgetArgs
-from components.gateway_budget import GatewayBudgetArgs, RelayRoute, WebhookArgs, relay_webhook_url_length
+from components.gateway_budget import (
+    GatewayBudgetArgs,
+    MlflowServerTracking,
+    RelayRoute,
+    WebhookArgs,
+    relay_webhook_url_length,
+)
 from components.serverless_budget import ServerlessBudgetArgs, policy_tag_filter, serverless_budget_alerts
 from contracts import ON_EXCEED_MODES, RAISE
 from providers.core import Failures
@@ -55,6 +64,7 @@ class TeamConfig:
 class StackConfig:
     teams: list[TeamConfig] = field(default_factory=list)
     gateway_budgets: dict[str, GatewayBudgetArgs] = field(default_factory=dict)
+    mlflow_server: MlflowServerTracking | None = None
 
 
 def _raise_if_any(problems: Failures) -> None:
@@ -166,6 +176,7 @@ EVALUATION_FIELDS = ("experiments", "maxTokens", "onExceed", "pricePer1kTokens")
 GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook", "allowUntracked")
 WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
 RELAY_FIELDS = ("url",)
+MLFLOW_SERVER_FIELDS = ("workers", "budgetTracker", "budgetRefreshIntervalSeconds")
 
 
 def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, int | None]:
@@ -432,6 +443,42 @@ def _alert_relay(value: Any, problems: Failures) -> str | None:
     return url.rstrip("/") if len(problems.items) == errors else None
 
 
+def _mlflow_server(value: Any, problems: Failures) -> MlflowServerTracking | None:
+    from providers import gateway_enforcement as enforcement
+
+    if value is None:
+        return None
+    reader = _Reader(value, f"{NAMESPACE}:mlflowServer", problems, MLFLOW_SERVER_FIELDS)
+    raw = reader.value
+    return MlflowServerTracking(
+        workers=enforcement.validate_workers(raw.get("workers"), problems, reader.at("workers")),
+        budget_tracker=enforcement.validate_tracker(raw.get("budgetTracker"), problems, reader.at("budgetTracker")),
+        refresh_interval_seconds=enforcement.validate_refresh_interval(
+            raw.get("budgetRefreshIntervalSeconds"), problems, reader.at("budgetRefreshIntervalSeconds")
+        ),
+    )
+
+
+def _say_when_caps_are_enforced(config: StackConfig) -> None:
+    """At preview and up: a server whose workers count spend apart, and how long caps take."""
+    from providers import gateway_enforcement as enforcement
+
+    gateways = [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values())
+    if not gateways:
+        return
+    server = config.mlflow_server or MlflowServerTracking()
+    path = f"{NAMESPACE}:mlflowServer"
+    if enforcement.per_worker_caps(server.workers, server.budget_tracker) and any(g.hard_stop for g in gateways):
+        pulumi.log.warn(enforcement.per_worker_caps_warning(server.workers, path))
+    delay = enforcement.propagation_seconds(server.workers, server.refresh_interval_seconds)
+    if delay:
+        said = "" if server.refresh_interval_seconds else " (MLflow's default; say yours in " + path + ")"
+        pulumi.log.info(
+            f"gateway caps created or changed by this update are enforced by every MLflow server worker "
+            f"within {delay} s, the budget refresh interval{said}: see each budget's enforced_everywhere_at"
+        )
+
+
 def _gateway(value: Any, path: str, problems: Failures, relay_url: str | None = None) -> GatewayBudgetArgs:
     from providers import gateway_budget_policy
 
@@ -495,10 +542,12 @@ def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> str | No
     return value
 
 
-def parse_stack_config(teams: Any, gateway_budgets: Any, alert_relay: Any = None) -> StackConfig:
+def parse_stack_config(
+    teams: Any, gateway_budgets: Any, alert_relay: Any = None, mlflow_server: Any = None
+) -> StackConfig:
     """Validate raw config values (as ``pulumi.Config.get_object`` returns them)."""
     problems = Failures()
-    config = StackConfig()
+    config = StackConfig(mlflow_server=_mlflow_server(mlflow_server, problems))
     relay_url = _alert_relay(alert_relay, problems)
     if not isinstance(teams or [], list):
         problems.add(f"{NAMESPACE}:teams", "must be a list of teams")
@@ -521,6 +570,9 @@ def parse_stack_config(teams: Any, gateway_budgets: Any, alert_relay: Any = None
     _check_alerts_have_a_webhook(config, problems)
     _check_teams_do_not_share(config, problems)
     _raise_if_any(problems)
+    for gateway in [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values()):
+        gateway.server = config.mlflow_server
+    _say_when_caps_are_enforced(config)
     return config
 
 
@@ -621,5 +673,8 @@ def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: s
 def load_stack_config(config: pulumi.Config | None = None) -> StackConfig:
     config = config or pulumi.Config(NAMESPACE)
     return parse_stack_config(
-        config.get_object("teams"), config.get_object("gatewayBudgets"), config.get_object("alertRelay")
+        config.get_object("teams"),
+        config.get_object("gatewayBudgets"),
+        config.get_object("alertRelay"),
+        config.get_object("mlflowServer"),
     )

@@ -2,7 +2,7 @@
 
 from components.databricks_gateway_budget import DatabricksGatewayBudget, DatabricksGatewayBudgetArgs
 from components.evaluation_budget import EvaluationBudget, EvaluationBudgetArgs
-from components.gateway_budget import GatewayBudget, GatewayBudgetArgs, RelayRoute, WebhookArgs
+from components.gateway_budget import GatewayBudget, GatewayBudgetArgs, MlflowServerTracking, RelayRoute, WebhookArgs
 from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
 from components.team_budget import TeamBudget, TeamBudgetArgs
 
@@ -13,6 +13,7 @@ __all__ = [
     "EvaluationBudgetArgs",
     "GatewayBudget",
     "GatewayBudgetArgs",
+    "MlflowServerTracking",
     "RelayRoute",
     "ServerlessBudget",
     "ServerlessBudgetArgs",

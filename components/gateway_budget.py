@@ -62,6 +62,19 @@ def relay_webhook_url(relay: RelayRoute, policy_ids: Sequence[str], hard_stop_id
     return f"{relay.url.rstrip('/')}/mlflow/{relay.route}?{query}"
 
 
+@dataclass(frozen=True)
+class MlflowServerTracking:
+    """How the MLflow server tracks gateway budgets (``providers/gateway_enforcement.py``);
+    None: not said (MLflow's defaults: 4 workers, in-memory, 600 s)."""
+
+    workers: int | None = None
+    """``mlflow server --workers``."""
+    budget_tracker: str | None = None
+    """``redis`` when ``MLFLOW_GATEWAY_BUDGET_REDIS_URL`` is set, else ``in-memory``."""
+    refresh_interval_seconds: int | None = None
+    """``MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL``."""
+
+
 @dataclass
 class GatewayBudgetArgs:
     limit_usd: float
@@ -77,6 +90,13 @@ class GatewayBudgetArgs:
     """Accept a budget MLflow cannot count spend for (usage tracking off, unpriced model)."""
     declared_at: str | None = None
     """Where this budget is declared (a stack config path), for error messages."""
+    server: MlflowServerTracking | None = None
+    """How the MLflow server tracks budgets: gives each policy its ``enforced_everywhere_at``."""
+
+
+def _latest(times: Sequence[str | None]) -> str:
+    # ISO 8601 UTC strings sort by time: the latest is when the whole budget is in force.
+    return max((t for t in times if t), default="")
 
 
 def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
@@ -88,10 +108,13 @@ class GatewayBudget(pulumi.ComponentResource):
     hard_stop_policy_id: pulumi.Output[str] | None
     hard_stop_alert_policy_id: pulumi.Output[str] | None
     webhook_id: pulumi.Output[str] | None
+    enforced_everywhere_at: pulumi.Output[str]
+    """ISO 8601 UTC: by then every worker of the MLflow server enforces this budget as last written."""
 
     def __init__(self, name: str, args: GatewayBudgetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-budgets:index:GatewayBudget", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        server = args.server or MlflowServerTracking()
 
         def policy(suffix: str, amount: float, action: str) -> GatewayBudgetPolicy:
             return GatewayBudgetPolicy(
@@ -103,6 +126,9 @@ class GatewayBudget(pulumi.ComponentResource):
                 target=args.target,
                 allow_untracked=args.allow_untracked,
                 declared_at=args.declared_at,
+                gateway_workers=server.workers,
+                budget_tracker=server.budget_tracker,
+                refresh_interval_seconds=server.refresh_interval_seconds,
                 opts=child,
             )
 
@@ -125,12 +151,15 @@ class GatewayBudget(pulumi.ComponentResource):
         self.hard_stop_policy_id = self.hard_stop.budget_policy_id if self.hard_stop else None
         self.hard_stop_alert_policy_id = self.hard_stop_alert.budget_policy_id if self.hard_stop_alert else None
         self.webhook_id = self.webhook.webhook_id if self.webhook else None
+        policies = [*self.alerts.values(), *([self.hard_stop] if self.hard_stop else [])]
+        self.enforced_everywhere_at = pulumi.Output.all(*(p.enforced_everywhere_at for p in policies)).apply(_latest)
         self.register_outputs(
             {
                 "alert_policy_ids": self.alert_policy_ids,
                 "hard_stop_policy_id": self.hard_stop_policy_id,
                 "hard_stop_alert_policy_id": self.hard_stop_alert_policy_id,
                 "webhook_id": self.webhook_id,
+                "enforced_everywhere_at": self.enforced_everywhere_at,
             }
         )
 

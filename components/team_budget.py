@@ -62,4 +62,5 @@ class TeamBudget(pulumi.ComponentResource):
                 out["gateway_hard_stop_alert_policy_id"] = self.gateway.hard_stop_alert_policy_id
             if self.gateway.webhook_id is not None:
                 out["webhook_id"] = self.gateway.webhook_id
+            out["gateway_enforced_everywhere_at"] = self.gateway.enforced_everywhere_at
         return out

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers import _spend_tracking
+from providers import _spend_tracking, gateway_enforcement
 from providers._base import (
     DynamicResource,
     Failures,
@@ -65,6 +65,7 @@ TARGETED_SCOPES = ("ENDPOINT", "USER")
 ENDPOINT_ID = re.compile(r"e-[0-9a-f]{32}")
 
 INPUTS = ("amount_usd", "window", "action", "scope", "target", "allow_untracked")
+SERVER_DECLARATION = ("gateway_workers", "budget_tracker", "refresh_interval_seconds")
 WINDOW_HELP = (
     '"daily", "weekly", "monthly" or {unit, value} with unit one of '
     + ", ".join(WINDOW_UNITS)
@@ -190,6 +191,9 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
             "scope": validate_scope,
             "allow_untracked": validate_allow_untracked,
             "declared_at": validate_declared_at,
+            "gateway_workers": gateway_enforcement.validate_workers,
+            "budget_tracker": gateway_enforcement.validate_tracker,
+            "refresh_interval_seconds": gateway_enforcement.validate_refresh_interval,
         },
     )
     inputs["target"] = validate_target(inputs.get("target"), failures, scope=inputs.get("scope"))
@@ -350,7 +354,18 @@ def outputs_of(policy: MlflowBudgetPolicy, declared: Mapping[str, Any], server: 
         "allow_untracked": bool(declared.get("allow_untracked")),
         "budget_policy_id": policy.budget_policy_id,
         "tracking_uri": server.public_uri,
+        **_server_declaration(declared),
+        "enforced_everywhere_at": gateway_enforcement.enforced_everywhere_at(
+            int(policy.last_updated_at or policy.created_at or 0),
+            declared.get("gateway_workers"),
+            declared.get("refresh_interval_seconds"),
+        ),
     }
+
+
+def _server_declaration(declared: Mapping[str, Any]) -> dict[str, Any]:
+    # How the server tracks budgets: said by the stack, never compared (no diff, no update).
+    return {name: declared.get(name) for name in SERVER_DECLARATION}
 
 
 def _declared_amount(actual: float, declared: Any) -> float:
@@ -398,7 +413,7 @@ def _guard_applies(inputs: Mapping[str, Any]) -> bool:
 
 
 def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: outs[name] for name in (*INPUTS, "tracking_uri")}
+    return {name: outs.get(name) for name in (*INPUTS, "tracking_uri", *SERVER_DECLARATION)}
 
 
 def describe(inputs: Mapping[str, Any]) -> str:
@@ -485,6 +500,9 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
     allow_untracked: pulumi.Output[bool]
     budget_policy_id: pulumi.Output[str]
     tracking_uri: pulumi.Output[str]
+    enforced_everywhere_at: pulumi.Output[str]
+    """ISO 8601 UTC: by then every worker of the MLflow server enforces the last create or update
+    (the write's time plus the server's refresh interval; at once on a one-worker server)."""
 
     def __init__(
         self,
@@ -497,11 +515,18 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
         target: pulumi.Input[str] | None = None,
         allow_untracked: pulumi.Input[bool] = False,
         declared_at: str | None = None,
+        gateway_workers: int | None = None,
+        budget_tracker: str | None = None,
+        refresh_interval_seconds: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``allow_untracked=True`` accepts a budget that MLflow cannot count spend for (an
         endpoint with usage tracking off or an unpriced model); ``declared_at`` names where the
-        budget was declared (a stack config path) in error messages."""
+        budget was declared (a stack config path) in error messages.  ``gateway_workers``,
+        ``budget_tracker`` (``in-memory`` or ``redis``) and ``refresh_interval_seconds`` say how
+        the MLflow server tracks budgets (``providers/gateway_enforcement.py``): they compute
+        ``enforced_everywhere_at`` and let a policy pack check the server; MLflow's defaults
+        (4 workers, 600 s) are assumed where unsaid.  Changing them updates nothing."""
         props = {
             "amount_usd": amount_usd,
             "window": window,
@@ -513,5 +538,9 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
             "target_value": None,
             "budget_policy_id": None,
             "tracking_uri": None,
+            "gateway_workers": gateway_workers,
+            "budget_tracker": budget_tracker,
+            "refresh_interval_seconds": refresh_interval_seconds,
+            "enforced_everywhere_at": None,
         }
         super().__init__(GatewayBudgetPolicyProvider(), resource_name, props, opts)

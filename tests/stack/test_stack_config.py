@@ -531,3 +531,70 @@ def test_the_project_copy_the_cli_tests_run_holds_everything_the_program_imports
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip().splitlines()[-1]) > 10
+
+
+# --- how the MLflow server tracks gateway budgets (ml-budgets:mlflowServer) --------------------
+
+A_HARD_STOP = [
+    {"name": "cap", "limitUsd": 10, "alertThresholds": [], "webhook": {"url": "https://hooks.example.com/x"}}
+]
+
+
+def logged(monkeypatch) -> dict[str, list[str]]:
+    messages: dict[str, list[str]] = {"warn": [], "info": []}
+    for level in messages:
+        monkeypatch.setattr(
+            f"pulumi.log.{level}", lambda message, *a, _level=level, **k: messages[_level].append(message)
+        )
+    return messages
+
+
+def test_a_multi_worker_server_without_redis_is_a_warning_at_preview(monkeypatch):
+    messages = logged(monkeypatch)
+    parse_stack_config(None, A_HARD_STOP, None, {"workers": 4, "budgetTracker": "in-memory"})
+    [warning] = messages["warn"]
+    assert warning.startswith("ml-budgets:mlflowServer: the MLflow server runs 4 workers with the in-memory")
+    assert "MLFLOW_GATEWAY_BUDGET_REDIS_URL" in warning and "--workers 1" in warning
+    [info] = messages["info"]
+    assert "within 600 s" in info and "MLflow's default" in info
+
+
+@pytest.mark.parametrize(
+    "server", [{"workers": 4, "budgetTracker": "redis", "budgetRefreshIntervalSeconds": 30}, {"workers": 1}, None]
+)
+def test_servers_that_share_spend_or_are_not_declared_are_not_warned_about(monkeypatch, server):
+    messages = logged(monkeypatch)
+    parse_stack_config(None, A_HARD_STOP, None, server)
+    assert messages["warn"] == []
+    delay = {None: "within 600 s", 1: None}.get((server or {}).get("workers"), "within 30 s")
+    assert (delay in messages["info"][0]) if delay else messages["info"] == []
+
+
+@pytest.mark.parametrize(
+    "server, message",
+    [
+        ({"workers": 0}, "ml-budgets:mlflowServer.workers: must be a whole number of worker processes from 1"),
+        ({"budgetTracker": "memcached"}, "ml-budgets:mlflowServer.budgetTracker: must be one of in-memory, redis"),
+        ({"budgetRefreshIntervalSeconds": -1}, "ml-budgets:mlflowServer.budgetRefreshIntervalSeconds: must be a whole"),
+        ({"redisUrl": "redis://x"}, "ml-budgets:mlflowServer.redisUrl: unknown field"),
+    ],
+)
+def test_a_bad_server_declaration_names_its_config_path(server, message):
+    with pytest.raises(StackConfigError) as error:
+        parse_stack_config(None, A_HARD_STOP, None, server)
+    assert message in str(error.value)
+
+
+def test_the_server_declaration_reaches_every_gateway_policy(monkeypatch):
+    logged(monkeypatch)
+    server = {"workers": 2, "budgetTracker": "redis", "budgetRefreshIntervalSeconds": 45}
+    config = config_values({"ml-budgets:gatewayBudgets": A_HARD_STOP, "ml-budgets:mlflowServer": server})
+    mocks = run_program(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"), config=config)
+    policies = [r for r in mocks.registrations if r.type.endswith(":GatewayBudgetPolicy")]
+    assert policies
+    for policy in policies:
+        assert (
+            policy.inputs["gateway_workers"],
+            policy.inputs["budget_tracker"],
+            policy.inputs["refresh_interval_seconds"],
+        ) == (2, "redis", 45)
