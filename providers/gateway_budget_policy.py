@@ -66,6 +66,7 @@ ENDPOINT_ID = re.compile(r"e-[0-9a-f]{32}")
 
 INPUTS = ("amount_usd", "window", "action", "scope", "target", "allow_untracked")
 SERVER_DECLARATION = ("gateway_workers", "budget_tracker", "refresh_interval_seconds")
+ADDED_IN_0_3_0 = (*SERVER_DECLARATION, "enforced_everywhere_at")
 WINDOW_HELP = (
     '"daily", "weekly", "monthly" or {unit, value} with unit one of '
     + ", ".join(WINDOW_UNITS)
@@ -464,6 +465,9 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
             return gone()
         declared = dict(props, target=target_as_declared(store, policy, props))
         outs = outputs_of(policy, declared, server)
+        if "enforced_everywhere_at" not in props:
+            # State written before 0.3.0: refresh keeps its shape (no diff); the next write adds them.
+            outs = {name: value for name, value in outs.items() if name not in ADDED_IN_0_3_0}
         return ReadResult(policy.budget_policy_id, outs, inputs=_inputs_of(outs))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
