@@ -57,8 +57,9 @@ class RelayConfig:
     expire_after_seconds: float
     routes: dict[str, Route] = field(default_factory=dict)
     workers: int = 4
+    """Requests sent at once to a destination without a rate limit (Alertmanager, webhooks)."""
     redis_url: str | None = None
-    """``queue: redis://…``: huey's Redis storage, shared by several relay replicas."""
+    """``queue: redis://…``: the Redis store, shared by several relay replicas."""
 
 
 class _Problems(list[str]):
@@ -109,8 +110,13 @@ def _expand(value: Any, path: str, env: Mapping[str, str], problems: _Problems) 
 def _url(value: str | None, path: str, problems: _Problems) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError:
+        valid = False
+    if not valid:
         problems.add(path, "must be an http(s) URL with a host")  # never quote: it may carry a token
         return None
     return value
@@ -181,6 +187,8 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] | None = None)
     queue_path = Path(queue) if queue else base_dir / "alert-relay-queue.db"
     if not queue_path.is_absolute():
         queue_path = base_dir / queue_path
+    if redis_url is None and queue_path.is_dir():
+        problems.add("queue", "is a folder: give the path of the queue's file, such as /var/lib/alert-relay/queue.db")
     expire_after = float(DEFAULT_EXPIRE_AFTER_SECONDS)
     if raw.get("expire_after") is not None:
         parsed = parse_duration(raw["expire_after"])
@@ -203,6 +211,8 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] | None = None)
             if route is not None:
                 routes[name] = route
     if problems:
+        if len(problems) == 1:  # one problem, one line
+            raise ConfigError(f"invalid alert relay config: {problems[0]}")
         raise ConfigError("invalid alert relay config:\n  - " + "\n  - ".join(problems))
     return RelayConfig(
         queue=queue_path, expire_after_seconds=expire_after, routes=routes, workers=workers, redis_url=redis_url
@@ -212,7 +222,22 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] | None = None)
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> RelayConfig:
     path = Path(path).resolve()
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read alert relay config {path}: {error}") from error
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read alert relay config {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"alert relay config {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"alert relay config {path} is not valid YAML: {_yaml_problem(error)}") from None
     return parse_config(raw, path.parent, env)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What and where, never the offending line itself: it may hold a secret."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{error.problem or error.context or 'syntax error'}{where}"
+    return type(error).__name__

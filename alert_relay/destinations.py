@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -18,17 +20,31 @@ import requests
 from alert_relay.alerts import BudgetAlert, iso
 from alert_relay.config import Route
 
-REQUEST_TIMEOUT_SECONDS = 15
+# (connect, read): a destination that accepts connections and never answers is down, not slow.
+REQUEST_TIMEOUT_SECONDS = (5.0, 10.0)
 USER_AGENT = "ml-budgets-alert-relay/1"
 # Statuses worth another try; any other 4xx means the message itself is refused.
 RETRYABLE_STATUSES = {408, 409, 425, 429}
 SLACK_HEADER_LIMIT = 150
+DETAIL_LIMIT = 200
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+# The least time between two requests to one destination (one webhook URL, one integration key):
+# Slack's incoming webhooks allow 1 message per second (docs.slack.dev, "Rate limits"); PagerDuty's
+# Events API v2, 120 events per minute per integration key.  Alertmanager and plain webhooks are
+# the operator's own servers: no documented limit.  5 % above each limit: arrivals jitter.
+MIN_INTERVAL_SECONDS = {"slack": 1.05, "pagerduty": 0.525, "alertmanager": 0.0, "webhook": 0.0}
 
 
 @dataclass(frozen=True)
 class Request:
     url: str
     body: Any
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """What the destination's answer must never carry into a log or a dead letter."""
+
+    def encoded(self) -> bytes:
+        """The JSON body; raises ValueError for what no destination accepts (NaN, infinities)."""
+        return json.dumps(self.body, allow_nan=False).encode()
 
 
 @dataclass(frozen=True)
@@ -137,24 +153,45 @@ def _details(alert: BudgetAlert) -> dict[str, Any]:
 
 def request_for(destination: str, route: Route, alert: BudgetAlert) -> Request:
     if destination == "slack" and route.slack is not None:
-        return Request(route.slack, slack_message(alert))
+        return Request(route.slack, slack_message(alert), _url_secrets(route.slack))
     if destination == "pagerduty" and route.pagerduty is not None:
-        return Request(route.pagerduty.url, pagerduty_event(alert, route.pagerduty.routing_key))
+        key = route.pagerduty.routing_key
+        return Request(route.pagerduty.url, pagerduty_event(alert, key), (key, *_url_secrets(route.pagerduty.url)))
     if destination == "alertmanager" and route.alertmanager is not None:
-        return Request(route.alertmanager.rstrip("/") + "/api/v2/alerts", alertmanager_alerts(alert))
+        url = route.alertmanager.rstrip("/") + "/api/v2/alerts"
+        return Request(url, alertmanager_alerts(alert), _url_secrets(route.alertmanager))
     if destination == "webhook" and route.webhook is not None:
-        return Request(route.webhook, webhook_body(alert))
+        return Request(route.webhook, webhook_body(alert), _url_secrets(route.webhook))
     raise ValueError(f"unknown or unconfigured destination {destination!r}")
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """A URL may be a credential (Slack's), or carry one in its path, user info or query."""
+    parts = [p for p in re.split(r"[/?&=@:#]", url) if len(p) >= 8]
+    return (url, *parts)
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            for form in {secret, json.dumps(secret)[1:-1]}:
+                text = text.replace(form, "***")
+    return text
 
 
 def send(request: Request, session: requests.Session) -> Outcome:
     try:
         response = session.post(
-            request.url, json=request.body, timeout=REQUEST_TIMEOUT_SECONDS, headers={"User-Agent": USER_AGENT}
+            request.url,
+            data=request.encoded(),
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
         )
     except requests.RequestException as error:
         return Outcome(False, True, f"{type(error).__name__}")  # no URL: Slack's carries its token
-    detail = f"HTTP {response.status_code} {response.text[:200]!r}"
+    # Redacted before it is cut: a cut could leave part of a key that the full text would match.
+    answer = redact(response.text[: DETAIL_LIMIT * 10], request.secrets)[:DETAIL_LIMIT]
+    detail = f"HTTP {response.status_code} {answer!r}"
     if response.status_code < 300:
         return Outcome(True, False, detail)
     retry = response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES
@@ -166,12 +203,12 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if re.fullmatch(r"[0-9]{1,9}", value):
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, (when - datetime.now(UTC)).total_seconds()))

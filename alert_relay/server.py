@@ -1,4 +1,9 @@
-"""``python -m alert_relay``: gunicorn serving the Flask app, plus the delivery consumer."""
+"""``python -m alert_relay``: waitress serving the Flask app, plus the delivery consumer.
+
+waitress reads every request whole on its I/O loop before a worker thread sees it: a client that
+sends slowly or stops mid-body holds a socket, never a worker, and is dropped after
+``READ_TIMEOUT_SECONDS`` of silence; a body over ``MAX_BODY_BYTES`` is refused (413) unread.
+"""
 
 from __future__ import annotations
 
@@ -6,86 +11,33 @@ import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
-import time
-from typing import TYPE_CHECKING
+from types import FrameType
 
-from gunicorn.app.base import BaseApplication
+from waitress.server import create_server
 
 from alert_relay.config import ConfigError, RelayConfig, load_config
+from alert_relay.store import Store, open_store
 
-if TYPE_CHECKING:
-    from gunicorn._types import _WSGIAppType
-    from gunicorn.arbiter import Arbiter
+WEB_THREADS = 8
+READ_TIMEOUT_SECONDS = 10
+MAX_HEADER_BYTES = 32 * 1024
+CONNECTION_LIMIT = 500
+log = logging.getLogger("alert_relay.server")
 
-WEB_WORKERS = 2
 
-
-class RelayServer(BaseApplication):
-    def __init__(self, config_path: str, config: RelayConfig, host: str, port: int, web_workers: int = WEB_WORKERS):
-        self.config_path = config_path
-        self.relay_config = config
-        self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.web_workers = web_workers
-        self.consumer: subprocess.Popen[bytes] | None = None
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in {
-            "bind": [self.bind],
-            "workers": self.web_workers,
-            "worker_class": "sync",
-            "timeout": 30,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": "info",
-            "proc_name": "alert-relay",
-            "when_ready": self._when_ready,
-            "on_exit": self._on_exit,
-            "control_socket_disable": True,  # gunicorn >= 25.1: no shared ~/.gunicorn/gunicorn.ctl
-        }.items():
-            if key in self.cfg.settings:
-                self.cfg.set(key, value)
-
-    def load(self) -> _WSGIAppType:
-        from alert_relay.app import create_app
-        from alert_relay.queue import Outbox
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
-        # gunicorn's stubs type the WSGI environ as a MutableMapping; Flask, like PEP 3333, takes the
-        # dict that gunicorn actually passes.
-        return create_app(self.relay_config, Outbox(self.relay_config))  # type: ignore[return-value]
-
-    def _when_ready(self, arbiter: Arbiter) -> None:
-        host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
-        self.consumer = subprocess.Popen(
-            # Before any web worker of this run exists: older pending messages are the last run's.
-            [
-                sys.executable,
-                "-m",
-                "alert_relay.consumer",
-                "--config",
-                self.config_path,
-                "--parent-pid",
-                str(os.getpid()),
-                "--started-at",
-                repr(time.time()),
-            ]
-        )
-        url_host = f"[{host}]" if ":" in host else host
-        print(
-            json.dumps({"url": f"http://{url_host}:{port}", "pid": os.getpid(), "consumer_pid": self.consumer.pid}),
-            flush=True,
-        )
-
-    def _on_exit(self, arbiter: Arbiter) -> None:
-        if self.consumer is not None and self.consumer.poll() is None:
-            self.consumer.send_signal(2)  # SIGINT: huey finishes the task at hand
-            try:
-                self.consumer.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.consumer.kill()
+def open_queue(config: RelayConfig) -> Store:
+    """The queue, checked before anything is served; one line and exit 2 if it is unusable."""
+    where = "the Redis queue of `queue`" if config.redis_url else f"the queue file {config.queue}"
+    try:
+        store = open_store(config.queue, config.redis_url)
+        store.check()
+    except Exception as error:  # noqa: BLE001 (sqlite3, OSError, redis: each is one line for the operator)
+        print(f"cannot open {where}: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return store
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,4 +54,48 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(error, file=sys.stderr)
         raise SystemExit(2) from None
-    RelayServer(os.path.abspath(args.config), config, args.host, args.port).run()
+    store = open_queue(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+    from alert_relay.app import MAX_BODY_BYTES, create_app
+    from alert_relay.queue import Outbox
+
+    app = create_app(config, Outbox(config, store))
+    server = create_server(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=WEB_THREADS,
+        channel_timeout=READ_TIMEOUT_SECONDS,
+        cleanup_interval=1,
+        max_request_body_size=MAX_BODY_BYTES,
+        max_request_header_size=MAX_HEADER_BYTES,
+        connection_limit=CONNECTION_LIMIT,
+        ident="alert-relay",
+    )
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "alert_relay.consumer", "--config", os.path.abspath(args.config)]
+        + ["--parent-pid", str(os.getpid())]
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    host, port = server.effective_host, server.effective_port  # type: ignore[union-attr]
+    url_host = f"[{host}]" if ":" in str(host) else host
+    print(
+        json.dumps({"url": f"http://{url_host}:{port}", "pid": os.getpid(), "consumer_pid": consumer.pid}), flush=True
+    )
+    try:
+        server.run()
+    finally:
+        server.close()
+        store.close()
+        if consumer.poll() is None:
+            consumer.send_signal(signal.SIGINT)  # the consumer finishes the request at hand
+            try:
+                consumer.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                consumer.kill()

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +197,76 @@ def start_relay(tmp_path) -> Iterator:
     yield start
     for relay in relays:
         relay.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _ReusableServer(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+@dataclass
+class SwitchableDestination:
+    """A JSON destination on a fixed port that can go down (refusing connections) and come back.
+
+    ``answers`` are (status, headers) given in turn before answering 200; ``arrivals`` holds the
+    accepted bodies with their arrival time (``time.monotonic()`` and ``time.time()``).
+    """
+
+    port: int = field(default_factory=free_port)
+    path: str = "/services/T0BENCH/B0BENCH/not-a-real-token"
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    arrivals: list[tuple[float, float, dict]] = field(default_factory=list)
+    attempts: int = 0
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def up(self) -> SwitchableDestination:
+        destination = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with destination._lock:
+                    destination.attempts += 1
+                    status, headers = destination.answers.pop(0) if destination.answers else (200, {})
+                    if status < 300:
+                        destination.arrivals.append((time.monotonic(), time.time(), json.loads(raw)))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format, *args) -> None:
+                pass
+
+        self._server = _ReusableServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def received(self) -> list[tuple[float, float, dict]]:
+        with self._lock:
+            return list(self.arrivals)
+
+    def wait_for(self, count: int, timeout: float) -> list[tuple[float, float, dict]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.received()

@@ -1,96 +1,138 @@
-"""The outbox's crash recovery, in process (no consumer running): what a restarted consumer does."""
+"""The outbox's stores, SQLite and Redis, keep the same promises (issue 25): one transaction per
+accepted alert, at most once per delivery id, one pending message per policy and window."""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from alert_relay.alerts import BudgetAlert
 from alert_relay.config import parse_config
-from alert_relay.queue import Outbox, backoff_seconds
+from alert_relay.queue import Outbox
+from alert_relay.store import Message, RedisStore, SqliteStore, dead_record
 from harness.alert_relay import budget_envelope
 
+ROUTES = {"search": {"secret": "${S}", "webhook": "http://127.0.0.1:9/x", "slack": "${SLACK}"}}
+ENV = {"S": "k", "SLACK": "https://hooks.slack.com/services/T/B/x"}
 
-def outbox(tmp_path) -> Outbox:
-    config = parse_config(
-        {"routes": {"search": {"secret": "${S}", "webhook": "http://127.0.0.1:9/x"}}}, tmp_path, env={"S": "k"}
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A real redis-server (apt redis-server) on a free port, nothing persisted."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (apt-get install redis-server)"
+    port = _free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+        stdout=subprocess.DEVNULL,
     )
-    return Outbox(config)
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(timeout=10)
 
 
-def alert(policy: str = "bp-1") -> BudgetAlert:
+@pytest.fixture(params=["sqlite", "redis"])
+def outbox(request, tmp_path) -> Outbox:
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        store = RedisStore(url, prefix=f"test-{time.monotonic_ns()}")
+    else:
+        store = SqliteStore(tmp_path / "queue.db")
+    config = parse_config({"routes": ROUTES}, tmp_path, env=ENV)
+    return Outbox(config, store)
+
+
+def alert(policy: str = "bp-1", delivery_id: str = "d-1", spend: float = 1.05, **data) -> BudgetAlert:
     return BudgetAlert.from_envelope(
-        budget_envelope(policy), route="search", team="search", hard_stop=False, delivery_id="d-1"
+        budget_envelope(policy, spend=spend, **data),
+        route="search",
+        team="search",
+        hard_stop=False,
+        delivery_id=delivery_id,
     )
 
 
-def test_a_message_left_in_flight_by_a_dead_consumer_is_queued_again(tmp_path):
-    box = outbox(tmp_path)
-    message = {
-        "id": "m-1",
-        "route": "search",
-        "destination": "webhook",
-        "alert": alert().to_dict(),
-        "created_at": time.time() - 5,
-        "attempts": 2,
+def test_a_delivery_id_is_accepted_once(outbox):
+    assert outbox.accept(alert(delivery_id="d-1"), ["webhook", "slack"]) is not None
+    assert outbox.accept(alert(delivery_id="d-1"), ["webhook", "slack"]) is None
+    assert outbox.health()["queue_depth"] == 2
+
+
+def test_a_backlog_keeps_the_latest_alert_per_policy_and_window(outbox):
+    for n, spend in enumerate((1.05, 1.30, 1.80)):
+        outbox.accept(alert("bp-1", delivery_id=f"d-{n}", spend=spend), ["webhook"])
+    outbox.accept(alert("bp-2", delivery_id="d-other"), ["webhook"])
+    outbox.accept(alert("bp-1", delivery_id="d-next", window_start=1796083200000), ["webhook"])  # next window
+    pending = outbox.store.pending("search/webhook", 100)
+    latest = {(m.alert["policy_id"], m.alert["window_start_ms"]): m.alert["spend"] for m in pending}
+    assert len(pending) == 3
+    assert sorted(latest.values()) == [1.05, 1.05, 1.80]
+
+
+def test_a_message_replaced_while_it_was_being_sent_is_still_sent(outbox):
+    (first,) = outbox.accept(alert("bp-1", delivery_id="d-1"), ["webhook"])
+    (newer,) = outbox.accept(alert("bp-1", delivery_id="d-2", spend=2.0), ["webhook"])
+    outbox.store.done([first])  # the sender finished the one it had read before the replacement
+    assert [m.id for m in outbox.store.pending("search/webhook", 10)] == [newer]
+    outbox.store.done([newer])
+    assert outbox.health()["queue_depth"] == 0
+
+
+def test_dead_letters_leave_the_queue_and_show_in_health(outbox):
+    (message_id,) = outbox.accept(alert(), ["webhook"])
+    (message,) = outbox.store.pending("search/webhook", 10)
+    outbox.store.dead([dead_record(message, "refused: HTTP 400", time.time())])
+    outbox.refuse("search", "d-9", "budget_amount must be a number", policy_id="bp-9")
+    health = outbox.health()
+    assert health["queue_depth"] == 0 and health["dead_letters"] == 2
+    assert {r["reason"] for r in health["recent_dead_letters"]} == {
+        "refused: HTTP 400",
+        "budget_amount must be a number",
     }
-    box.huey.put("pending:m-1", {"route": "search", "destination": "webhook", "created_at": message["created_at"]})
-    box.huey.put("inflight:m-1", {**message, "leased_at": time.time()})  # what _deliver writes first
-    assert box.health()["queue_depth"] == 1
-
-    assert box.recover(min_age_seconds=60) == 0  # a live sender's lease is left alone
-    assert box.recover(min_age_seconds=0) == 1
-    pending = [t.args[0] for t in box.huey.pending()]
-    assert pending == [message]
-    assert box.huey.get("inflight:m-1", peek=True) is None
-    health = box.health()
-    assert health["queue_depth"] == 1 and health["oldest_pending_age_seconds"] >= 5
 
 
-def test_the_queue_depth_counts_a_message_from_enqueue_until_it_is_dropped(tmp_path):
-    box = outbox(tmp_path)
-    box.enqueue(alert(), ["webhook"])
-    assert box.health()["queue_depth"] == 1
-    (task,) = box.huey.pending()
-    box.huey.storage.dequeue()  # what the consumer does before running it: still pending
-    assert box.health()["queue_depth"] == 1
-    box._dead(task.args[0], "test")
-    assert box.health()["queue_depth"] == 0 and box.health()["dead_letters"] == 1
+def test_accepting_an_alert_is_one_sqlite_transaction(tmp_path):
+    store = SqliteStore(tmp_path / "queue.db")
+    statements: list[str] = []
+    conn = store._conn()
+    conn.set_trace_callback(statements.append)
+    config = parse_config({"routes": ROUTES}, tmp_path, env=ENV)
+    Outbox(config, store).accept(alert(), ["webhook", "slack"])
+    assert [s.split()[0].lower() for s in statements if s.split()[0].lower() in ("begin", "commit")] == [
+        "begin",
+        "commit",
+    ]
+    with sqlite3.connect(tmp_path / "queue.db") as db:
+        assert db.execute("select count(*) from message").fetchone() == (2,)
+        assert db.execute("select count(*) from delivery").fetchone() == (1,)
 
 
-def test_a_delivery_id_is_claimed_once_and_can_be_released(tmp_path):
-    box = outbox(tmp_path)
-    assert box.claim_delivery("d-1") is True
-    assert box.claim_delivery("d-1") is False
-    box.release_delivery("d-1")
-    assert box.claim_delivery("d-1") is True
-
-
-def test_backoff_grows_with_the_messages_age_and_is_capped():
-    waits = [backoff_seconds(age) for age in (0, 1, 3, 10, 100, 10_000)]
-    assert waits == sorted(waits) and waits[0] == 1.0 and waits[-1] == 600.0
-
-
-def test_the_window_end_follows_mlflows_calendar():
-    monthly = BudgetAlert.from_envelope(
-        budget_envelope("bp-1", duration_unit="MONTHS", duration_value=1, window_start=1796083200000),  # 2026-12-01
-        route="r",
-        team="t",
-        hard_stop=True,
-        delivery_id="d",
-    )
-    assert (monthly.window_end.year, monthly.window_end.month, monthly.window_end.day) == (2027, 1, 1)
-    assert monthly.severity == "critical" and monthly.dedup_key == "bp-1:1796083200000"
-
-
-def test_a_restart_requeues_a_message_the_killed_consumer_had_taken_off_the_queue(tmp_path):
-    box = outbox(tmp_path)
-    taken = box.enqueue(alert("bp-taken"), ["webhook"])
-    box.huey.storage.dequeue()  # taken by a consumer that was SIGKILLed before it ran
-    waiting = box.enqueue(alert("bp-waiting"), ["webhook"])
-    restart = time.time()
-    # Accepted by this run and being sent by its consumer right now: not the last run's.
-    box.huey.put("pending:m-new", {"id": "m-new", "destination": "webhook", "created_at": restart + 1})
-
-    assert box.recover_lost(started_before=restart) == 1
-    assert sorted(t.args[0]["id"] for t in box.huey.pending()) == sorted(taken + waiting)
-    assert box.recover_lost(started_before=restart) == 0  # nothing is queued twice
+def test_messages_serialise_what_the_sender_needs():
+    message = Message("search", "slack", alert().to_dict(), 1.0)
+    assert Message.from_json(message.to_json()) == message
+    assert message.lane == "search/slack" and message.coalesce_key.startswith("bp-1:")

@@ -11,7 +11,8 @@ from harness.provider_server import PROJECT_ROOT
 
 PROBE = """
 import json, sys
-import alert_relay.server, alert_relay.consumer, alert_relay.app
+import alert_relay.server, alert_relay.consumer, alert_relay.app, alert_relay.store
+alert_relay.store.RedisStore("redis://127.0.0.1:9/0")  # imports the client it lists
 print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))
 """
 
@@ -34,6 +35,6 @@ def test_the_relay_imports_only_what_its_image_installs():
     distributions = {
         re.split(r"[<>=\s]", line)[0].lower() for line in listed.splitlines() if line and not line.startswith("#")
     }
-    imports = {"flask": "flask", "gunicorn": "gunicorn", "huey": "huey", "yaml": "pyyaml", "requests": "requests"}
+    imports = {"flask": "flask", "waitress": "waitress", "yaml": "pyyaml", "requests": "requests", "redis": "redis"}
     assert {imports[m] for m in loaded & set(imports)} <= distributions
     assert set(imports.values()) <= distributions

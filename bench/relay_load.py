@@ -1,0 +1,167 @@
+"""The alert relay at a steady rate of signed MLflow deliveries (issue 25, item 2).
+
+``python -m bench.relay_load [--runs 5] [--seconds 60] [--rate 100]``
+
+Each run starts a fresh relay (its own queue file) whose one route sends to a local JSON receiver,
+then posts signed ``budget_policy.exceeded`` deliveries open-loop at ``--rate`` per second (each
+for its own policy, so nothing is coalesced) from 32 client threads.  Per delivery: *accept* = the
+relay's answer time; *end to end* = arrival at the receiver minus the moment the delivery was
+due to be sent (so a late client counts against the relay, never for it).  A *stall* is an
+accept or end to end over 1 s.  ``--project DIR`` runs the relay of another checkout (the same
+CLI), to measure a former version on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from bench.common import PROJECT_ROOT, emit, machine_context, median, table
+from harness import alert_relay as relay_harness
+from harness.alert_relay import RelayProcess, SwitchableDestination, budget_envelope
+from harness.webhook_receiver import mlflow_signature
+
+SECRET = "whsec-bench-only"
+CLIENT_THREADS = 32
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(-(-len(ordered) * q // 100)) - 1))]
+
+
+def post(session: requests.Session, url: str, envelope: dict) -> tuple[int, float, float]:
+    body = json.dumps(envelope).encode()
+    delivery_id, stamp = str(uuid.uuid4()), str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": stamp,
+        "X-MLflow-Signature": mlflow_signature(SECRET, delivery_id, stamp, body),
+    }
+    started = time.monotonic()
+    try:
+        status = session.post(url, data=body, headers=headers, timeout=30).status_code
+    except requests.RequestException:
+        status = 0
+    return status, time.monotonic() - started, time.time()
+
+
+def one_run(directory: Path, seconds: float, rate: float) -> dict[str, float]:
+    receiver = SwitchableDestination(path="/hooks/budget").up()
+    config = {"expire_after": "1h", "routes": {"bench": {"secret": "${BENCH_SECRET}", "webhook": receiver.url}}}
+    relay = RelayProcess(directory, config, {"BENCH_SECRET": SECRET}).start()
+    sessions = threading.local()
+    due: dict[str, float] = {}
+    accepts: list[tuple[int, float, float]] = []
+    lock = threading.Lock()
+
+    def send(index: int, due_at: float) -> None:
+        session = getattr(sessions, "session", None) or requests.Session()
+        sessions.session = session
+        policy = f"bp-{index:032x}"
+        result = post(session, relay.webhook_url("bench", [policy]), budget_envelope(policy))
+        with lock:
+            accepts.append(result)
+
+    try:
+        count = int(seconds * rate)
+        started = time.monotonic()
+        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            for index in range(count):
+                due_at = started + index / rate
+                delay = due_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                due[f"bp-{index:032x}"] = due_at
+                pool.submit(send, index, due_at)
+        arrived = receiver.wait_for(count, timeout=120)
+    finally:
+        relay.stop()
+        receiver.down()
+    end_to_end = [at - due[body["policy_id"]] for at, _, body in arrived if body["policy_id"] in due]
+    accept_seconds = [s for status, s, _ in accepts if status == 202]
+    # When the slow answers came (second of the minute): the relay's periodic work runs on the minute.
+    slow = sorted({f"{time.gmtime(at).tm_min:02d}:{time.gmtime(at).tm_sec:02d}" for _, s, at in accepts if s > 1})
+    if slow:
+        print(f"accepts over 1 s answered at (mm:ss UTC): {', '.join(slow)}", file=sys.stderr, flush=True)
+    return {
+        "sent": count,
+        "accepted": len(accept_seconds),
+        "delivered": len(end_to_end),
+        "accept_p50_ms": median(accept_seconds) * 1000,
+        "accept_p99_ms": percentile(accept_seconds, 99) * 1000,
+        "accept_max_ms": max(accept_seconds, default=float("nan")) * 1000,
+        "e2e_p50_ms": median(end_to_end) * 1000,
+        "e2e_p99_ms": percentile(end_to_end, 99) * 1000,
+        "e2e_max_ms": max(end_to_end, default=float("nan")) * 1000,
+        "stalls": sum(1 for s in accept_seconds if s > 1) + sum(1 for s in end_to_end if s > 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--project", type=Path, default=PROJECT_ROOT, help="checkout whose relay runs")
+    parser.add_argument("--same-queue", action="store_true", help="back-to-back runs on one queue file")
+    args = parser.parse_args()
+    relay_harness.PROJECT_ROOT = args.project.resolve()  # RelayProcess starts the relay from there
+    runs = []
+    shared = tempfile.TemporaryDirectory(prefix="bench-relay-load-")
+    for number in range(1, args.runs + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-relay-load-") as directory:
+            result = one_run(Path(shared.name if args.same_queue else directory), args.seconds, args.rate)
+        runs.append(result)
+        print(f"run {number}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), file=sys.stderr, flush=True)
+    keys = ["accept_p50_ms", "accept_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_max_ms"]
+    rows = [
+        [n, r["sent"], r["delivered"], *(r[k] for k in keys), r["accept_max_ms"], r["stalls"]]
+        for n, r in enumerate(runs, 1)
+    ]
+    p99s = [r["e2e_p99_ms"] for r in runs]
+    clean = sum(1 for r in runs if r["e2e_p99_ms"] <= 1000 and r["delivered"] == r["sent"])
+    text = "\n".join(
+        [
+            f"Relay at {args.rate:.0f} alerts/s for {args.seconds:.0f} s, {args.runs} runs "
+            f"(relay of {args.project.resolve()})",
+            machine_context(),
+            "",
+            table(
+                [
+                    "run",
+                    "sent",
+                    "delivered",
+                    "accept p50",
+                    "accept p99",
+                    "e2e p50",
+                    "e2e p99",
+                    "e2e max",
+                    "accept max",
+                    "stalls > 1 s",
+                ],
+                rows,
+            ),
+            "",
+            f"end-to-end p99 over runs: min {min(p99s):.1f} ms, median {median(p99s):.1f} ms, max {max(p99s):.1f} ms; "
+            f"runs with p99 <= 1 s and every alert delivered: {clean}/{args.runs} "
+            f"(ratio of worst p99 to the 1 s goal: {max(p99s) / 1000:.2f})",
+        ]
+    )
+    emit("relay_load", text)
+
+
+if __name__ == "__main__":
+    main()
