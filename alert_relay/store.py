@@ -13,6 +13,7 @@ stores give the same guarantees:
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 import threading
 import uuid
@@ -89,6 +90,7 @@ def dead_record(message: Message | None, reason: str, now: float, **extra: Any) 
 
 SCHEMA = """
 create table if not exists delivery (id text primary key, received_at real not null) without rowid;
+create index if not exists delivery_received on delivery (received_at);
 create table if not exists message (
     id text primary key, lane text not null, coalesce_key text not null,
     body text not null, created_at real not null
@@ -113,6 +115,7 @@ class SqliteStore:
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
         self._conn().executescript(SCHEMA)
+        self._adopt_huey_queue()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -129,6 +132,29 @@ class SqliteStore:
             with self._opened_lock:
                 self._opened.append(conn)
         return conn
+
+    def _adopt_huey_queue(self) -> None:
+        """Messages still pending in a 0.2.0 queue file (huey's ``kv`` table) join this queue."""
+        conn = self._conn()
+        if not conn.execute("select 1 from sqlite_master where name = 'kv' and type = 'table'").fetchone():
+            return
+        with self._transaction() as db:
+            rows = db.execute("select value from kv where key like 'pending:%'").fetchall()
+            adopted = []
+            for (raw,) in rows:
+                try:
+                    # Our own queue file, written by the relay's previous version (huey pickles).
+                    old = pickle.loads(raw)  # noqa: S301
+                    adopted.append(
+                        Message(old["route"], old["destination"], old["alert"], old["created_at"], old["id"])
+                    )
+                except Exception:  # noqa: BLE001, S112 (an unreadable entry stays where it is)
+                    continue
+            db.executemany(
+                "insert or ignore into message values (?, ?, ?, ?, ?)",
+                [(m.id, m.lane, m.coalesce_key, m.to_json(), m.created_at) for m in adopted],
+            )
+            db.executemany("delete from kv where key = ?", [(f"pending:{m.id}",) for m in adopted])
 
     def close(self) -> None:
         """Close every connection: the last one to close folds the WAL back and removes -wal/-shm."""

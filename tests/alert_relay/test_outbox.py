@@ -136,3 +136,20 @@ def test_messages_serialise_what_the_sender_needs():
     message = Message("search", "slack", alert().to_dict(), 1.0)
     assert Message.from_json(message.to_json()) == message
     assert message.lane == "search/slack" and message.coalesce_key.startswith("bp-1:")
+
+
+def test_messages_pending_in_a_0_2_0_queue_file_are_adopted(tmp_path):
+    """0.2.0 kept messages in huey's kv table (pickled, as huey's Serializer writes them)."""
+    import pickle
+
+    old = {"id": "m-old", "route": "search", "destination": "slack", "alert": alert().to_dict(), "created_at": 5.0}
+    with sqlite3.connect(tmp_path / "queue.db") as db:
+        db.execute(
+            "create table kv (queue text not null, key text not null, value blob not null, primary key(queue, key))"
+        )
+        db.execute("insert into kv values ('alert-relay', 'pending:m-old', ?)", (pickle.dumps({**old, "attempts": 2}),))
+        db.execute("insert into kv values ('alert-relay', 'delivery:d-1', ?)", (pickle.dumps(1.0),))
+    store = SqliteStore(tmp_path / "queue.db")
+    (adopted,) = store.pending("search/slack", 10)
+    assert (adopted.id, adopted.created_at, adopted.alert) == ("m-old", 5.0, old["alert"])
+    assert SqliteStore(tmp_path / "queue.db").pending("search/slack", 10) == [adopted]  # adopted once
