@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import (
+    Progress,
     databricks_emulator,
     emit,
     machine_context,
@@ -149,11 +151,12 @@ class RunFigures:
 # --- runs --------------------------------------------------------------------------------------
 
 
-def run(name: str, action, logs: ServerLogs, engine, config: dict) -> RunFigures:
+def run(name: str, action, logs: ServerLogs, engine, config: dict, resources: int) -> RunFigures:
     """One engine command with a fresh provider server, as the Pulumi CLI starts one per command."""
     logs.mark()
-    with provider_server(config) as server:
+    with provider_server(config) as server, Progress(f"calls_per_run: {name}", total=resources) as progress:
         engine.server = server
+        engine.on_step = progress.advance
         started = time.perf_counter()
         result = action()
         seconds = time.perf_counter() - started
@@ -167,23 +170,30 @@ def run_scenario(teams: int) -> tuple[list[RunFigures], int]:
 
     from harness.engine import LocalEngine
 
-    with databricks_emulator() as emulator, mlflow_server() as mlflow:
+    with contextlib.ExitStack() as servers:
+        with Progress("calls_per_run: starting the emulator and mlflow server"):
+            emulator, mlflow = servers.enter_context(databricks_emulator()), servers.enter_context(mlflow_server())
         client = MlflowClient(mlflow.tracking_uri)
         batch = uuid.uuid4().hex[:6]
-        experiment_ids = [client.create_experiment(f"/Shared/bench-{batch}/team-{i:03d}") for i in range(teams)]
+        with Progress("calls_per_run: one experiment per team", total=teams) as progress:
+            experiment_ids = []
+            for i in range(teams):
+                experiment_ids.append(client.create_experiment(f"/Shared/bench-{batch}/team-{i:03d}"))
+                progress.advance()
         base = {**emulator.config(), "mlflow:trackingUri": mlflow.tracking_uri}
         stack = {**base, "ml-budgets:teams": teams_config(experiment_ids)}
         changed = {**base, "ml-budgets:teams": teams_config(experiment_ids, cost_center_of_first="1001")}
         logs = ServerLogs(emulator, mlflow)
         engine = LocalEngine(server=None)
+        n = teams * RESOURCES_PER_TEAM
         runs = [
-            run("preview (new stack)", lambda: engine.preview(stack), logs, engine, base),
-            run("up (first)", lambda: engine.up(stack), logs, engine, base),
-            run("up (no change)", lambda: engine.up(stack), logs, engine, base),
-            run("preview (no change)", lambda: engine.preview(stack), logs, engine, base),
-            run("refresh", engine.refresh, logs, engine, base),
-            run("preview (one field)", lambda: engine.preview(changed), logs, engine, base),
-            run("up (one field)", lambda: engine.up(changed), logs, engine, base),
+            run("preview (new stack)", lambda: engine.preview(stack), logs, engine, base, n),
+            run("up (first)", lambda: engine.up(stack), logs, engine, base, n),
+            run("up (no change)", lambda: engine.up(stack), logs, engine, base, n),
+            run("preview (no change)", lambda: engine.preview(stack), logs, engine, base, n),
+            run("refresh", engine.refresh, logs, engine, base, n),
+            run("preview (one field)", lambda: engine.preview(changed), logs, engine, base, n),
+            run("up (one field)", lambda: engine.up(changed), logs, engine, base, n),
         ]
         # No destroy: the servers are thrown away, and MLflow's budget deletes cost as much as its creates.
     return runs, len(engine.state)

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -147,6 +148,51 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+class Progress:
+    """Progress of a long step on stderr (reports stay on stdout): a line when it starts, ``done/total``
+    at most every ``every_seconds`` while it runs, and the time it took, so a run of minutes is never
+    a silent terminal. ``advance`` may be called from any thread.
+
+        with Progress("up (first)", total=1600) as progress:
+            engine.on_step = progress.advance
+    """
+
+    def __init__(self, label: str, total: int | None = None, every_seconds: float = 5.0) -> None:
+        self.label, self.total, self.every_seconds = label, total, every_seconds
+        self.done = 0
+        self._lock = threading.Lock()
+        self._started = self._last = time.perf_counter()
+
+    def __enter__(self) -> Progress:
+        self._started = self._last = time.perf_counter()
+        self._say("started")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._say(" ".join(filter(None, [self._count(), "failed" if exc[0] else "done"])))
+
+    def advance(self, steps: int = 1) -> None:
+        with self._lock:
+            self.done += steps
+            now = time.perf_counter()
+            if now - self._last < self.every_seconds:
+                return
+            self._last = now
+        self._say(self._count())
+
+    def _count(self) -> str:
+        if not self.done and self.total is None:
+            return ""
+        return f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+
+    def _say(self, what: str) -> None:
+        elapsed = time.perf_counter() - self._started
+        print(f"[{self.label}] {what} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
 
 
 # --- servers -----------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import RESULTS_DIR, emit, machine_context, ratio, run_python, table
+from bench.common import RESULTS_DIR, Progress, emit, machine_context, ratio, run_python, table
 
 TARGET_RATIO = 1.5
 
@@ -150,6 +151,8 @@ def stock_threshold(variant: str, low: int, high: int) -> tuple[int | None, list
     def works(count: int) -> bool:
         worked = measure(variant, count).ok
         probes.append((count, worked))
+        outcome = "works" if worked else "fails"
+        print(f"[program_scale: {variant} threshold] N={count} {outcome}", file=sys.stderr, flush=True)
         return worked
 
     if not works(low):
@@ -267,13 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
-    threshold, probes = stock_threshold("stock-main", args.bisect_low, args.bisect_high)
+    with Progress("program_scale: stock-main's threshold, by bisection"):
+        threshold, probes = stock_threshold("stock-main", args.bisect_low, args.bisect_high)
     print(f"  stock-main: largest N that works = {threshold} (probes {probes})", flush=True)
     sizes = sorted({int(s) for s in args.sizes.split(",")} | ({threshold} if threshold else set()))
     samples: dict[str, dict[int, Sample]] = {variant: {} for variant in VARIANTS}
     for count in sizes:
         for variant in VARIANTS:
-            samples[variant][count] = measure_median(variant, count, args.repeat)
+            with Progress(f"program_scale: {variant} x {count}, {args.repeat} processes"):
+                samples[variant][count] = measure_median(variant, count, args.repeat)
         print(
             f"  N={count}: "
             + ", ".join(f"{v} {samples[v][count].outcome} {samples[v][count].program_s:.2f}s" for v in VARIANTS),

@@ -20,6 +20,7 @@ The API requests one operation makes are counted by the servers themselves.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import pstats
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    Progress,
     Stopwatch,
     databricks_emulator,
     emit,
@@ -529,7 +531,7 @@ class Resource:
 
 
 def measure_kind(
-    kind: Kind, grpc: GrpcVariant, in_process: InProcessVariant, counter, repeat: int, warmup: int
+    kind: Kind, grpc: GrpcVariant, in_process: InProcessVariant, counter, repeat: int, warmup: int, on_step=None
 ) -> tuple[list[OperationResult], LocalRpcResult]:
     n = warmup + repeat
     kind.setup(n)
@@ -561,6 +563,8 @@ def measure_kind(
         for i in range(n):
             for variant in _rotation(i):
                 run(op, i, variant)
+            if on_step is not None:
+                on_step()
         if op == "create":
             for i in range(warmup, n):
                 resource = resources["provider"][i]
@@ -739,9 +743,12 @@ def measure_backend(
             continue
         started = time.perf_counter()
         in_process = InProcessVariant(kind.provider_class(), config)
-        operations, local = measure_kind(
-            kind, GrpcVariant(server, kind.type_token), in_process, counter, args.repeat, args.warmup
-        )
+        iterations = len(OPERATIONS) * (args.repeat + args.warmup)
+        with Progress(f"provider_overhead: {backend.label}: {kind.name}", total=iterations) as progress:
+            operations, local = measure_kind(
+                kind, GrpcVariant(server, kind.type_token), in_process, counter, args.repeat, args.warmup,
+                on_step=progress.advance,
+            )  # fmt: skip
         backend.operations += operations
         backend.local_rpcs.append(local)
         print(f"  {kind.name}: {time.perf_counter() - started:.1f}s", flush=True)
@@ -769,7 +776,9 @@ def run_mlflow(args, backend_kind: str) -> Backend:
     profile = ("BudgetAlertWebhook (with secret)", "ExperimentPolicyTag")
     if backend_kind == "server":
         print("mlflow server:", flush=True)
-        with mlflow_server() as mlflow:
+        with contextlib.ExitStack() as stack:
+            with Progress("provider_overhead: starting mlflow server"):
+                mlflow = stack.enter_context(mlflow_server())
             return _run_mlflow_kinds(
                 Backend("mlflow server (REST)"), mlflow.tracking_uri, MlflowCounter(mlflow), args, profile
             )

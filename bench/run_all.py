@@ -20,6 +20,7 @@ BENCHMARKS = {
     "program_scale": ([], ["--sizes", "100,1000", "--repeat", "1"]),
     "provider_overhead": (["--mlflow", "both"], ["--repeat", "5", "--warmup", "2", "--emulator-latency-ms", "0"]),
     "calls_per_run": ([], ["--teams", "10"]),
+    "status_calls": ([], ["--budgets", "60", "--repeats", "1"]),
 }
 
 
@@ -39,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in BENCHMARKS if not args.only or n in args.only.split(",")]
     rows = []
-    for name in names:
+    for number, name in enumerate(names, 1):
         full, quick = BENCHMARKS[name]
-        print(f"== bench.{name}", flush=True)
+        # Each benchmark prints its own progress on stderr; this says which of them is running.
+        print(f"== bench.{name} ({number}/{len(names)})", flush=True)
         code, seconds = run(name, quick if args.quick else full)
         rows.append([f"python -m bench.{name}", "ok" if code == 0 else f"failed ({code})", round(seconds, 1),
                      str(RESULTS_DIR / f"{name}.txt")])  # fmt: skip

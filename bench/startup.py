@@ -17,7 +17,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 
-from bench.common import emit, machine_context, median, ratio, run_python, table
+from bench.common import Progress, emit, machine_context, median, ratio, run_python, table
 
 FORBIDDEN = ("mlflow", "databricks")
 
@@ -181,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     config = json.dumps(program_config(args.teams))
-    anchor = measure('python -c "import pulumi"', PULUMI_ONLY, (), args.repeat)
-    program = measure(f"__main__.py, {args.teams} teams, under mocks", PROGRAM, (config,), args.repeat)
+    with Progress(f"startup: python -c 'import pulumi', {2 * args.repeat + 1} processes"):
+        anchor = measure('python -c "import pulumi"', PULUMI_ONLY, (), args.repeat)
+    with Progress(f"startup: __main__.py, {2 * args.repeat + 1} processes"):
+        program = measure(f"__main__.py, {args.teams} teams, under mocks", PROGRAM, (config,), args.repeat)
     header = f"# (4) Start-up\n{machine_context()}"
     emit(
         "startup",

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 
 from bench.common import (
+    Progress,
     Stopwatch,
     databricks_emulator,
     emit,
@@ -40,16 +42,18 @@ def create_policies(store, count: int) -> list[str]:
     )
 
     ids = []
-    for i in range(count):
-        _, action, share = TIERS[i % 3]
-        policy = store.create_budget_policy(
-            budget_unit=BudgetUnit.USD,
-            budget_amount=1_000_000 * share,  # never reached: inert
-            duration=BudgetDuration(BudgetDurationUnit.DAYS, 1),
-            target_scope=BudgetTargetScope.GLOBAL,
-            budget_action=BudgetAction(action),
-        )
-        ids.append(policy.budget_policy_id)
+    with Progress("status_calls: MLflow gateway budgets created", total=count) as progress:
+        for i in range(count):
+            _, action, share = TIERS[i % 3]
+            policy = store.create_budget_policy(
+                budget_unit=BudgetUnit.USD,
+                budget_amount=1_000_000 * share,  # never reached: inert
+                duration=BudgetDuration(BudgetDurationUnit.DAYS, 1),
+                target_scope=BudgetTargetScope.GLOBAL,
+                budget_action=BudgetAction(action),
+            )
+            ids.append(policy.budget_policy_id)
+            progress.advance()
     return ids
 
 
@@ -68,16 +72,18 @@ def create_account_budgets(client, control, count: int) -> list[str]:
     from providers.account_budget import _create_body
 
     ids = []
-    for i in range(count):
-        props = {
-            "display_name": f"team-{i:03d} AI Gateway",
-            "resource_type": "AI_GATEWAY",
-            "tags": {"team": [f"team-{i:03d}"]},
-            "alerts": [{"threshold_usd": 100, "notify": [], "block_usage": True}],
-        }
-        budget = client.budgets.create(budget=_create_body(props)).budget
-        control.add_budget_usage(budget.budget_configuration_id, str(i % 120))
-        ids.append(budget.budget_configuration_id)
+    with Progress("status_calls: Databricks budgets created", total=count) as progress:
+        for i in range(count):
+            props = {
+                "display_name": f"team-{i:03d} AI Gateway",
+                "resource_type": "AI_GATEWAY",
+                "tags": {"team": [f"team-{i:03d}"]},
+                "alerts": [{"threshold_usd": 100, "notify": [], "block_usage": True}],
+            }
+            budget = client.budgets.create(budget=_create_body(props)).budget
+            control.add_budget_usage(budget.budget_configuration_id, str(i % 120))
+            ids.append(budget.budget_configuration_id)
+            progress.advance()
     return ids
 
 
@@ -90,6 +96,7 @@ def account_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
         ids = create_account_budgets(emulator.account_client(), emulator.control, count)
         config = StackConfigFile(emulator.config())
         for size in sizes:
+            print(f"[status_calls: databricks] {size} budgets", file=sys.stderr, flush=True)
             outputs = {
                 "teams": {
                     f"team-{i:03d}": {"databricks_gateway_budget_id": budget_id}
@@ -130,6 +137,7 @@ def mlflow_rows(sizes: list[int], count: int, repeats: int) -> list[list]:
         ids = create_policies(_get_store(server.tracking_uri), count)
         config = StackConfigFile({"mlflow:trackingUri": server.tracking_uri})
         for size in sizes:
+            print(f"[status_calls: mlflow] {size} budgets", file=sys.stderr, flush=True)
             outputs = outputs_for(ids[:size])
             watch = Stopwatch()
             counts: collections.Counter[tuple[str, str]] = collections.Counter()
