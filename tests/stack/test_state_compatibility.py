@@ -34,7 +34,7 @@ def stack_0_2_0(databricks_emulator_factory, provider_server_factory, tmp_path):
     with sqlite3.connect(store) as db:
         db.executescript((FIXTURE / "mlflow-store.sql").read_text())
     emulator_state = tmp_path / "emulator-state.json"
-    emulator_state.write_text((FIXTURE / "emulator-state.json").read_text())
+    emulator_state.write_text((FIXTURE / "databricks-account.json").read_text())
 
     config = yaml.safe_load((FIXTURE / "Pulumi.local.yaml").read_text())["config"]
     emulator = databricks_emulator_factory(account_id=config["databricks:accountId"], state_path=str(emulator_state))
