@@ -6,8 +6,13 @@ their spend statuses (``/api/2.1/accounts/{id}/budgets``, ``…/budget-spend-sta
 Databricks' validation, error codes and etag semantics, plus fault injection, a request log and a
 JSON state file.  See emulator/README.md.
 
-* :mod:`emulator.state`        the account: its state and operations (pure Python, thread-safe)
-* :mod:`emulator.budgets`      account budgets and spend statuses (part of the account)
+* :mod:`emulator.state`        the account: its stores, their lock and journal (pure Python, thread-safe)
+* :mod:`emulator.budget_policies`  budget policies and request ids (a store of the account)
+* :mod:`emulator.rule_sets`    budget-policy rule sets, etags and permissions checks (a store)
+* :mod:`emulator.budgets`      account budgets and spend statuses (a store)
+* :mod:`emulator.budget_validation`, :mod:`emulator.budget_spend`  what a budget must be; spend statuses
+* :mod:`emulator.back_doors`   test back doors: read the account, play another writer
+* :mod:`emulator.journal`      the lock and journal the stores share
 * :mod:`emulator.validation`   what Databricks accepts (limits, names, principals)
 * :mod:`emulator.paging`       list paging (page tokens)
 * :mod:`emulator.persistence`  the state file: snapshot + journal

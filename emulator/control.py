@@ -4,20 +4,33 @@ It is neither logged nor subject to faults."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from werkzeug.wrappers import Request
 
 from emulator import errors
+from emulator.faults import FaultInjector
 from emulator.routes import CONTROL_ROUTES, readable
+from emulator.state import AccountState
 from emulator.wire import json_object
 
-if TYPE_CHECKING:
-    from emulator.app import EmulatorApp
+
+class Controlled(Protocol):
+    """What the control plane reads and resets (an :class:`emulator.app.EmulatorApp`)."""
+
+    state: AccountState
+    faults: FaultInjector
+
+    @property
+    def requests(self) -> list[dict[str, Any]]: ...
+
+    def reset_requests(self) -> None: ...
+
+    def clear_hooks(self) -> None: ...
 
 
 class ControlPlane:
-    def __init__(self, app: EmulatorApp) -> None:
+    def __init__(self, app: Controlled) -> None:
         self.app = app
 
     def index(self, request: Request) -> dict[str, Any]:

@@ -39,3 +39,22 @@ def decode_page_token(token: str, query_key: str) -> tuple[str, str]:
             "the call that provided the page token."
         )
     return after[0], after[1]
+
+
+def encode_id_token(after: str, query_key: str) -> str:
+    """A page token of a list paged by one id (budgets, spend statuses)."""
+    raw = json.dumps({"a": after, "q": query_key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def decode_id_token(token: str, query_key: str) -> str:
+    try:
+        data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode("ascii")))
+        after, token_query = data["a"], data["q"]
+        if not isinstance(after, str):
+            raise ValueError(after)
+    except (ValueError, KeyError, TypeError):  # not base64, not JSON, not our shape
+        raise errors.invalid(f"Invalid page_token {token!r}.") from None
+    if token_query != query_key:
+        raise errors.invalid("page_token was issued for a different filter: all other parameters must match.")
+    return after

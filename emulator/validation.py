@@ -68,6 +68,13 @@ def required_text(value: dict[str, Any], field: str, where: str) -> str:
     return text
 
 
+def check_policy_id(policy_id: Any) -> str:
+    """A policy id as a request gave it (in a path or a name: any JSON value) has the published form."""
+    if not isinstance(policy_id, str) or not POLICY_ID_PATH_RE.match(policy_id):
+        raise errors.invalid(f"Invalid policy_id {policy_id!r}: expected 1 to 40 characters from [A-Za-z0-9_.-].")
+    return policy_id
+
+
 def check_request_id(request_id: Any) -> None:
     if not isinstance(request_id, str) or len(request_id) != 36 or not request_id.isascii():
         raise errors.invalid(

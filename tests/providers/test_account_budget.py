@@ -496,7 +496,7 @@ JUDGED_ALIKE = [
 @pytest.mark.parametrize("props, valid", JUDGED_ALIKE)
 def test_provider_and_emulator_judge_budgets_alike(props, valid):
     """What check() accepts, Databricks' documented rules (the emulator) accept, and the other way round."""
-    from emulator import budgets as emulator_budgets
+    from emulator import budget_validation as emulator_budgets
     from emulator.errors import ApiError
     from providers import account_budget
 
@@ -508,7 +508,7 @@ def test_provider_and_emulator_judge_budgets_alike(props, valid):
     if props.get("include_external_spend"):  # _create_body leaves it out of ALL budgets
         body["include_external_spend"] = True
     try:
-        emulator_budgets._validated(json_roundtrip(body), current=None)
+        emulator_budgets.validated(json_roundtrip(body), current=None)
         accepted = True
     except (ApiError, KeyError, TypeError):
         accepted = False

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 
+from emulator.persistence import StateFile
 from emulator.state import AccountState
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,8 +98,12 @@ def _reset(path: str) -> None:
     state = AccountState("acct-reset", path=path)
     state.create_policy({"policy_name": "before-reset"}, None)
     state.budgets.create(_budget("before-reset", "100"))
-    state._write_snapshot = lambda: None  # the crash: the reset is journaled, its snapshot never written
-    state.reset()
+    write_snapshot = StateFile.write_snapshot
+    StateFile.write_snapshot = lambda self, snapshot: None  # the crash: the reset is journaled, not its snapshot
+    try:
+        state.reset()
+    finally:
+        StateFile.write_snapshot = write_snapshot
     state.create_policy({"policy_name": "after-reset"}, None)
     state.close()
 
