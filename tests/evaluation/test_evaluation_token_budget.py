@@ -82,6 +82,25 @@ def test_bad_arguments_are_clear_errors(arguments, error, message):
         TokenBudgetEvaluator(model_using(1, 1), **arguments)
 
 
+def test_settings_changed_after_construction_are_checked_and_apply_to_the_next_call():
+    budget = TokenBudgetEvaluator(model_using(3, 2), max_tokens=100)
+    budget(question="first")
+    with pytest.raises(ValueError, match="max_tokens must be a positive number of tokens"):
+        budget.max_tokens = 0
+    with pytest.raises(ValueError, match=ON_EXCEED_CHOICES):
+        budget.on_exceed = "explode"
+    with pytest.raises(ValueError, match="must be zero or more"):
+        budget.cost_per_1k_tokens = -1
+    assert (budget.max_tokens, budget.on_exceed, budget.cost_per_1k_tokens) == (100, "raise", None)
+
+    budget.max_tokens = 5  # the 5 tokens already used reach it: the next call is refused
+    budget.cost_per_1k_tokens = 2
+    with pytest.raises(TokenBudgetExceeded):
+        budget(question="second")
+    snapshot = budget.snapshot()
+    assert (snapshot.max_tokens, snapshot.refused_calls, snapshot.estimated_cost_usd) == (5, 1, 0.01)
+
+
 def test_model_must_be_a_synchronous_callable():
     async def async_model(question):
         return "no"
