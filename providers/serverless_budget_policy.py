@@ -6,23 +6,21 @@ custom tags it carries, and can be bound to chosen workspaces.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
+from providers import fields
 from providers._base import (
     DynamicResource,
     Failures,
     ProviderError,
     api_error,
-    check_fields,
     control_character_failure,
-    diff_result,
     gone,
     is_unknown,
     quoted,
@@ -34,6 +32,7 @@ from providers._databricks import (
     databricks_errors,
     returned_id,
 )
+from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -49,9 +48,6 @@ MAX_TAG_VALUE_LENGTH = 256
 RESERVED_TAG_KEYS = ("budget-policy-name", "budget-policy-id", "budget-policy-resolution-result")
 RESERVED_NAME_PREFIX = "databricks:default-policy"
 
-MAX_EXACT_WORKSPACE_ID = 2**53  # numbers cross the Pulumi wire as doubles
-IN_PLACE_FIELDS = ("policy_name", "custom_tags", "binding_workspace_ids")
-LIST_FIELDS = ("custom_tags", "binding_workspace_ids")
 # Databricks sometimes refuses a create with "Duplicate policy name found." under load although
 # no policy has the name (terraform-provider-databricks #4600): retried this many times.
 MAX_CREATE_ATTEMPTS = 5
@@ -107,53 +103,78 @@ def validate_custom_tags(tags: Any, failures: Failures, prop: str = "custom_tags
     return dict(sorted(normalized.items()))
 
 
-def _workspace_id(value: Any) -> int | None:
-    # Numbers cross the Pulumi wire as doubles; accept 1234.0 and "1234" as 1234.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    # ASCII digits only: str.isdigit() accepts "²" (which int() refuses) and "١٢٣" (which it reads as 123).
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
-        return int(value.strip())
-    return None
-
-
 def validate_workspace_ids(ids: Any, failures: Failures, prop: str = "binding_workspace_ids") -> list[int] | None:
-    if ids is None:
-        return []
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-        failures.add(prop, "must be a list of workspace ids, e.g. [1234567890123456]")
-        return None
-    if any(is_unknown(value) for value in ids):
-        return list(ids)  # preview: some ids are outputs not known yet
-    normalized = set()
-    for value in ids:
-        workspace_id = _workspace_id(value)
-        if workspace_id is None or workspace_id <= 0:
-            failures.add(prop, f"{quoted(value)} is not a workspace id (a positive integer of ASCII digits)")
-        elif workspace_id > MAX_EXACT_WORKSPACE_ID:
-            failures.add(
-                prop,
-                f"{quoted(value)} is larger than 2^53: Pulumi carries numbers as doubles and would change it",
-            )
-        else:
-            normalized.add(workspace_id)
-    return sorted(normalized)
+    return fields.validate_workspace_ids(ids, failures, prop)
+
+
+# --- schema --------------------------------------------------------------------------------------
+
+
+def _tags_to_wire(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in (tags or {}).items()]
+
+
+def _tags_from_wire(tags: list[dict[str, Any]] | None) -> dict[str, str]:
+    return dict(sorted((t["key"], t.get("value") or "") for t in tags or []))
+
+
+def _ids_to_wire(ids: list[Any] | None) -> list[int]:
+    return [int(w) for w in ids or []]
+
+
+def _ids_from_wire(ids: list[Any] | None) -> list[int]:
+    return sorted(int(w) for w in ids or [])
+
+
+SCHEMA = Schema(
+    "ServerlessBudgetPolicy",
+    "A Databricks serverless budget policy: a name, custom tags for cost attribution, bound workspaces.",
+    [
+        Field(
+            "policy_name",
+            "str",
+            "1–127 Latin-1 characters, unique among the account's policies, not starting with "
+            "`databricks:default-policy`",
+            validate_policy_name,
+            required=True,
+            wire="policy_name",
+            config_key="policyName",
+        ),
+        Field(
+            "custom_tags",
+            "dict[str, str]",
+            "tag key → value attached to serverless usage for cost attribution; ≤ 20 tags, key 1–512, "
+            "value ≤ 256 characters; keys `budget-policy-name`, `budget-policy-id`, "
+            "`budget-policy-resolution-result` are reserved",
+            validate_custom_tags,
+            default={},
+            wire="custom_tags",
+            to_wire=_tags_to_wire,
+            from_wire=_tags_from_wire,
+            config_key="customTags",
+        ),
+        Field(
+            "binding_workspace_ids",
+            "list[int]",
+            "workspaces the policy is bound to (integers, or strings of ASCII digits)",
+            validate_workspace_ids,
+            default=[],
+            wire="binding_workspace_ids",
+            to_wire=_ids_to_wire,
+            from_wire=_ids_from_wire,
+            config_key="workspaceIds",
+        ),
+        Field("policy_id", "str", "the policy's id (36 characters)", output=True, wire="policy_id"),
+        Field("account_id", "str", "the Databricks account the policy lives in", output=True),
+    ],
+)
+# Lists the SDK leaves out of an update body when empty (see update()).
+LIST_FIELDS = ("custom_tags", "binding_workspace_ids")
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     """Validate and normalize inputs without any API call (``check()``, and stack config)."""
-    return check_fields(
-        news,
-        {
-            "policy_name": validate_policy_name,
-            "custom_tags": validate_custom_tags,
-            "binding_workspace_ids": validate_workspace_ids,
-        },
-    )
+    return SCHEMA.check(news)
 
 
 # --- wire conversion -----------------------------------------------------------------------------
@@ -161,26 +182,16 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
 
 def _to_budget_policy(props: Mapping[str, Any], policy_id: str | None = None) -> BudgetPolicy:
     from databricks.sdk.service.billing import BudgetPolicy
-    from databricks.sdk.service.compute import CustomPolicyTag
 
-    return BudgetPolicy(
-        policy_id=policy_id,
-        policy_name=props["policy_name"],
-        custom_tags=[CustomPolicyTag(key=k, value=v) for k, v in (props.get("custom_tags") or {}).items()],
-        binding_workspace_ids=[int(w) for w in props.get("binding_workspace_ids") or []],
-    )
+    return BudgetPolicy.from_dict({**SCHEMA.to_wire(props), "policy_id": policy_id})
 
 
 def _policy_inputs(policy: BudgetPolicy) -> dict[str, Any]:
-    return {
-        "policy_name": policy.policy_name,
-        "custom_tags": dict(sorted((t.key, t.value or "") for t in policy.custom_tags or [])),
-        "binding_workspace_ids": sorted(int(w) for w in policy.binding_workspace_ids or []),
-    }
+    return SCHEMA.inputs_of(SCHEMA.from_wire(policy.as_dict()))
 
 
 def _outputs(policy: BudgetPolicy, account_id: str | None) -> dict[str, Any]:
-    return {"policy_id": policy.policy_id, "account_id": account_id, **_policy_inputs(policy)}
+    return {**SCHEMA.from_wire(policy.as_dict()), "account_id": account_id}
 
 
 def _name_filter(name: str) -> Filter:
@@ -198,7 +209,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
         return failures.result(inputs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(olds, news, in_place=IN_PLACE_FIELDS)
+        result = SCHEMA.diff(olds, news)
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -311,29 +322,39 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
 # --- resource ------------------------------------------------------------------------------------
 
 
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
+
+
 class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="ServerlessBudgetPolicy"):
     """A Databricks serverless budget policy: a name, custom tags for cost attribution, bound workspaces."""
 
-    policy_id: pulumi.Output[str]
-    account_id: pulumi.Output[str]
     policy_name: pulumi.Output[str]
     custom_tags: pulumi.Output[dict[str, str]]
     binding_workspace_ids: pulumi.Output[list[int]]
+    policy_id: pulumi.Output[str]
+    account_id: pulumi.Output[str]
 
     def __init__(
         self,
         resource_name: str,
         *,
         policy_name: pulumi.Input[str],
-        custom_tags: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
-        binding_workspace_ids: pulumi.Input[Sequence[pulumi.Input[int]]] | None = None,
+        custom_tags: pulumi.Input[dict[str, str]] | None = None,
+        binding_workspace_ids: pulumi.Input[list[int]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "policy_name": policy_name,
-            "custom_tags": custom_tags or {},
-            "binding_workspace_ids": binding_workspace_ids or [],
-            "policy_id": None,
-            "account_id": None,
-        }
+        """:param policy_name: 1–127 Latin-1 characters, unique among the account's policies, not starting with
+            `databricks:default-policy`
+        :param custom_tags: tag key → value attached to serverless usage for cost attribution; ≤ 20 tags,
+            key 1–512, value ≤ 256 characters; keys `budget-policy-name`, `budget-policy-id`, `budget-
+            policy-resolution-result` are reserved
+        :param binding_workspace_ids: workspaces the policy is bound to (integers, or strings of ASCII
+            digits)
+        """
+        props = SCHEMA.props(
+            {"policy_name": policy_name, "custom_tags": custom_tags, "binding_workspace_ids": binding_workspace_ids}
+        )
         super().__init__(ServerlessBudgetPolicyProvider(), resource_name, props, opts)
+
+
+# --- END generated from SCHEMA ---
