@@ -25,7 +25,7 @@ from providers.schema import Field, Schema
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 # Modules whose Resource class and README table come from their SCHEMA.
-SCHEMA_MODULES = ("providers.serverless_budget_policy",)
+SCHEMA_MODULES = ("providers.serverless_budget_policy", "providers.gateway_budget_policy")
 
 BEGIN = "# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---"
 END = "# --- END generated from SCHEMA ---"
@@ -51,8 +51,8 @@ def resource_class(schema: Schema) -> str:
     lines += ["", "    def __init__(", "        self,", "        resource_name: str,", "        *,"]
     required = [f for f in schema.arguments if f.required]
     optional = [f for f in schema.arguments if not f.required]
-    lines += [f"        {f.name}: pulumi.Input[{f.annotation}]," for f in required]
-    lines += [f"        {f.name}: pulumi.Input[{f.annotation}] | None = None," for f in optional]
+    lines += [f"        {f.name}: pulumi.Input[{f.input_annotation or f.annotation}]," for f in required]
+    lines += [f"        {f.name}: pulumi.Input[{f.input_annotation or f.annotation}] | None = None," for f in optional]
     lines += ["        opts: pulumi.ResourceOptions | None = None,", "    ) -> None:"]
     lines += ['        """' + _argument_docs(schema.arguments), '        """']
     arguments = ", ".join(f'"{f.name}": {f.name}' for f in schema.arguments)

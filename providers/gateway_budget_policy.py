@@ -23,14 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers import _spend_tracking, gateway_enforcement
+from providers import _spend_tracking, fields, gateway_enforcement
 from providers._base import (
     DynamicResource,
     Failures,
     api_error,
-    check_fields,
     control_character_failure,
-    diff_result,
     gone,
     is_unknown,
     quoted,
@@ -44,6 +42,7 @@ from providers._mlflow import (
     raise_mlflow_error,
     tracking_store,
 )
+from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
     from mlflow.entities import GatewayEndpoint
@@ -64,16 +63,14 @@ SCOPES = ("GLOBAL", "WORKSPACE", "ENDPOINT", "USER")
 TARGETED_SCOPES = ("ENDPOINT", "USER")
 ENDPOINT_ID = re.compile(r"e-[0-9a-f]{32}")
 
-INPUTS = ("amount_usd", "window", "action", "scope", "target", "allow_untracked")
-SERVER_DECLARATION = ("gateway_workers", "budget_tracker", "refresh_interval_seconds")
-ADDED_IN_0_3_0 = (*SERVER_DECLARATION, "enforced_everywhere_at")
+ADDED_IN_0_3_0 = ("gateway_workers", "budget_tracker", "refresh_interval_seconds", "enforced_everywhere_at")
 WINDOW_HELP = (
     '"daily", "weekly", "monthly" or {unit, value} with unit one of '
     + ", ".join(WINDOW_UNITS)
     + " and value a whole number from 1 up to one year"
 )
-MIN_AMOUNT_USD = 0.01
-MAX_AMOUNT_USD = 1e9  # no real budget reaches it; 1e308 would
+MIN_AMOUNT_USD = fields.MIN_USD
+MAX_AMOUNT_USD = fields.MAX_USD
 # One year in each unit.  MLflow's gateway loads every policy at once and computes each window
 # with datetime arithmetic: one window it cannot compute (10^18 days, 10^6 months) makes the
 # whole load fail and no budget is enforced at all, every team's included.
@@ -84,14 +81,7 @@ MAX_WINDOW_HELP = ", ".join(f"{unit} <= {limit}" for unit, limit in MAX_WINDOW.i
 # --- field validators ----------------------------------------------------------------------------
 
 
-def validate_amount(value: Any, failures: Failures, prop: str = "amount_usd") -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        failures.add(prop, "must be a number of US dollars greater than 0")
-        return value
-    if not math.isfinite(value) or not MIN_AMOUNT_USD <= value <= MAX_AMOUNT_USD:
-        failures.add(prop, f"must be between {MIN_AMOUNT_USD} and {MAX_AMOUNT_USD:.0e} US dollars (got {value})")
-        return value
-    return float(value)
+validate_amount = fields.usd(MIN_AMOUNT_USD, MAX_AMOUNT_USD)
 
 
 def validate_window(value: Any, failures: Failures, prop: str = "window") -> Any:
@@ -168,12 +158,7 @@ def validate_target(target: Any, failures: Failures, prop: str = "target", scope
     return target
 
 
-def validate_allow_untracked(value: Any, failures: Failures, prop: str = "allow_untracked") -> Any:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        failures.add(prop, f"must be true or false (got {value!r})")
-    return value
+validate_allow_untracked = fields.validate_flag
 
 
 def validate_declared_at(value: Any, failures: Failures, prop: str = "declared_at") -> Any:
@@ -182,21 +167,114 @@ def validate_declared_at(value: Any, failures: Failures, prop: str = "declared_a
     return value
 
 
+def _comparable_amount(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(float(value), 6)
+    return value
+
+
+def _comparable_window(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        length = value.get("value")
+        return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
+    return value
+
+
+SCHEMA = Schema(
+    "GatewayBudgetPolicy",
+    "An MLflow AI Gateway budget policy: ``amount_usd`` per ``window``, ALERT or REJECT.",
+    [
+        Field(
+            "amount_usd",
+            "float",
+            "the cap in US dollars, $0.01 to $10^9",
+            validate_amount,
+            required=True,
+            compare=_comparable_amount,
+        ),
+        Field(
+            "window",
+            "dict[str, Any]",
+            '`"daily"`, `"weekly"`, `"monthly"` or `{"unit": "MINUTES"|"HOURS"|"DAYS"|"WEEKS"|"MONTHS", "value": n}`, '
+            "a whole number from 1 up to one year: 527040 minutes, 8784 hours, 366 days, 52 weeks, 12 months",
+            validate_window,
+            required=True,
+            input_annotation="str | Mapping[str, Any]",
+            compare=_comparable_window,
+        ),
+        Field(
+            "action",
+            "str",
+            "`ALERT` (a `budget_policy.exceeded` webhook once per window) or `REJECT` "
+            "(HTTP 429 until the window resets)",
+            validate_action,
+            required=True,
+        ),
+        Field("scope", "str", "`GLOBAL`, `WORKSPACE`, `ENDPOINT` or `USER`", validate_scope, default="GLOBAL"),
+        Field("target", "str | None", "endpoint name or id for `ENDPOINT`, username for `USER`"),
+        Field(
+            "allow_untracked",
+            "bool",
+            "accept a budget MLflow cannot count spend for (an endpoint with usage tracking off or an unpriced model)",
+            validate_allow_untracked,
+            default=False,
+            compare=bool,  # state written before this input existed holds None
+        ),
+        Field(
+            "declared_at",
+            "str",
+            "where the budget was declared (a stack config path), named in error messages",
+            validate_declared_at,
+            compared=False,
+            echoed=False,
+        ),
+        # How the MLflow server tracks budgets (providers/gateway_enforcement.py): said by the stack,
+        # they compute enforced_everywhere_at; never compared (changing them updates nothing).
+        Field(
+            "gateway_workers",
+            "int",
+            "the MLflow server's workers (MLflow's default 4 is assumed when unsaid)",
+            gateway_enforcement.validate_workers,
+            compared=False,
+        ),
+        Field(
+            "budget_tracker",
+            "str",
+            "how the server shares spend between workers: `in-memory` or `redis`",
+            gateway_enforcement.validate_tracker,
+            compared=False,
+        ),
+        Field(
+            "refresh_interval_seconds",
+            "int",
+            "the server's budget refresh interval (MLflow's 600 s when unsaid)",
+            gateway_enforcement.validate_refresh_interval,
+            compared=False,
+        ),
+        Field("target_value", "str | None", "the endpoint id or username MLflow stores", output=True),
+        Field("budget_policy_id", "str", "MLflow's id of the policy (`bp-<32 hex>`)", output=True),
+        Field(
+            "tracking_uri",
+            "str",
+            "the MLflow tracking server the policy lives in (credentials removed)",
+            computed_input=True,
+            replaces=True,
+            compare=lambda uri: comparable_tracking_uri("tracking_uri", uri),
+        ),
+        Field(
+            "enforced_everywhere_at",
+            "str",
+            "ISO 8601 UTC: by then every worker of the MLflow server enforces the last create or update "
+            "(the write's time plus the server's refresh interval; at once on a one-worker server)",
+            output=True,
+        ),
+    ],
+)
+SERVER_DECLARATION = tuple(f.name for f in SCHEMA.arguments if not f.compared and f.echoed)
+
+
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    inputs, failures = check_fields(
-        news,
-        {
-            "amount_usd": validate_amount,
-            "window": validate_window,
-            "action": validate_action,
-            "scope": validate_scope,
-            "allow_untracked": validate_allow_untracked,
-            "declared_at": validate_declared_at,
-            "gateway_workers": gateway_enforcement.validate_workers,
-            "budget_tracker": gateway_enforcement.validate_tracker,
-            "refresh_interval_seconds": gateway_enforcement.validate_refresh_interval,
-        },
-    )
+    inputs, failures = SCHEMA.check(news)
     inputs["target"] = validate_target(inputs.get("target"), failures, scope=inputs.get("scope"))
     return inputs, failures
 
@@ -397,24 +475,9 @@ def target_as_declared(store: TrackingStore, policy: MlflowBudgetPolicy, olds: M
     return policy.target_value if declared != policy.target_value else None
 
 
-def _comparable(name: str, value: Any) -> Any:
-    if name == "amount_usd" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return round(float(value), 6)
-    if name == "allow_untracked":
-        return bool(value)  # state written before this input existed holds None
-    if name == "window" and isinstance(value, Mapping):
-        length = value.get("value")
-        return {"unit": value.get("unit"), "value": int(length) if isinstance(length, float) else length}
-    return comparable_tracking_uri(name, value)
-
-
 def _guard_applies(inputs: Mapping[str, Any]) -> bool:
     names = ("scope", "target", "action", "allow_untracked")
     return inputs.get("scope") in TARGETED_SCOPES and not any(is_unknown(inputs.get(n)) for n in names)
-
-
-def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: outs.get(name) for name in (*INPUTS, "tracking_uri", *SERVER_DECLARATION)}
 
 
 def describe(inputs: Mapping[str, Any]) -> str:
@@ -440,7 +503,7 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         return failures.result(inputs)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(olds, news, in_place=INPUTS, replace=("tracking_uri",), normalize=_comparable)
+        result = SCHEMA.diff(olds, news)
         if result.changes and not result.replaces and _guard_applies(news):
             # Preview of an update: the earliest phase that can ask the server (check cannot).
             server = self.server_for(olds.get("tracking_uri"))
@@ -468,7 +531,7 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         if "enforced_everywhere_at" not in props:
             # State written before 0.3.0: refresh keeps its shape (no diff); the next write adds them.
             outs = {name: value for name, value in outs.items() if name not in ADDED_IN_0_3_0}
-        return ReadResult(policy.budget_policy_id, outs, inputs=_inputs_of(outs))
+        return ReadResult(policy.budget_policy_id, outs, inputs=SCHEMA.inputs_of(outs))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         server = self.server_for(olds.get("tracking_uri"))
@@ -492,6 +555,9 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
 # --- resource ------------------------------------------------------------------------------------
 
 
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
+
+
 class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudgetPolicy"):
     """An MLflow AI Gateway budget policy: ``amount_usd`` per ``window``, ALERT or REJECT."""
 
@@ -500,13 +566,14 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
     action: pulumi.Output[str]
     scope: pulumi.Output[str]
     target: pulumi.Output[str | None]
-    target_value: pulumi.Output[str | None]
     allow_untracked: pulumi.Output[bool]
+    gateway_workers: pulumi.Output[int]
+    budget_tracker: pulumi.Output[str]
+    refresh_interval_seconds: pulumi.Output[int]
+    target_value: pulumi.Output[str | None]
     budget_policy_id: pulumi.Output[str]
     tracking_uri: pulumi.Output[str]
     enforced_everywhere_at: pulumi.Output[str]
-    """ISO 8601 UTC: by then every worker of the MLflow server enforces the last create or update
-    (the write's time plus the server's refresh interval; at once on a one-worker server)."""
 
     def __init__(
         self,
@@ -515,36 +582,45 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
         amount_usd: pulumi.Input[float],
         window: pulumi.Input[str | Mapping[str, Any]],
         action: pulumi.Input[str],
-        scope: pulumi.Input[str] = "GLOBAL",
-        target: pulumi.Input[str] | None = None,
-        allow_untracked: pulumi.Input[bool] = False,
-        declared_at: str | None = None,
-        gateway_workers: int | None = None,
-        budget_tracker: str | None = None,
-        refresh_interval_seconds: int | None = None,
+        scope: pulumi.Input[str] | None = None,
+        target: pulumi.Input[str | None] | None = None,
+        allow_untracked: pulumi.Input[bool] | None = None,
+        declared_at: pulumi.Input[str] | None = None,
+        gateway_workers: pulumi.Input[int] | None = None,
+        budget_tracker: pulumi.Input[str] | None = None,
+        refresh_interval_seconds: pulumi.Input[int] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``allow_untracked=True`` accepts a budget that MLflow cannot count spend for (an
-        endpoint with usage tracking off or an unpriced model); ``declared_at`` names where the
-        budget was declared (a stack config path) in error messages.  ``gateway_workers``,
-        ``budget_tracker`` (``in-memory`` or ``redis``) and ``refresh_interval_seconds`` say how
-        the MLflow server tracks budgets (``providers/gateway_enforcement.py``): they compute
-        ``enforced_everywhere_at`` and let a policy pack check the server; MLflow's defaults
-        (4 workers, 600 s) are assumed where unsaid.  Changing them updates nothing."""
-        props = {
-            "amount_usd": amount_usd,
-            "window": window,
-            "action": action,
-            "scope": scope,
-            "target": target,
-            "allow_untracked": allow_untracked,
-            "declared_at": declared_at,
-            "target_value": None,
-            "budget_policy_id": None,
-            "tracking_uri": None,
-            "gateway_workers": gateway_workers,
-            "budget_tracker": budget_tracker,
-            "refresh_interval_seconds": refresh_interval_seconds,
-            "enforced_everywhere_at": None,
-        }
+        """:param amount_usd: the cap in US dollars, $0.01 to $10^9
+        :param window: `"daily"`, `"weekly"`, `"monthly"` or `{"unit":
+            "MINUTES"|"HOURS"|"DAYS"|"WEEKS"|"MONTHS", "value": n}`, a whole number from 1 up to one year:
+            527040 minutes, 8784 hours, 366 days, 52 weeks, 12 months
+        :param action: `ALERT` (a `budget_policy.exceeded` webhook once per window) or `REJECT` (HTTP 429
+            until the window resets)
+        :param scope: `GLOBAL`, `WORKSPACE`, `ENDPOINT` or `USER`
+        :param target: endpoint name or id for `ENDPOINT`, username for `USER`
+        :param allow_untracked: accept a budget MLflow cannot count spend for (an endpoint with usage
+            tracking off or an unpriced model)
+        :param declared_at: where the budget was declared (a stack config path), named in error messages
+        :param gateway_workers: the MLflow server's workers (MLflow's default 4 is assumed when unsaid)
+        :param budget_tracker: how the server shares spend between workers: `in-memory` or `redis`
+        :param refresh_interval_seconds: the server's budget refresh interval (MLflow's 600 s when unsaid)
+        """
+        props = SCHEMA.props(
+            {
+                "amount_usd": amount_usd,
+                "window": window,
+                "action": action,
+                "scope": scope,
+                "target": target,
+                "allow_untracked": allow_untracked,
+                "declared_at": declared_at,
+                "gateway_workers": gateway_workers,
+                "budget_tracker": budget_tracker,
+                "refresh_interval_seconds": refresh_interval_seconds,
+            }
+        )
         super().__init__(GatewayBudgetPolicyProvider(), resource_name, props, opts)
+
+
+# --- END generated from SCHEMA ---

@@ -42,6 +42,8 @@ class Field:
     :param annotation: the Python type of the value (``str``, ``list[int]``, ...): the generated
         ``__init__`` takes ``pulumi.Input[<annotation>]`` and the class declares
         ``pulumi.Output[<annotation>]``.
+    :param input_annotation: the type ``__init__`` takes, when wider than ``annotation`` (the
+        value is normalized by its validator).
     :param doc: one line for the README's reference table.
     :param validator: ``(value, failures, prop) -> normalized value`` run by ``check()``.
     :param required: the user must give it.
@@ -74,6 +76,7 @@ class Field:
     compared: bool = True
     echoed: bool = True
     compare: Convert = _same
+    input_annotation: str | None = None
     wire: str | None = None
     to_wire: Convert = _same
     from_wire: Convert = _same
@@ -167,8 +170,8 @@ class Schema:
         return upgraded
 
     def inputs_of(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The inputs a refresh reports: the compared inputs among ``outputs``."""
-        return {name: outputs.get(name) for name in (*self.in_place, *self.replacing) if self[name].echoed}
+        """The inputs a refresh reports: every input kept in ``outputs``."""
+        return {f.name: outputs.get(f.name) for f in self.fields if f.echoed and not f.output}
 
     def props(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """What a Resource registers: each argument (its default when None), outputs as None
