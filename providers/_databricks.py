@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,17 +62,31 @@ def _retry_counting_clock() -> Clock:
     from databricks.sdk.clock import RealClock
 
     class RetryCountingClock(RealClock):
-        """The SDK's clock, counting per thread the retries it sleeps before."""
+        """The SDK's clock, counting per thread the retries it sleeps before; in a thread inside
+        ``single_attempt`` it ends the SDK's retry loop instead of sleeping."""
 
         def __init__(self) -> None:
             self._local = threading.local()
 
         def sleep(self, seconds: float) -> None:
+            first_attempt_error = sys.exc_info()[1]
+            if getattr(self._local, "single_attempt", False) and first_attempt_error is not None:
+                # The SDK sleeps before a retry inside the handler of the failed attempt:
+                # re-raising that error hands it to the caller of single_attempt.
+                raise first_attempt_error
             self._local.retries = self.retries() + 1
             super().sleep(seconds)
 
         def retries(self) -> int:
             return getattr(self._local, "retries", 0)
+
+        @contextmanager
+        def single_attempt(self) -> Iterator[None]:
+            self._local.single_attempt = True
+            try:
+                yield
+            finally:
+                self._local.single_attempt = False
 
     return RetryCountingClock()
 
@@ -81,6 +96,22 @@ def sdk_retries(client: AccountClient) -> int:
     before its answer was lost: the SDK re-sends it and reports only the last answer)."""
     retries = getattr(client.config.clock, "retries", None)
     return int(retries()) if retries else 0
+
+
+@contextmanager
+def single_attempt(client: AccountClient) -> Iterator[None]:
+    """SDK calls made in this thread inside the block are sent once: their first error (429, 503,
+    a dropped connection, a timeout) is raised instead of retried.
+
+    For writes the API cannot deduplicate (no request id): a re-sent create whose first answer was
+    lost would make a twin, so the caller looks for what the first attempt made before sending
+    again.  The request itself is the SDK's usual one (JSON with a Content-Length).
+    """
+    attempt_once = getattr(client.config.clock, "single_attempt", None)
+    if attempt_once is None:
+        raise TypeError("single_attempt needs a client built by DatabricksAccount (its clock ends the SDK's retries)")
+    with attempt_once():
+        yield
 
 
 class DatabricksUnreachable(RuntimeError):

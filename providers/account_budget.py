@@ -13,8 +13,6 @@ address, principal), never by position: a server-side reordering never shows as 
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import re
 import time
@@ -26,7 +24,13 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers._base import DynamicResource, Failures, api_error, diff_result, gone, is_unknown
-from providers._databricks import DatabricksProvider, DatabricksProviderError, databricks_errors, returned_id
+from providers._databricks import (
+    DatabricksProvider,
+    DatabricksProviderError,
+    databricks_errors,
+    returned_id,
+    single_attempt,
+)
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -492,36 +496,14 @@ def _outputs(budget: billing.BudgetConfiguration, account_id: str | None) -> dic
 #
 # The budgets API takes no request id, and the SDK re-sends a POST whose answer was lost (dropped
 # connection, timeout, 503): if the first attempt had been committed, that makes a twin budget
-# no state tracks.  So a create is sent once (the SDK does not retry a body it cannot rewind),
-# and before sending again after an answer that may have been lost, the account is searched for
-# the budget that attempt made.
-
-
-class _SendOnce(io.RawIOBase):
-    """A request body the SDK cannot rewind, so it sends it exactly once."""
-
-    def __init__(self, payload: bytes) -> None:
-        self._payload = payload
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buffer: Any) -> int:
-        chunk, self._payload = self._payload[: len(buffer)], self._payload[len(buffer) :]
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+# no state tracks.  So each create is sent once (``single_attempt``), and before sending again
+# after an answer that may have been lost, the account is searched for the budget that attempt made.
 
 
 def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> billing.BudgetConfiguration:
     import requests
     from databricks.sdk.errors import TemporarilyUnavailable, TooManyRequests
-    from databricks.sdk.service.billing import CreateBudgetConfigurationResponse
 
-    payload = json.dumps({"budget": _create_body(props).as_dict()}).encode()
-    path = f"/api/2.1/accounts/{client.config.account_id}/budgets"
     wanted = {k: props.get(k) for k in (*IN_PLACE_FIELDS, *REPLACE_FIELDS)}
     started_ms = time.time() * 1000 - 60_000  # allow for clock skew with the server
     deadline = time.monotonic() + (client.config.retry_timeout_seconds or 300)
@@ -530,15 +512,9 @@ def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> bi
     while True:
         attempt += 1
         try:
-            answer = client.api_client.do(
-                "POST",
-                path,
-                data=_SendOnce(payload),
-                headers={"Accept": "application/json", "Content-Type": "application/json"},
-            )
-            return _answered(
-                CreateBudgetConfigurationResponse.from_dict(answer).budget, "create", props["display_name"]
-            )
+            with single_attempt(client):
+                answer = client.budgets.create(_create_body(props))
+            return _answered(answer.budget, "create", props["display_name"])
         except TooManyRequests as error:  # refused at the door: nothing was created
             last, wait = error, error.retry_after_secs or min(attempt, 10)
         except (requests.ConnectionError, requests.Timeout, TemporarilyUnavailable) as error:

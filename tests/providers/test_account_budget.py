@@ -534,3 +534,37 @@ def test_a_missing_billing_admin_role_is_named_without_a_partial_write(server, d
     assert "Unable to create account budget 'search AI Gateway'" in error.value.message
     assert "billing admin role" in error.value.message
     assert len(databricks_emulator.state.budgets) == 0 and databricks_emulator.count("POST", "/budgets") == 1
+
+
+@pytest.mark.parametrize("fault", [None, "drop", "503"])
+def test_a_create_is_one_ordinary_request_with_a_length(databricks_emulator, monkeypatch, fault):
+    """The create sends a normal JSON body with a Content-Length (a chunked body, with no length,
+    is refused by some proxies) and, when its answer is lost, is not re-sent by the SDK."""
+    import requests
+
+    from providers import account_budget
+    from providers._databricks import DatabricksAccount
+
+    sent: list[requests.PreparedRequest] = []
+    send = requests.Session.send
+
+    def recording_send(session, request, **kwargs):
+        sent.append(request)
+        return send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", recording_send)
+    if fault:
+        databricks_emulator.faults.inject(fault, "POST", "/budgets", phase="after")
+    account = DatabricksAccount()
+    account.configure({**databricks_emulator.config(), "databricks:retryTimeoutSeconds": "20"})
+    props, failures = account_budget.check_inputs(
+        dict(display_name="plain body", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}])
+    )
+    assert not failures
+    budget = account_budget._create_without_twins(account.client(), props)
+
+    posts = [r for r in sent if r.method == "POST" and r.url.endswith("/budgets")]
+    assert len(posts) == 1
+    assert "Transfer-Encoding" not in posts[0].headers
+    assert int(posts[0].headers["Content-Length"]) == len(posts[0].body)
+    assert databricks_emulator.state.budgets.ids() == [budget.budget_configuration_id]
