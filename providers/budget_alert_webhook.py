@@ -13,15 +13,10 @@ Slack and PagerDuty URLs carry tokens and the signing ``secret`` is a credential
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -46,6 +41,17 @@ from providers._mlflow import (
     is_not_found,
     raise_mlflow_error,
     registry_store,
+)
+from providers.webhook_secret import secret_changed, secret_hash, secret_matches
+from providers.webhook_url import (
+    ALLOW_PRIVATE_IPS_ENV,
+    ALLOWED_SCHEMES_ENV,
+    LOCAL_RECEIVER_HINT,
+    MAX_URL_LENGTH,
+    inert_url,
+    local_receiver_failure,
+    url_parts,
+    url_problem,
 )
 
 if TYPE_CHECKING:
@@ -77,26 +83,22 @@ KNOWN_EVENTS = (
 WEBHOOK_NAME = re.compile(r"(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 # The SQL store keeps the Fernet-encrypted secret in a 1000-character column.
 MAX_SECRET_LENGTH = 512
-# The SQL store's webhooks.url column is String(500): PostgreSQL and MySQL refuse (or cut) more.
-MAX_URL_LENGTH = 500
 ENCRYPTION_KEY_ENV = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
-# MLflow's own settings (mlflow.environment_variables): webhook URLs must be https and resolve to
-# public addresses unless the process that writes the webhook allows more.
-ALLOWED_SCHEMES_ENV = "MLFLOW_WEBHOOK_ALLOWED_SCHEMES"
-ALLOW_PRIVATE_IPS_ENV = "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"
-LOCAL_RECEIVER_HINT = (
-    f"To deliver to a local or http:// receiver, run the MLflow server with "
-    f"{ALLOWED_SCHEMES_ENV}=http,https and {ALLOW_PRIVATE_IPS_ENV}=true (or use a public https:// URL)."
-)
-# What a deleted webhook's URL path becomes: the token in the old path must not stay in the row.
-INERT_PATH = "/deleted-by-pulumi"
+
+# Kept importable from here: tests, the stack config and older code use these names.
+__all__ = [
+    "MAX_URL_LENGTH",
+    "BudgetAlertWebhook",
+    "BudgetAlertWebhookProvider",
+    "inert_url",
+    "local_receiver_failure",
+    "secret_changed",
+    "secret_hash",
+    "secret_matches",
+    "url_parts",
+]
 
 IN_PLACE = ("webhook_name", "url", "events", "description", "active")
-# The fingerprint is itself a Pulumi secret (encrypted in state), and the secret it fingerprints
-# is a signing key (random, high entropy): light key stretching suffices, and stays cheap for a
-# preview that recomputes it for every webhook (0.3 ms at 1,000 rounds; 7 ms at 20,000).
-_HASH_ITERATIONS = 1_000
-
 
 # --- field validators ----------------------------------------------------------------------------
 
@@ -116,105 +118,9 @@ def validate_webhook_name(name: Any, failures: Failures, prop: str = "webhook_na
 
 
 def validate_url(url: Any, failures: Failures, prop: str = "url") -> Any:
-    if reason := _url_problem(url):
+    if reason := url_problem(url):
         failures.add(prop, reason)
     return url
-
-
-def _url_problem(url: Any) -> str | None:
-    """Why MLflow would refuse ``url``; never quotes the URL (it may carry a token)."""
-    if not isinstance(url, str) or not url.strip():
-        return "must be an http(s) URL"
-    if len(url) > MAX_URL_LENGTH:
-        return f"must be at most {MAX_URL_LENGTH} characters (MLflow's limit), got {len(url)}"
-    if url != url.strip() or any(c.isspace() for c in url):
-        return "must not contain whitespace"
-    try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("http", "https"):
-        return f"scheme must be https (or http where the server allows it), got {parts.scheme!r}"
-    if not hostname:
-        return "must include a host name"
-    if _looks_like_ip(hostname):
-        try:
-            ipaddress.ip_address(hostname)
-        except ValueError:
-            return "host is not a canonical IP address"
-    return None
-
-
-def url_parts(url: str) -> list[str]:
-    """The URL and the parts of it that may carry a token, to mask in messages.
-
-    A host name may carry one too; an IP address or localhost does not, and stays readable
-    ("'127.0.0.1' resolves to 127.0.0.1" says what is wrong).
-    """
-    try:
-        parts = urlsplit(url)
-        user_info, _, host_port = parts.netloc.rpartition("@")
-        pieces = [user_info, parts.path, parts.query, parts.fragment, parts.password]
-        if not _is_readable_host(parts.hostname or ""):
-            pieces += [host_port, parts.hostname]
-    except ValueError:
-        pieces = []
-    # Longest first, so that a part inside another is masked after the whole.
-    return sorted({p for p in [url, *pieces] if p and len(p) > 1}, key=len, reverse=True)
-
-
-def local_receiver_failure(url: Any, environ: Mapping[str, str]) -> str | None:
-    """Why MLflow, under ``environ``, would refuse ``url`` for its scheme or a private host, else None.
-
-    Only what is known without DNS: an http:// URL, ``localhost`` or a non-public IP literal.
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except (TypeError, ValueError, AttributeError):
-        return None
-    reasons = []
-    schemes = [s.strip() for s in environ.get(ALLOWED_SCHEMES_ENV, "https").split(",") if s.strip()]
-    if parts.scheme not in schemes:
-        reasons.append(f"scheme {parts.scheme!r} is not allowed: {ALLOWED_SCHEMES_ENV} is {','.join(schemes)!r}")
-    allow_private = environ.get(ALLOW_PRIVATE_IPS_ENV, "").strip().lower() in ("true", "1")
-    if not allow_private and _is_private_host(host):
-        reasons.append(f"host {host!r} is not a public address and {ALLOW_PRIVATE_IPS_ENV} is not true")
-    return "; ".join(reasons) or None
-
-
-def _is_readable_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return host == "localhost"
-
-
-def _is_private_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return not ipaddress.ip_address(host).is_global
-    except ValueError:
-        return False  # a name: only DNS knows
-
-
-def inert_url(url: str | None) -> str | None:
-    """``url`` with its token gone: same scheme and host (MLflow validates them), no user info,
-    path, query or fragment."""
-    try:
-        parts = urlsplit(url or "")
-    except ValueError:
-        return None
-    host = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{host}{INERT_PATH}" if parts.scheme and host else None
-
-
-def _looks_like_ip(hostname: str) -> bool:
-    # MLflow rejects numeric hosts such as 127.1 or 0177.0.0.1 that are not canonical literals.
-    return ":" in hostname or hostname.replace(".", "").isdigit()
 
 
 def validate_events(events: Any, failures: Failures, prop: str = "events") -> Any:
@@ -267,38 +173,6 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
             "secret": validate_secret,
         },
     )
-
-
-# --- wire conversion: the secret's fingerprint ---------------------------------------------------
-
-
-def secret_hash(secret: str | None, salt: bytes | None = None) -> str | None:
-    if not secret:
-        return None
-    salt = salt or os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, _HASH_ITERATIONS)
-    return f"pbkdf2-sha256${_HASH_ITERATIONS}${_b64(salt)}${_b64(digest)}"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def secret_matches(secret: str | None, stored_hash: str | None) -> bool:
-    if not secret or not stored_hash:
-        return not secret and not stored_hash
-    try:
-        _, iterations, salt, digest = stored_hash.split("$")
-        expected = base64.b64decode(digest)
-        actual = hashlib.pbkdf2_hmac("sha256", secret.encode(), base64.b64decode(salt), int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def secret_changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
-    new_secret = news.get("secret")
-    return is_unknown(new_secret) or not secret_matches(new_secret, olds.get("secret_hash"))
 
 
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
@@ -452,7 +326,7 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         """A SQL store validates the URL in this process, under this process's MLflow settings,
         so preview can say what `pulumi up` would meet; a server decides for itself at create."""
         url = inputs.get("url")
-        if inputs.get("tracking_uri") is None or is_unknown(url) or _url_problem(url):
+        if inputs.get("tracking_uri") is None or is_unknown(url) or url_problem(url):
             return
         if not self.configured_server().is_http and (reason := local_receiver_failure(url, os.environ)):
             failures.add(
