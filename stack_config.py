@@ -28,6 +28,7 @@ from typing import Any
 
 import pulumi
 
+import stack_config_schema as config_schema
 from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs, gateway_budget_props
 from components.evaluation_budget import EvaluationBudgetArgs
 from components.gateway_budget import (
@@ -40,6 +41,7 @@ from components.gateway_budget import (
 from components.serverless_budget import ServerlessBudgetArgs, policy_tag_filter, serverless_budget_alerts
 from contracts import ON_EXCEED_MODES, RAISE
 from providers.core import Failures
+from stack_config_schema import keys
 
 NAMESPACE = "ml-budgets"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
@@ -146,37 +148,14 @@ def _config_path(prop: str, paths: Mapping[str, str]) -> str:
 
 # ---- teams --------------------------------------------------------------------------------
 
-SERVERLESS_FIELDS = (
-    "policyName",
-    "customTags",
-    "workspaceIds",
-    "users",
-    "managers",
-    "authoritativeGrants",
-    "experiments",
-    "evalTokenBudget",  # deprecated: evaluation.maxTokens
-    "monthlyLimitUsd",
-    "alertThresholds",
-    "notify",
-)
-DATABRICKS_GATEWAY_FIELDS = (
-    "monthlyLimitUsd",
-    "alertThresholds",
-    "hardStop",
-    "notify",
-    "perUserLimitUsd",
-    "perUserHardStop",
-    "overrides",
-    "tags",
-    "workspaceIds",
-    "includeExternalSpend",
-    "displayName",
-)
-EVALUATION_FIELDS = ("experiments", "maxTokens", "onExceed", "pricePer1kTokens")
-GATEWAY_FIELDS = ("limitUsd", "window", "scope", "target", "alertThresholds", "hardStop", "webhook", "allowUntracked")
-WEBHOOK_FIELDS = ("url", "route", "secret", "events", "description", "active")
-RELAY_FIELDS = ("url",)
-MLFLOW_SERVER_FIELDS = ("workers", "budgetTracker", "budgetRefreshIntervalSeconds")
+SERVERLESS_FIELDS = keys(config_schema.SERVERLESS)
+DATABRICKS_GATEWAY_FIELDS = keys(config_schema.DATABRICKS_GATEWAY)
+EVALUATION_FIELDS = keys(config_schema.EVALUATION)
+GATEWAY_FIELDS = keys(config_schema.GATEWAY)
+WEBHOOK_FIELDS = keys(config_schema.WEBHOOK)
+RELAY_FIELDS = keys(config_schema.ALERT_RELAY)
+MLFLOW_SERVER_FIELDS = keys(config_schema.MLFLOW_SERVER)
+TEAM_FIELDS = keys(config_schema.TEAM)
 
 
 def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, int | None]:
@@ -640,8 +619,8 @@ def _check_one_evaluation_budget_per_experiment(config: StackConfig, problems: F
 
 def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: str | None = None) -> TeamConfig:
     path = f"{NAMESPACE}:teams[{index}]"
-    parts = ("serverless", "gateway", "databricksGateway", "evaluation")
-    reader = _Reader(raw, path, problems, ("name", *parts))
+    parts = tuple(key for key in TEAM_FIELDS if key != "name")
+    reader = _Reader(raw, path, problems, TEAM_FIELDS)
     name = _name(reader.value.get("name"), reader.at("name"), problems, seen)
     if not any(reader.value.get(part) is not None for part in parts):
         problems.add(path, "declares none of `serverless`, `gateway`, `databricksGateway`, `evaluation`")

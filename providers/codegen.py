@@ -3,7 +3,9 @@
 * the Resource class at the end of the module (output annotations, a typed ``__init__``),
   between the ``BEGIN`` and ``END`` marker lines;
 * the resource's reference table in README.md, between ``<!-- BEGIN schema:<Name> -->`` and
-  ``<!-- END schema:<Name> -->``.
+  ``<!-- END schema:<Name> -->``;
+* ``stack-config.schema.json``, the JSON Schema of ``Pulumi.<stack>.yaml``, from
+  ``stack_config_schema.py``.
 
 ``python -m providers.codegen`` rewrites them; ``--check`` exits 1 if any is out of date (CI, and
 ``tests/providers/test_schema_codegen.py``).
@@ -24,6 +26,7 @@ from providers.schema import Field, Schema
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+STACK_CONFIG_SCHEMA = ROOT / "stack-config.schema.json"
 # Modules whose Resource class and README table come from their SCHEMA.
 SCHEMA_MODULES = ("providers.serverless_budget_policy", "providers.gateway_budget_policy")
 
@@ -146,11 +149,14 @@ def generated() -> dict[Path, str]:
         files[path] = module_text(path, schema)
         readme = readme_text(readme, schema)
     files[README] = readme
+    import stack_config_schema
+
+    files[STACK_CONFIG_SCHEMA] = json.dumps(stack_config_schema.json_schema(), indent=2, ensure_ascii=False) + "\n"
     return files
 
 
 def stale() -> list[Path]:
-    return [path for path, text in generated().items() if path.read_text() != text]
+    return [path for path, text in generated().items() if not path.exists() or path.read_text() != text]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.relative_to(ROOT)} is out of date: run python -m providers.codegen", file=sys.stderr)
         return 1 if out_of_date else 0
     for path, text in generated().items():
-        if path.read_text() != text:
+        if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
     return 0
