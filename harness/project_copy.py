@@ -13,7 +13,14 @@ from harness.provider_server import PROJECT_ROOT
 # Everything the program imports, and the project file: keep in step with the imports of
 # __main__.py (a test runs the copied program under set_mocks to prove nothing is missing).
 PROGRAM_FOLDERS = ("providers", "components")
-PROGRAM_FILES = ("__main__.py", "stack_config.py", "contracts.py", "Pulumi.yaml", "requirements.txt")
+PROGRAM_FILES = (
+    "__main__.py",
+    "stack_config.py",
+    "stack_config_schema.py",
+    "contracts.py",
+    "Pulumi.yaml",
+    "requirements.txt",
+)
 
 
 def copy_project(work_dir: Path, extra_files: tuple[str, ...] = ()) -> Path:
