@@ -13,7 +13,6 @@ address, principal), never by position: a server-side reordering never shows as 
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers._base import DynamicResource, Failures, api_error, diff_result, gone, is_unknown
+from providers import fields
+from providers._base import DynamicResource, Failures, api_error, control_character_failure, gone, is_unknown, quoted
 from providers._databricks import (
     DatabricksProvider,
     DatabricksProviderError,
@@ -31,6 +31,7 @@ from providers._databricks import (
     returned_id,
     single_attempt,
 )
+from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 MAX_DISPLAY_NAME = 128
 MAX_SHARED_ALERTS = 4  # per period; every alert here is monthly
-MAX_EXACT_INTEGER = 2**53  # numbers cross the Pulumi wire as doubles
 INT64_MAX = 2**63 - 1  # principal ids are map keys (strings), so they keep every digit
 RESOURCE_TYPES = {
     "ALL": "BUDGET_RESOURCE_TYPE_ALL_RESOURCES",
@@ -49,16 +49,23 @@ RESOURCE_TYPES = {
 }
 ALERT_KEYS = ("threshold_usd", "notify", "block_usage")
 PER_USER_KEYS = (*ALERT_KEYS, "overrides")
-IN_PLACE_FIELDS = ("display_name", "alerts", "tags", "workspace_ids", "per_user_alert")
-REPLACE_FIELDS = ("resource_type", "include_external_spend")
-EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
 PRINCIPAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+# Databricks documents no limits on a budget's filter or overrides; these bound what a typo or a
+# generated config can send (and what a failure message can echo).  Tag lengths are the budget
+# policies' documented ones.
+MAX_TAG_KEYS = 20
+MAX_TAG_VALUES = 50
+MAX_TAG_KEY_LENGTH = 512
+MAX_TAG_VALUE_LENGTH = 256
+MAX_OVERRIDES = 200
+validate_usd = fields.usd()  # $0.01 to $10^9: a higher threshold could never trip
 
 
 # --- field validators ----------------------------------------------------------------------------
 #
 # Each reports under ``prop`` and returns the value normalized: alerts sorted by threshold,
-# addresses and tag values sorted and unique, so equal meanings compare equal.
+# addresses and tag values sorted and unique, so equal meanings compare equal.  None raises on
+# any JSON value.
 
 
 def validate_display_name(name: Any, failures: Failures, prop: str = "display_name") -> Any:
@@ -66,29 +73,20 @@ def validate_display_name(name: Any, failures: Failures, prop: str = "display_na
         failures.add(prop, f"is required: a name of 1 to {MAX_DISPLAY_NAME} characters")
     elif len(name) > MAX_DISPLAY_NAME:
         failures.add(prop, f"is {len(name)} characters long; at most {MAX_DISPLAY_NAME} allowed")
+    elif reason := control_character_failure(name):
+        failures.add(prop, f"{quoted(name)} {reason}")
     return name
 
 
-def _dollars(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        return None
-    return float(value)
-
-
-def _addresses(value: Any, prop: str, failures: Failures) -> Any:
-    if value is None:
-        return []
+def _dollars(value: Any, prop: str, failures: Failures) -> Any:
+    """A dollar amount within the shared bounds (as a float), else the value as given."""
     if is_unknown(value):
         return value
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        failures.add(prop, 'must be a list of email addresses, e.g. ["finops@example.com"]')
-        return None
-    if any(is_unknown(address) for address in value):
-        return list(value)
-    bad = [a for a in value if not isinstance(a, str) or not EMAIL.fullmatch(a.strip())]
-    for address in bad:
-        failures.add(prop, f"{address!r} is not an email address (name@domain)")
-    return None if bad else sorted({a.strip() for a in value})
+    checked = Failures()
+    dollars = validate_usd(value, checked, prop)
+    for failure in checked.items:
+        failures.add(failure.property, failure.reason)
+    return dollars
 
 
 def _alert(raw: Any, prop: str, failures: Failures, keys: Sequence[str]) -> Any:
@@ -98,26 +96,23 @@ def _alert(raw: Any, prop: str, failures: Failures, keys: Sequence[str]) -> Any:
     if not isinstance(raw, Mapping):
         failures.add(prop, 'must be an object {"threshold_usd": 100, "notify": ["..."], "block_usage": false}')
         return None
-    unknown = sorted(set(raw) - set(keys))
+    unknown = sorted(quoted(k) for k in set(map(str, raw)) - set(keys))
     if unknown:
-        failures.add(prop, f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(keys)}")
-    threshold = raw.get("threshold_usd")
-    if not is_unknown(threshold) and _dollars(threshold) is None:
-        failures.add(f"{prop}.threshold_usd", f"must be a number of US dollars greater than 0, got {threshold!r}")
+        failures.add(prop, f"unknown key(s) {', '.join(unknown[:5])}; valid keys: {', '.join(keys)}")
+    threshold = _dollars(raw.get("threshold_usd"), f"{prop}.threshold_usd", failures)
     block = raw.get("block_usage", False)
     if block is None:
         block = False
     if not isinstance(block, bool) and not is_unknown(block):
-        failures.add(f"{prop}.block_usage", f"must be true or false, got {block!r}")
-    notify = _addresses(raw.get("notify"), f"{prop}.notify", failures)
+        failures.add(f"{prop}.block_usage", f"must be true or false, got {quoted(block)}")
+    notify = fields.validate_emails(raw.get("notify"), failures, f"{prop}.notify")
     if notify == [] and block is False:
         failures.add(
             f"{prop}.notify",
             "is empty and block_usage is false: this alert would fire with nobody told and nothing stopped; "
             "list at least one address (or set block_usage on an AI_GATEWAY budget)",
         )
-    alert = {"threshold_usd": _dollars(threshold) or threshold, "notify": notify, "block_usage": block}
-    return alert
+    return {"threshold_usd": threshold, "notify": notify, "block_usage": block}
 
 
 def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
@@ -128,20 +123,19 @@ def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
     if not isinstance(raw, Mapping):
         failures.add(prop, 'must map an account principal id to dollars, e.g. {"123456789": 250}')
         return None
+    if len(raw) > MAX_OVERRIDES:
+        failures.add(prop, f"has {len(raw)} overrides; at most {MAX_OVERRIDES}")
+        return None
     result = {}
     for principal, dollars in raw.items():
         if not PRINCIPAL_ID.fullmatch(str(principal)) or int(principal) > INT64_MAX:
             failures.add(
                 prop,
-                f"{principal!r} is not an account principal id: use the numeric id of the user, group or "
+                f"{quoted(principal)} is not an account principal id: use the numeric id of the user, group or "
                 "service principal (Account console > User management, or AccountClient.groups.list())",
             )
-        elif not is_unknown(dollars) and _dollars(dollars) is None:
-            failures.add(
-                prop, f"principal {principal}: the limit must be a number of US dollars greater than 0, got {dollars!r}"
-            )
         else:
-            result[str(int(principal))] = _dollars(dollars) or dollars
+            result[str(int(principal))] = _dollars(dollars, f"{prop}.{principal}", failures)
     return dict(sorted(result.items(), key=lambda item: int(item[0])))
 
 
@@ -155,9 +149,10 @@ def validate_alerts(raw: Any, failures: Failures, prop: str = "alerts", gateway:
     if isinstance(raw, (str, Mapping)) or not isinstance(raw, Sequence):
         failures.add(prop, 'must be a list of {"threshold_usd", "notify", "block_usage"} objects')
         return None
+    if len(raw) > MAX_SHARED_ALERTS:
+        failures.add(prop, f"has {len(raw)} alerts; Databricks allows at most {MAX_SHARED_ALERTS} per month")
+        return None
     alerts = [_alert(a, f"{prop}[{i}]", failures, ALERT_KEYS) for i, a in enumerate(raw)]
-    if len(alerts) > MAX_SHARED_ALERTS:
-        failures.add(prop, f"has {len(alerts)} alerts; Databricks allows at most {MAX_SHARED_ALERTS} per month")
     known = [a for a in alerts if isinstance(a, dict) and isinstance(a["threshold_usd"], float)]
     thresholds = [a["threshold_usd"] for a in known]
     repeated = sorted({t for t in thresholds if thresholds.count(t) > 1})
@@ -213,10 +208,13 @@ def validate_tags(raw: Any, failures: Failures, prop: str = "tags") -> Any:
     if not isinstance(raw, Mapping):
         failures.add(prop, 'must map a tag key to the list of values to count, e.g. {"team": ["search"]}')
         return None
+    if len(raw) > MAX_TAG_KEYS:
+        failures.add(prop, f"has {len(raw)} tag keys; at most {MAX_TAG_KEYS}")
+        return None
     tags = {}
     for key, values in raw.items():
-        if not isinstance(key, str) or not key:
-            failures.add(prop, f"tag key {key!r} must be a non-empty string")
+        if problem := _tag_text_problem(key, MAX_TAG_KEY_LENGTH):
+            failures.add(prop, f"tag key {quoted(key)} {problem}")
             continue
         if is_unknown(values):
             tags[key] = values
@@ -224,70 +222,128 @@ def validate_tags(raw: Any, failures: Failures, prop: str = "tags") -> Any:
         if isinstance(values, str) or not isinstance(values, Sequence) or not values:
             failures.add(
                 prop,
-                f"tag {key!r}: values must be a non-empty list of strings, e.g. [{values!r}]"
+                f"tag {quoted(key)}: values must be a non-empty list of strings, e.g. [{quoted(values)}]"
                 if isinstance(values, str)
-                else f"tag {key!r}: values must be a non-empty list of strings",
+                else f"tag {quoted(key)}: values must be a non-empty list of strings",
             )
+            continue
+        if len(values) > MAX_TAG_VALUES:
+            failures.add(prop, f"tag {quoted(key)} has {len(values)} values; at most {MAX_TAG_VALUES}")
             continue
         if any(is_unknown(v) for v in values):
             tags[key] = list(values)
-        elif not all(isinstance(v, str) and v for v in values):
-            failures.add(prop, f"tag {key!r}: every value must be a non-empty string, got {list(values)!r}")
-        else:
+            continue
+        problems = [(v, p) for v in values if (p := _tag_text_problem(v, MAX_TAG_VALUE_LENGTH))]
+        for value, problem in problems[:3]:
+            failures.add(prop, f"tag {quoted(key)} value {quoted(value)} {problem}")
+        if not problems:
             tags[key] = sorted(set(values))
     return dict(sorted(tags.items()))
 
 
+def _tag_text_problem(text: Any, max_length: int) -> str | None:
+    if not isinstance(text, str) or not text:
+        return "must be a non-empty string"
+    if len(text) > max_length:
+        return f"is {len(text)} characters long; at most {max_length}"
+    return control_character_failure(text)
+
+
 def validate_workspace_ids(raw: Any, failures: Failures, prop: str = "workspace_ids") -> Any:
-    if raw is None:
-        return []
-    if is_unknown(raw):
-        return raw
-    if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
-        failures.add(prop, "must be a list of workspace ids, e.g. [1234567890123456]")
-        return None
-    if any(is_unknown(v) for v in raw):
-        return list(raw)
-    ids = set()
-    for value in raw:
-        number = int(value) if isinstance(value, float) and value.is_integer() else value
-        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number <= MAX_EXACT_INTEGER:
-            failures.add(prop, f"{value!r} is not a workspace id (a positive integer below 2^53)")
-        else:
-            ids.add(number)
-    return sorted(ids)
+    return fields.validate_workspace_ids(raw, failures, prop)
+
+
+def validate_resource_type(value: Any, failures: Failures, prop: str = "resource_type") -> Any:
+    if isinstance(value, str) and value in RESOURCE_TYPES:
+        return value
+    failures.add(prop, f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {quoted(value)}')
+    return value
+
+
+def _no_empty(empty: Any) -> Any:
+    """A comparison that reads an absent optional value and its empty form alike."""
+    return lambda value: empty if value in (None, {}, []) else value
+
+
+SCHEMA = Schema(
+    "AccountBudget",
+    "A Databricks account budget: monthly list-price dollars over usage matching a tag and workspace filter, "
+    "with alerts that email addresses and (AI Gateway budgets) block usage.",
+    [
+        Field("display_name", "str", "1–128 characters", validate_display_name, required=True),
+        Field(
+            "alerts",
+            "list[Any]",
+            'monthly shared alerts: `{"threshold_usd": $0.01 to $10^9, "notify": [email, …], "block_usage": false}`; '
+            "at most 4, each with its own threshold; an alert must notify someone or block",
+            default=[],
+            input_annotation="Sequence[pulumi.Input[Mapping[str, Any]]]",
+            compare=_no_empty([]),
+        ),
+        Field(
+            "tags",
+            "dict[str, Any]",
+            "tag key → list of values: only usage carrying one of the values of **every** key counts; "
+            f"at most {MAX_TAG_KEYS} keys of {MAX_TAG_VALUES} values",
+            validate_tags,
+            default={},
+            input_annotation="Mapping[str, pulumi.Input[Sequence[pulumi.Input[str]]]]",
+            compare=_no_empty({}),
+        ),
+        Field(
+            "workspace_ids",
+            "list[Any]",
+            "only usage of these workspaces counts; empty = all (integers, or strings of ASCII digits)",
+            validate_workspace_ids,
+            default=[],
+            input_annotation="Sequence[pulumi.Input[int]]",
+            compare=_no_empty([]),
+        ),
+        Field(
+            "resource_type",
+            "str",
+            '`"ALL"` (all usage) or `"AI_GATEWAY"` (Databricks AI Gateway usage)',
+            validate_resource_type,
+            default="ALL",
+            replaces=True,
+        ),
+        Field(
+            "per_user_alert",
+            "dict[str, Any] | None",
+            '`AI_GATEWAY` only: `{"threshold_usd", "notify", "block_usage", "overrides": {principal id: '
+            "threshold_usd}}`, each user's own monthly spend; overrides raise the limit for one user, group or "
+            "service principal, named by its numeric account principal id",
+            input_annotation="Mapping[str, Any]",
+            compare=_no_empty(None),
+        ),
+        Field(
+            "include_external_spend",
+            "bool",
+            "`AI_GATEWAY` only: also count third-party spend billed through Databricks; fixed at creation",
+            fields.validate_flag,
+            default=False,
+            replaces=True,
+        ),
+        Field("budget_id", "str", "the budget's id", output=True),
+        Field("account_id", "str", "the Databricks account the budget lives in", output=True),
+    ],
+)
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     """Validate and normalize inputs without any API call (``check()``, and stack config)."""
-    failures = Failures()
-    inputs = dict(news)
-    if not is_unknown(news.get("display_name")):
-        validate_display_name(news.get("display_name"), failures)
-    resource_type = news.get("resource_type") or "ALL"
-    if not is_unknown(resource_type) and resource_type not in RESOURCE_TYPES:
-        failures.add(
-            "resource_type", f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {resource_type!r}'
-        )
-    inputs["resource_type"] = resource_type
+    inputs, failures = SCHEMA.check(news)
+    resource_type = inputs["resource_type"]
     gateway = resource_type == "AI_GATEWAY" or is_unknown(resource_type)
-    inputs["alerts"] = validate_alerts(news.get("alerts"), failures, gateway=gateway)
-    inputs["per_user_alert"] = validate_per_user_alert(news.get("per_user_alert"), failures, gateway=gateway)
+    inputs["alerts"] = validate_alerts(inputs.get("alerts"), failures, gateway=gateway)
+    inputs["per_user_alert"] = validate_per_user_alert(inputs.get("per_user_alert"), failures, gateway=gateway)
     if inputs["alerts"] == [] and inputs["per_user_alert"] is None:
         failures.add("alerts", "is empty: a budget needs at least one alert (a threshold in dollars and who to notify)")
-    inputs["tags"] = validate_tags(news.get("tags"), failures)
-    inputs["workspace_ids"] = validate_workspace_ids(news.get("workspace_ids"), failures)
-    external = news.get("include_external_spend")
-    external = False if external is None else external
-    if not is_unknown(external):
-        if not isinstance(external, bool):
-            failures.add("include_external_spend", f"must be true or false, got {external!r}")
-        elif external and not gateway:
-            failures.add(
-                "include_external_spend",
-                'applies only to AI Gateway budgets: set resource_type "AI_GATEWAY" or remove it',
-            )
-    inputs["include_external_spend"] = external
+    if inputs["include_external_spend"] is True and not gateway:
+        failures.add(
+            "include_external_spend",
+            'applies only to AI Gateway budgets: set resource_type "AI_GATEWAY" or remove it',
+        )
     return inputs, failures
 
 
@@ -504,7 +560,7 @@ def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> bi
     import requests
     from databricks.sdk.errors import TemporarilyUnavailable, TooManyRequests
 
-    wanted = {k: props.get(k) for k in (*IN_PLACE_FIELDS, *REPLACE_FIELDS)}
+    wanted = {k: props.get(k) for k in (*SCHEMA.in_place, *SCHEMA.replacing)}
     started_ms = time.time() * 1000 - 60_000  # allow for clock skew with the server
     deadline = time.monotonic() + (client.config.retry_timeout_seconds or 300)
     last: Exception
@@ -532,7 +588,7 @@ def _budget_made_since(
 ) -> billing.BudgetConfiguration | None:
     for budget in client.budgets.list():
         if (budget.create_time or 0) >= since_ms and all(
-            _comparable(k, v) == _comparable(k, wanted.get(k)) for k, v in budget_inputs(budget).items()
+            SCHEMA.comparable(k, v) == SCHEMA.comparable(k, wanted.get(k)) for k, v in budget_inputs(budget).items()
         ):
             return budget
     return None
@@ -564,7 +620,7 @@ class AccountBudgetProvider(DatabricksProvider):
         return failures.result(inputs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(olds, news, in_place=IN_PLACE_FIELDS, replace=REPLACE_FIELDS, normalize=_comparable)
+        result = SCHEMA.diff(olds, news)
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -604,27 +660,16 @@ class AccountBudgetProvider(DatabricksProvider):
             pass  # already gone
 
 
-def _comparable(name: str, value: Any) -> Any:
-    # State written by check() and by read() have the same shape; numbers may arrive as int or
-    # float and absent optional fields as None or empty.
-    if name == "per_user_alert" and value in (None, {}):
-        return None
-    if name in ("alerts", "workspace_ids") and value is None:
-        return []
-    if name == "tags" and value is None:
-        return {}
-    return value
-
-
 # --- resource ------------------------------------------------------------------------------------
 
 
-class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
-    """A Databricks account budget: monthly list-price dollars over usage matching a tag and
-    workspace filter, with alerts that email addresses and (AI Gateway budgets) block usage."""
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
 
-    budget_id: pulumi.Output[str]
-    account_id: pulumi.Output[str]
+
+class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
+    """A Databricks account budget: monthly list-price dollars over usage matching a tag and workspace
+    filter, with alerts that email addresses and (AI Gateway budgets) block usage."""
+
     display_name: pulumi.Output[str]
     alerts: pulumi.Output[list[Any]]
     tags: pulumi.Output[dict[str, Any]]
@@ -632,6 +677,8 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
     resource_type: pulumi.Output[str]
     per_user_alert: pulumi.Output[dict[str, Any] | None]
     include_external_spend: pulumi.Output[bool]
+    budget_id: pulumi.Output[str]
+    account_id: pulumi.Output[str]
 
     def __init__(
         self,
@@ -641,20 +688,38 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
         alerts: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         tags: pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[str]]]]] | None = None,
         workspace_ids: pulumi.Input[Sequence[pulumi.Input[int]]] | None = None,
-        resource_type: pulumi.Input[str] = "ALL",
+        resource_type: pulumi.Input[str] | None = None,
         per_user_alert: pulumi.Input[Mapping[str, Any]] | None = None,
-        include_external_spend: pulumi.Input[bool] = False,
+        include_external_spend: pulumi.Input[bool] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "display_name": display_name,
-            "alerts": alerts or [],
-            "tags": tags or {},
-            "workspace_ids": workspace_ids or [],
-            "resource_type": resource_type,
-            "per_user_alert": per_user_alert,
-            "include_external_spend": include_external_spend,
-            "budget_id": None,
-            "account_id": None,
-        }
+        """:param display_name: 1–128 characters
+        :param alerts: monthly shared alerts: `{"threshold_usd": $0.01 to $10^9, "notify": [email, …],
+            "block_usage": false}`; at most 4, each with its own threshold; an alert must notify someone or
+            block
+        :param tags: tag key → list of values: only usage carrying one of the values of **every** key
+            counts; at most 20 keys of 50 values
+        :param workspace_ids: only usage of these workspaces counts; empty = all (integers, or strings of
+            ASCII digits)
+        :param resource_type: `"ALL"` (all usage) or `"AI_GATEWAY"` (Databricks AI Gateway usage)
+        :param per_user_alert: `AI_GATEWAY` only: `{"threshold_usd", "notify", "block_usage", "overrides":
+            {principal id: threshold_usd}}`, each user's own monthly spend; overrides raise the limit for
+            one user, group or service principal, named by its numeric account principal id
+        :param include_external_spend: `AI_GATEWAY` only: also count third-party spend billed through
+            Databricks; fixed at creation
+        """
+        props = SCHEMA.props(
+            {
+                "display_name": display_name,
+                "alerts": alerts,
+                "tags": tags,
+                "workspace_ids": workspace_ids,
+                "resource_type": resource_type,
+                "per_user_alert": per_user_alert,
+                "include_external_spend": include_external_spend,
+            }
+        )
         super().__init__(AccountBudgetProvider(), resource_name, props, opts)
+
+
+# --- END generated from SCHEMA ---

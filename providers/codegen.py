@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 STACK_CONFIG_SCHEMA = ROOT / "stack-config.schema.json"
 # Modules whose Resource class and README table come from their SCHEMA.
-SCHEMA_MODULES = ("providers.serverless_budget_policy", "providers.gateway_budget_policy")
+SCHEMA_MODULES = (
+    "providers.serverless_budget_policy",
+    "providers.gateway_budget_policy",
+    "providers.account_budget",
+)
 
 BEGIN = "# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---"
 END = "# --- END generated from SCHEMA ---"
@@ -47,7 +51,7 @@ def resource_class(schema: Schema) -> str:
     name = schema.resource
     lines = [
         f'class {name}(DynamicResource, module="mlbudgets", name="{name}"):',
-        f'    """{schema.doc}"""',
+        '    """' + "\n    ".join(textwrap.wrap(schema.doc, width=100)) + '"""',
         "",
     ]
     lines += [f"    {f.name}: pulumi.Output[{f.annotation}]" for f in schema.outputs]

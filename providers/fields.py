@@ -21,6 +21,7 @@ __all__ = [
     "MIN_USD",
     "choice",
     "control_character_failure",
+    "email_problem",
     "validate_emails",
     "validate_flag",
     "validate_workspace_ids",
@@ -124,10 +125,51 @@ def choice(choices: Sequence[str], default: str | None = None) -> Validator:
 
 
 # --- email addresses -----------------------------------------------------------------------------
+#
+# An alert nobody can receive is a control that looks on but is off: only addresses a mail server
+# delivers are accepted.  ASCII only (an internationalized domain goes in its xn-- form), so
+# homographs, bidi and zero-width characters, NUL and escape sequences cannot hide in one.
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321: a path is at most 256 octets including the angle brackets
+MAX_LOCAL_PART_LENGTH = 64
+MAX_EMAILS = 100  # per list; ml-budgets' bound (Databricks documents none)
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_TOP_LEVEL = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
+EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")  # the shape only; see email_problem
+
+
+def email_problem(address: Any) -> str | None:
+    """Why ``address`` is not a deliverable email address (name@example.com), else None."""
+    if not isinstance(address, str):
+        return "must be a string"
+    if len(address) > MAX_EMAIL_LENGTH:
+        return f"is {len(address)} characters long; an address has at most {MAX_EMAIL_LENGTH}"
+    if not address.isascii():
+        position, char = next((i, c) for i, c in enumerate(address) if not c.isascii())
+        return (
+            f"has a character outside ASCII ({char!r} at position {position}); "
+            "an internationalized domain goes in its xn-- form"
+        )
+    if (reason := control_character_failure(address)) is not None:
+        return reason
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        return "is not an email address (name@domain)"
+    if local.lower().startswith("mailto:"):
+        return "starts with mailto: give the address alone"
+    if len(local) > MAX_LOCAL_PART_LENGTH or not _LOCAL_PART.fullmatch(local):
+        return "has an invalid name before the @"
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return "has an invalid domain after the @ (labels of letters, digits and -, separated by dots)"
+    if not _TOP_LEVEL.fullmatch(labels[-1]):
+        return "has an invalid top-level domain"
+    return None
 
 
 def validate_emails(value: Any, failures: Failures, prop: str) -> Any:
-    """A list of email addresses, sorted and unique; absent is none."""
+    """A list of deliverable email addresses, sorted and unique; absent is none."""
     if value is None:
         return []
     if is_unknown(value):
@@ -135,9 +177,15 @@ def validate_emails(value: Any, failures: Failures, prop: str) -> Any:
     if isinstance(value, str) or not isinstance(value, Sequence):
         failures.add(prop, 'must be a list of email addresses, e.g. ["finops@example.com"]')
         return None
+    if len(value) > MAX_EMAILS:
+        failures.add(prop, f"has {len(value)} addresses; at most {MAX_EMAILS} (use a mailing list)")
+        return None
     if any(is_unknown(address) for address in value):
         return list(value)
-    bad = [a for a in value if not isinstance(a, str) or not EMAIL.fullmatch(a.strip())]
-    for address in bad:
-        failures.add(prop, f"{quoted(address)} is not an email address (name@domain)")
+    bad = False
+    for address in value:
+        cleaned = address.strip() if isinstance(address, str) else address
+        if (reason := email_problem(cleaned)) is not None:
+            failures.add(prop, f"{quoted(address)} {reason}")
+            bad = True
     return None if bad else sorted({a.strip() for a in value})
