@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,8 @@ from budget_status.stack import ACCOUNT, BudgetRef
 if TYPE_CHECKING:
     from databricks.sdk.service.billing import AlertSpendStatus, BudgetConfiguration
     from matplotlib.figure import Figure
-    from rich.table import Table
+    from rich.console import Console
+    from rich.text import Text
 
 EXIT_OK, EXIT_ABOVE, EXIT_HARD_STOP, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -42,8 +43,24 @@ class BudgetRow:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BudgetRow:
-        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        """A row of a saved ``--json`` report; ``ValueError`` names the first field of a wrong type."""
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            value = data.get(spec.name, spec.default if spec.default is not MISSING else None)
+            if not isinstance(value, _FIELD_TYPES[str(spec.type)]) or isinstance(value, bool) is not (
+                spec.type == "bool"
+            ):
+                raise ValueError(f"`{spec.name}` is {type(value).__name__}, expected {spec.type}")
+            values[spec.name] = value
         return cls(**values)
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "str | None": (str, type(None)),
+    "float | None": (int, float, type(None)),
+    "bool": (bool,),
+}
 
 
 # --- rows from what the servers hold -----------------------------------------------------------
@@ -58,9 +75,9 @@ def gateway_row(ref: BudgetRef, state: GatewayState | None, server: str, error: 
     policy = state.policies.get(ref.id)
     if policy is None:
         return _unavailable(row, f"no such budget policy on {server}: deleted outside Pulumi? run `pulumi refresh`")
-    row.action = policy.budget_action.value
-    row.cap_usd = float(policy.budget_amount)
-    row.window = _window_text(policy.duration.value, policy.duration.unit.value)
+    row.action = policy.action
+    row.cap_usd = policy.amount
+    row.window = _window_text(policy.duration_value, policy.duration_unit)
     if not state.live:
         row.note = "live spend is held by the mlflow server's gateway: point mlflow:trackingUri at the server"
         return row
@@ -224,55 +241,143 @@ def to_json(rows: list[BudgetRow], calls: dict[str, int]) -> str:
 
 
 def rows_from_json(text: str) -> list[BudgetRow]:
-    return [BudgetRow.from_dict(item) for item in json.loads(text)["budgets"]]
+    """The rows of a report saved with ``--json``."""
+    from budget_status.stack import OutputsError
+
+    try:
+        items = json.loads(text)["budgets"]
+        return [BudgetRow.from_dict(item) for item in items]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        reason = error if isinstance(error, ValueError) and not isinstance(error, json.JSONDecodeError) else ""
+        raise OutputsError(
+            f"not a report saved with `python -m budget_status --json`{f': {reason}' if reason else ''}"
+        ) from None
 
 
 # --- terminal table ----------------------------------------------------------------------------
 
+BAR_WIDTH = 20
+GAP = "  "
 
-def table(rows: list[BudgetRow]) -> Table:
-    """A rich ``Table``: one section per team, a bar per budget."""
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
+
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    cell: Callable[[BudgetRow], str]
+    right: bool = False
+
+
+_COLUMNS = {
+    "tier": _Column("tier", lambda row: row.tier),
+    "action": _Column("action", lambda row: row.action or ""),
+    "spend": _Column("spend", lambda row: _money(row.spend_usd), right=True),
+    "cap": _Column("cap", lambda row: _money(row.cap_usd), right=True),
+    "used": _Column("used", lambda row: f"{row.percent:.1f}%" if row.percent is not None else "n/a", right=True),
+    "bar": _Column("", lambda row: " " * BAR_WIDTH),
+    "window": _Column("window", lambda row: row.window or ""),
+    "resets": _Column("resets (UTC)", lambda row: (row.resets_at or "")[:16].replace("T", " ")),
+    "now": _Column("now", lambda row: _now_text(row)),
+}
+_REQUIRED = ("tier", "spend", "cap", "used", "now")
+_OPTIONAL = ("action", "resets", "window", "bar")  # added in this order while they fit
+
+
+def render_table(rows: list[BudgetRow], console: Console | None = None) -> None:
+    """Print the table at the terminal's width (``COLUMNS``), notes numbered below it."""
+    from rich.console import Console
+
+    console = console or Console()
+    console.print(table(rows, console.width), highlight=False, markup=False)
+
+
+def table(rows: list[BudgetRow], width: int = 160) -> Text:
+    """The status for a terminal ``width`` columns wide: a line per team and budget, a row per tier.
+
+    Columns never shrink: spend, cap, percent, tier and status always show whole; the action,
+    reset time, window and a bar are added, in that order, while they fit.  Team and budget names
+    head their rows (wrapping if they must) and notes are numbered below the table."""
     from rich.text import Text
 
-    grid = Table(title="ml-budgets: spend against every cap", header_style="bold", expand=False)
-    for column in ("team", "budget", "tier", "action", "spend", "cap", "used", "", "window", "resets (UTC)", "now"):
-        grid.add_column(column, justify="right" if column in ("spend", "cap", "used") else "left", no_wrap=True)
-    team = None
-    for row in rows:
-        if team is not None and row.team != team:
-            grid.add_section()
-        bar = (
-            ProgressBar(
-                total=100,
-                completed=min(row.percent, 100),
-                width=20,
-                complete_style=_style(row),
-                finished_style=_style(row),
-            )
-            if row.percent is not None
-            else Text(_short(row.note), style="dim")
-        )
-        grid.add_row(
-            row.team if row.team != team else "",
-            row.budget,
-            row.tier,
-            row.action or "",
-            _money(row.spend_usd),
-            _money(row.cap_usd),
-            f"{row.percent:.1f}%" if row.percent is not None else "n/a",
-            bar,
-            row.window or "",
-            (row.resets_at or "")[:16].replace("T", " "),
-            Text("REJECTING", style="bold red")
-            if row.rejecting
-            else Text("unavailable", style="yellow")
-            if row.unavailable
-            else Text("ok", style="green"),
-        )
-        team = row.team
-    return grid
+    notes: dict[str, int] = {}
+    markers = [f" [{notes.setdefault(row.note, len(notes) + 1)}]" if row.note else "" for row in rows]
+    names = _columns_that_fit(rows, markers, width)
+    widths = {name: _width(name, rows, markers) for name in names}
+    header = GAP.join(
+        _COLUMNS[name].header.rjust(widths[name]) if _COLUMNS[name].right else _COLUMNS[name].header.ljust(widths[name])
+        for name in names
+    )
+    lines = [
+        Text("ml-budgets: spend against every cap".center(min(width, len(header))).rstrip(), style="bold"),
+        Text(header.rstrip(), style="bold"),
+        Text("─" * min(width, len(header))),
+    ]
+    group = None
+    for row, marker in zip(rows, markers, strict=True):
+        if (row.team, row.budget) != group:
+            if group is not None and row.team != group[0]:
+                lines.append(Text(""))
+            lines.append(Text(f"{_plain(row.team)} · {_plain(row.budget)}", style="bold"))
+            group = (row.team, row.budget)
+        lines.append(_line(row, marker, names, widths))
+    if notes:
+        lines.append(Text(""))
+    lines += [Text(f"[{number}] {_plain(note)}", style="dim") for note, number in notes.items()]
+    return Text("\n").join(lines)
+
+
+def _columns_that_fit(rows: list[BudgetRow], markers: list[str], width: int) -> list[str]:
+    chosen = list(_REQUIRED)
+    used = sum(_width(name, rows, markers) for name in chosen) + len(GAP) * (len(chosen) - 1)
+    for name in _OPTIONAL:
+        extra = _width(name, rows, markers) + len(GAP)
+        if used + extra <= width:
+            chosen.append(name)
+            used += extra
+    return [name for name in _COLUMNS if name in chosen]
+
+
+def _width(name: str, rows: list[BudgetRow], markers: list[str]) -> int:
+    column = _COLUMNS[name]
+    cells = [
+        _plain(column.cell(row)) + (marker if name == "now" else "") for row, marker in zip(rows, markers, strict=True)
+    ]
+    return max([len(column.header), *map(len, cells)])
+
+
+def _line(row: BudgetRow, marker: str, names: list[str], widths: dict[str, int]) -> Text:
+    from rich.text import Text
+
+    line = Text()
+    for index, name in enumerate(names):
+        if index:
+            line.append(GAP)
+        width = widths[name]
+        if name == "bar":
+            line.append_text(_bar(row))
+        elif name == "now":
+            line.append((_now_text(row) + marker).ljust(width), style=_now_style(row))
+        else:
+            cell = _plain(_COLUMNS[name].cell(row))
+            line.append(cell.rjust(width) if _COLUMNS[name].right else cell.ljust(width))
+    line.rstrip()
+    return line
+
+
+def _bar(row: BudgetRow) -> Text:
+    from rich.text import Text
+
+    if row.percent is None:
+        return Text(" " * BAR_WIDTH)
+    done = round(min(max(row.percent, 0.0), 100.0) / 100 * BAR_WIDTH)
+    return Text.assemble(("━" * done, _style(row)), ("━" * (BAR_WIDTH - done), "grey23"))
+
+
+def _now_text(row: BudgetRow) -> str:
+    return "REJECTING" if row.rejecting else "unavailable" if row.unavailable else "ok"
+
+
+def _now_style(row: BudgetRow) -> str:
+    return "bold red" if row.rejecting else "yellow" if row.unavailable else "green"
 
 
 def _style(row: BudgetRow) -> str:
@@ -285,8 +390,9 @@ def _money(value: float | None) -> str:
     return "n/a" if value is None else f"${value:,.2f}"
 
 
-def _short(note: str) -> str:
-    return note if len(note) <= 40 else note[:39] + "…"
+def _plain(text: str) -> str:
+    """Server- or outputs-supplied text without control or bidi characters (no terminal escapes)."""
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 # --- PNG ---------------------------------------------------------------------------------------
@@ -299,7 +405,7 @@ def figure(rows: list[BudgetRow]) -> Figure:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    labels = [f"{row.team} · {row.budget} · {row.tier}" for row in rows]
+    labels = [_chart_text(f"{row.team} · {row.budget} · {row.tier}") for row in rows]
     values = [row.percent if row.percent is not None else 0.0 for row in rows]
     colors = [
         "#d62728"
@@ -323,7 +429,7 @@ def figure(rows: list[BudgetRow]) -> Figure:
     for bar, row in zip(bars, rows, strict=True):
         text = "n/a" if row.percent is None else f"{row.percent:.0f}%  {_money(row.spend_usd)} / {_money(row.cap_usd)}"
         ax.annotate(
-            text + ("  REJECTING" if row.rejecting else ""),
+            _chart_text(text + ("  REJECTING" if row.rejecting else "")),
             (bar.get_width(), bar.get_y() + bar.get_height() / 2),
             xytext=(4, 0),
             textcoords="offset points",
@@ -331,3 +437,8 @@ def figure(rows: list[BudgetRow]) -> Figure:
             fontsize=7,
         )
     return fig
+
+
+def _chart_text(text: str) -> str:
+    # matplotlib reads text between two "$" as math: "$0.63 / $0.50" must stay money.
+    return _plain(text).replace("$", r"\$")

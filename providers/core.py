@@ -21,7 +21,14 @@ from providers._base import (
     quoted,
 )
 from providers._databricks import DatabricksAccount
-from providers._mlflow import TrackingServer, tracking_server_from_config, tracking_store
+from providers._mlflow import (
+    TrackingServer,
+    basic_auth_forms,
+    mask_credentials,
+    tracking_server_from_config,
+    tracking_store,
+    tracking_uri_failure,
+)
 from providers._mlflow import _host_creds as host_creds
 
 __all__ = [
@@ -32,14 +39,17 @@ __all__ = [
     "TrackingServer",
     "Validator",
     "api_error",
+    "basic_auth_forms",
     "check_fields",
     "control_character_failure",
     "diff_result",
     "gone",
     "host_creds",
     "is_unknown",
+    "mask_credentials",
     "one_line",
     "quoted",
     "tracking_server_from_config",
     "tracking_store",
+    "tracking_uri_failure",
 ]

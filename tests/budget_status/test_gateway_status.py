@@ -174,9 +174,11 @@ def test_outputs_piped_on_stdin_and_the_table_groups_by_team(deployed, mlflow_se
     result = run_status(stdin=json.dumps(deployed["outputs"]), env={"MLFLOW_TRACKING_URI": mlflow_server.tracking_uri})
     assert result.returncode == EXIT_HARD_STOP, result.stderr
     lines = result.stdout.splitlines()
-    team_line = next(i for i, line in enumerate(lines) if deployed["team"] in line and "alert 50%" in line)
-    assert "REJECTING" in "\n".join(lines[team_line : team_line + 4])
-    assert "(no team)" in result.stdout and "$0.63" in result.stdout and "126.0%" in result.stdout
+    team_line = lines.index(f"{deployed['team']} · {deployed['team']}-gateway")  # the team heads its rows
+    team_rows = lines[team_line + 1 : team_line + 4]
+    assert [row.split()[0] for row in team_rows] == ["alert", "hard", "hard"]
+    assert "REJECTING" in team_rows[2] and "$0.63" in team_rows[2] and "126.0%" in team_rows[2]
+    assert f"(no team) · {deployed['team']}-other" in lines
 
 
 def test_json_round_trips(deployed, mlflow_server):
