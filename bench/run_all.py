@@ -21,6 +21,7 @@ BENCHMARKS = {
     "provider_overhead": (["--mlflow", "both"], ["--repeat", "5", "--warmup", "2", "--emulator-latency-ms", "0"]),
     "calls_per_run": ([], ["--teams", "10"]),
     "status_calls": ([], ["--budgets", "60", "--repeats", "1"]),
+    "status_speed": ([], ["--budgets", "30", "--repeats", "1"]),
 }
 
 

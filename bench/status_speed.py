@@ -26,11 +26,13 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
     PROJECT_ROOT,
+    Progress,
     databricks_emulator,
     emit,
     machine_context,
@@ -45,11 +47,8 @@ BASELINE = "b372c52"  # main when this benchmark was written: budget_status befo
 GOAL_SECONDS = 2.0
 
 
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def create_gateway_policies(server_url: str, count: int) -> list[str]:
+    """``count`` inert policies (caps never reached), created 8 at a time over REST."""
     from mlflow.entities.gateway_budget_policy import (
         BudgetAction,
         BudgetDuration,
@@ -60,40 +59,48 @@ def create_gateway_policies(server_url: str, count: int) -> list[str]:
     from mlflow.tracking._tracking_service.utils import _get_store
 
     store = _get_store(server_url)
-    actions = ("ALERT", "ALERT", "REJECT")
-    ids = []
-    for i in range(count):
+
+    def create(i: int) -> str:
         policy = store.create_budget_policy(
             budget_unit=BudgetUnit.USD,
-            budget_amount=1_000_000 * (0.5, 0.8, 1.0)[i % 3],  # never reached: inert
+            budget_amount=1_000_000 * (0.5, 0.8, 1.0)[i % 3],
             duration=BudgetDuration(BudgetDurationUnit.DAYS, 1),
             target_scope=BudgetTargetScope.GLOBAL,
-            budget_action=BudgetAction(actions[i % 3]),
+            budget_action=BudgetAction(("ALERT", "ALERT", "REJECT")[i % 3]),
         )
-        ids.append(policy.budget_policy_id)
-        if (i + 1) % 100 == 0:
-            progress(f"  gateway policies: {i + 1}/{count}")
-    return ids
+        progress.advance()
+        return str(policy.budget_policy_id)
+
+    with (
+        Progress("status_speed: MLflow gateway budgets created", total=count) as progress,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        return list(pool.map(create, range(count)))
 
 
 def create_account_budgets(emulator: Any, count: int) -> list[str]:
+    """``count`` AI Gateway budgets with a blocking threshold and $0–89 of usage, 8 at a time."""
     from providers.account_budget import _create_body
 
     client, control = emulator.account_client(), emulator.control
-    ids = []
-    for i in range(count):
+
+    def create(i: int) -> str:
         props = {
             "display_name": f"team-{i:03d} AI Gateway",
             "resource_type": "AI_GATEWAY",
             "tags": {"team": [f"team-{i:03d}"]},
             "alerts": [{"threshold_usd": 100, "notify": [], "block_usage": True}],
         }
-        budget = client.budgets.create(budget=_create_body(props)).budget
-        control.add_budget_usage(budget.budget_configuration_id, str(i % 90))
-        ids.append(budget.budget_configuration_id)
-        if (i + 1) % 100 == 0:
-            progress(f"  account budgets: {i + 1}/{count}")
-    return ids
+        budget_id = str(client.budgets.create(budget=_create_body(props)).budget.budget_configuration_id)
+        control.add_budget_usage(budget_id, str(i % 90))
+        progress.advance()
+        return budget_id
+
+    with (
+        Progress("status_speed: Databricks budgets created", total=count) as progress,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        return list(pool.map(create, range(count)))
 
 
 def stack_outputs(gateway_ids: list[str], account_ids: list[str]) -> dict[str, Any]:
@@ -156,7 +163,6 @@ def main() -> None:
         tree_at(args.before) as before_tree,
         tempfile.TemporaryDirectory(prefix="bench-status-") as workdir_name,
     ):
-        progress(f"creating {args.budgets} gateway policies and {args.budgets} account budgets")
         gateway_ids = create_gateway_policies(server.tracking_uri, args.budgets)
         account_ids = create_account_budgets(emulator, args.budgets)
         workdir = Path(workdir_name)
@@ -169,6 +175,7 @@ def main() -> None:
         cpu: dict[tuple[str, str], list[float]] = {key: [] for key in samples}
         request_counts: dict[tuple[str, str], tuple[int, int]] = {}
         codes: dict[tuple[str, str], set[int]] = {key: set() for key in samples}
+        rounds = Progress("status_speed: rounds (4 runs each)", total=args.repeats + 1, every_seconds=0)
         for repeat in range(args.repeats + 1):  # the first round warms the page cache and is dropped
             for mode in ("json", "table"):
                 for name, tree in trees.items():
@@ -188,7 +195,7 @@ def main() -> None:
                     if repeat:
                         samples[(name, mode)].append(seconds)
                         cpu[(name, mode)].append(cpu_seconds)
-            progress(f"  round {repeat + 1}/{args.repeats + 1}")
+            rounds.advance()
 
     rows: list[list[Any]] = []
     for mode in ("json", "table"):
