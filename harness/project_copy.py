@@ -1,9 +1,11 @@
 """A copy of the Pulumi project (what `pulumi up` needs to run the program) in a scratch folder,
-for tests that drive the real CLI through the Automation API."""
+for tests that drive the real CLI through the Automation API; or of the whole repository, as a
+fresh clone has it."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -33,3 +35,16 @@ def copy_project(work_dir: Path, extra_files: tuple[str, ...] = ()) -> Path:
     project["runtime"] = "python"  # use this interpreter and its packages, not a new virtualenv
     (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
     return work_dir
+
+
+def copy_repository(target: Path) -> Path:
+    """The files a fresh clone has (tracked, plus new ones not yet committed), nothing else."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in listed:
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target

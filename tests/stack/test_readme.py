@@ -27,6 +27,7 @@ import yaml
 from alert_relay.config import parse_config
 from harness.engine import LocalEngine
 from harness.mlflow_server import free_port, provider_env
+from harness.project_copy import copy_repository
 from harness.provider_server import PROJECT_ROOT, ProviderServer
 
 README = (PROJECT_ROOT / "README.md").read_text()
@@ -178,19 +179,6 @@ def replace_option(words: list[str], option: str, value: str) -> list[str]:
     return [*words[: i + 1], value, *words[i + 2 :]]
 
 
-def copy_of_the_repository(target: Path) -> Path:
-    """The files a fresh clone has (tracked, plus new ones not yet committed), nothing else."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in listed:
-        source = PROJECT_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(source.read_bytes())
-    return target
-
-
 def wait_until_answering(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -288,7 +276,7 @@ class Quickstart:
 @pytest.mark.slow
 def test_the_quickstart_runs_as_written_with_only_the_environment_it_sets(tmp_path):
     (block,) = blocks("bash", run=True, section="Quickstart")
-    shell = Quickstart(copy_of_the_repository(tmp_path / "clone"))
+    shell = Quickstart(copy_repository(tmp_path / "clone"))
     try:
         for words in shell_commands(block.code):
             shell.run(words)
