@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -84,10 +85,11 @@ def test_a_delivery_id_is_accepted_once(outbox):
 
 
 def test_a_backlog_keeps_the_latest_alert_per_policy_and_window(outbox):
+    today = datetime.now(UTC)  # the envelopes' windows are the day of `now`
     for n, spend in enumerate((1.05, 1.30, 1.80)):
-        outbox.accept(alert("bp-1", delivery_id=f"d-{n}", spend=spend), ["webhook"])
-    outbox.accept(alert("bp-2", delivery_id="d-other"), ["webhook"])
-    outbox.accept(alert("bp-1", delivery_id="d-next", window_start=1796083200000), ["webhook"])  # next window
+        outbox.accept(alert("bp-1", delivery_id=f"d-{n}", spend=spend, now=today), ["webhook"])
+    outbox.accept(alert("bp-2", delivery_id="d-other", now=today), ["webhook"])
+    outbox.accept(alert("bp-1", delivery_id="d-next", now=today + timedelta(days=1)), ["webhook"])  # next window
     pending = outbox.store.pending("search/webhook", 100)
     latest = {(m.alert["policy_id"], m.alert["window_start_ms"]): m.alert["spend"] for m in pending}
     assert len(pending) == 3
