@@ -32,8 +32,9 @@ from harness.provider_server import PROJECT_ROOT, ProviderServer
 
 README = (PROJECT_ROOT / "README.md").read_text()
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->\s*$", re.DOTALL)
-# What a user's shell has before the README adds anything: the machine, not the project.
-SHELL_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_PRELOAD")
+# What a user's shell has before the README adds anything: the machine's, not the project's (and
+# their own PYTHONPATH, if any: a run with the clock moved ahead puts its sitecustomize there).
+SHELL_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class Quickstart:
 
     def __init__(self, work_dir: Path) -> None:
         self.work_dir = work_dir
-        self.env = {name: os.environ[name] for name in os.environ if name in SHELL_VARIABLES or "FAKETIME" in name}
+        self.env = {name: os.environ[name] for name in os.environ if name in SHELL_VARIABLES}
         self.jobs: list[subprocess.Popen] = []
         self.servers: list[ProviderServer] = []
         self.engine: LocalEngine | None = None
