@@ -68,14 +68,16 @@ def _read_gateway(config: Any, calls: CallCounter) -> _Read:
         read.error = "no MLflow tracking server: set mlflow:trackingUri in the stack config or MLFLOW_TRACKING_URI"
         return read
     read.tracking_server, read.server = server, server.public_uri
-    read.secrets = _mlflow_env_secrets(server)
     if reason := tracking_uri_failure(server.uri):
-        read.error = f"the MLflow tracking URI {reason}"
+        read.error = f"the MLflow tracking URI (mlflow:trackingUri or MLFLOW_TRACKING_URI) {reason}"
         return read
     try:
+        read.secrets = _mlflow_env_secrets(server)
         read.state = read_gateway(server, calls)
     except SourceError as error:
         read.error = str(error)
+    except Exception as error:  # noqa: BLE001 (whatever it is, say so on every row of this server)
+        read.error = f"cannot read MLflow at {server.public_uri}: {type(error).__name__}: {error}"
     return read
 
 

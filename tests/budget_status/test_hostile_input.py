@@ -292,3 +292,15 @@ def test_a_report_that_is_not_a_saved_json_report_exits_64(report, tmp_path, cap
     code, out, err = status_in_process(capsys, "--report", str(tmp_path / "report.json"))
     assert (code, out) == (EXIT_USAGE, "")
     assert "not a report saved with" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://[::1/x", "http://127.0.0.1:notaport", "http://u:hunter#2@127.0.0.1:9"], ids=["ipv6", "port", "#"]
+)
+def test_a_broken_tracking_uri_is_reported_on_its_rows_not_a_traceback(uri, tmp_path):
+    outputs = {"teams": {"search": {"gateway_hard_stop_policy_id": "bp-" + "1" * 32}}}
+    result = run_status("--json", cwd=tmp_path, stdin=json.dumps(outputs).encode(), env={"MLFLOW_TRACKING_URI": uri})
+    assert result.returncode == EXIT_UNAVAILABLE, result.stderr
+    (row,) = json.loads(result.stdout)["budgets"]
+    assert row["unavailable"] and "tracking URI" in row["note"]
+    assert b"hunter" not in result.stdout
