@@ -12,6 +12,7 @@ Exit codes (for cron and CI): 0 all fine; 1 a budget is above ``--fail-above`` p
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -47,9 +48,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--png", type=Path, metavar="FILE", help="also draw a bar chart to FILE")
     parser.add_argument(
-        "--fail-above", type=float, metavar="PCT", help="exit 1 if any budget used more than PCT percent"
+        "--fail-above", type=percentage, metavar="PCT", help="exit 1 if any budget used more than PCT percent"
     )
     return parser.parse_args(argv)
+
+
+def percentage(text: str) -> float:
+    """A threshold that can trip: "nan" or "inf" would never exit 1 (an all-clear that cannot fail)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

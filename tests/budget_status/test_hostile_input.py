@@ -304,3 +304,12 @@ def test_a_broken_tracking_uri_is_reported_on_its_rows_not_a_traceback(uri, tmp_
     (row,) = json.loads(result.stdout)["budgets"]
     assert row["unavailable"] and "tracking URI" in row["note"]
     assert b"hunter" not in result.stdout
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-5", "lots"])
+def test_a_fail_above_threshold_that_cannot_trip_is_refused(threshold, tmp_path, capsys):
+    (tmp_path / "outputs.json").write_text(json.dumps({"teams": {"search": {"budget_id": "b-1"}}}))
+    with pytest.raises(SystemExit) as exit_:
+        status_in_process(capsys, "--outputs", str(tmp_path / "outputs.json"), f"--fail-above={threshold}")
+    assert exit_.value.code == EXIT_USAGE
+    assert "--fail-above" in capsys.readouterr().err
