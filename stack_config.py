@@ -29,6 +29,7 @@ from typing import Any
 import pulumi
 
 import stack_config_schema as config_schema
+from components import alert_tiers
 from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs, gateway_budget_props
 from components.evaluation_budget import EvaluationBudgetArgs
 from components.gateway_budget import (
@@ -239,24 +240,9 @@ def _evaluation(value: Any, path: str, problems: Failures, team_experiments: lis
     )
 
 
-def _percentages(reader: _Reader, default: list[float], below_100: bool) -> list[float]:
+def _percentages(reader: _Reader, default: list[float]) -> list[float]:
     thresholds = reader.get("alertThresholds", list, default, what="a list of percentages of the monthly limit")
-    good = []
-    for i, pct in enumerate(thresholds):
-        valid = (
-            not isinstance(pct, bool)
-            and isinstance(pct, (int, float))
-            and (0 < pct < 100 if below_100 else 0 < pct <= 100)
-        )
-        if not valid:
-            reader.problems.add(
-                f"{reader.at('alertThresholds')}[{i}]",
-                f"must be a percentage in (0, {'100)' if below_100 else '100]'}, got {pct!r}"
-                + (" (the cap itself is the 100 % alert)" if below_100 and pct == 100 else ""),
-            )
-        else:
-            good.append(float(pct))
-    return good
+    return alert_tiers.validate_percentages(thresholds, reader.problems, reader.at("alertThresholds"))
 
 
 def _limit(reader: _Reader, key: str, required: bool = False) -> float | None:
@@ -274,7 +260,7 @@ def _dollar_budget(
 ) -> tuple[float | None, list[float], list[str]]:
     """A serverless budget's monthly dollar limit: an account budget over the policy's tags."""
     limit = _limit(reader, "monthlyLimitUsd")
-    thresholds = _percentages(reader, [50, 80, 100], below_100=False)
+    thresholds = _percentages(reader, [50, 80, 100])
     notify = reader.get("notify", list, [], what="a list of email addresses")
     if limit is None:
         if "monthlyLimitUsd" not in reader.value:
@@ -307,7 +293,7 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
     args = DatabricksGatewayBudgetArgs(
         monthly_limit_usd=_limit(reader, "monthlyLimitUsd", required=True) or 1.0,
         notify=reader.get("notify", list, [], what="a list of email addresses"),
-        alert_thresholds=_percentages(reader, [50, 80], below_100=True),
+        alert_thresholds=_percentages(reader, [50, 80]),
         hard_stop=reader.get("hardStop", bool, True),
         per_user_limit_usd=_limit(reader, "perUserLimitUsd"),
         per_user_hard_stop=reader.get("perUserHardStop", bool, True),
@@ -464,20 +450,16 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: str | None = 
     reader = _Reader(value, path, problems, GATEWAY_FIELDS)
     limit = reader.get("limitUsd", float, None, required=True, what="the cap in US dollars, a number > 0")
     window = reader.get("window", (str, dict), "monthly", what='"daily", "weekly", "monthly" or {unit, value}')
-    thresholds = reader.get("alertThresholds", list, [50, 80], what="a list of percentages of limitUsd")
+    raw_thresholds = reader.get("alertThresholds", list, [50, 80], what="a list of percentages of limitUsd")
     hard_stop = reader.get("hardStop", bool, True)
     allow_untracked = reader.get("allowUntracked", bool, False)
-    for i, pct in enumerate(thresholds):
-        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:
-            problems.add(f"{reader.at('alertThresholds')}[{i}]", f"must be a percentage in (0, 100], got {pct!r}")
-        elif limit is not None and limit > 0:
-            # Each alert tier is a policy of its own: its amount has the same bounds.
-            tier = Failures()
-            gateway_budget_policy.validate_amount(limit * pct / 100, tier, "amount")
-            for failure in tier.items:
-                problems.add(f"{reader.at('alertThresholds')}[{i}]", f"{pct:g}% of limitUsd {failure.reason}")
-    if len(set(thresholds)) != len(thresholds):
-        problems.add(reader.at("alertThresholds"), "lists the same percentage twice")
+    thresholds = alert_tiers.validate_percentages(raw_thresholds, problems, reader.at("alertThresholds"))
+    if limit is not None and limit > 0:
+        # Each alert tier is a policy of its own: its amount has the same bounds.
+        for percent in thresholds:
+            if reason := alert_tiers.tier_failure(limit, percent):
+                i = next(i for i, p in enumerate(raw_thresholds) if p == percent)
+                problems.add(f"{reader.at('alertThresholds')}[{i}]", f"{percent:g}% of limitUsd {reason}")
     webhook = (
         _webhook(reader.value["webhook"], reader.at("webhook"), problems, relay_url)
         if "webhook" in reader.value
@@ -499,7 +481,7 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: str | None = 
         window=window,
         scope=scope,
         target=target,
-        alert_thresholds=[float(p) for p in thresholds if isinstance(p, (int, float)) and not isinstance(p, bool)],
+        alert_thresholds=thresholds,
         hard_stop=hard_stop,
         webhook=webhook,
         allow_untracked=allow_untracked,

@@ -73,7 +73,7 @@ DATABRICKS_GATEWAY = Schema(
     "a Databricks AI Gateway budget (an account budget of resource type AI_GATEWAY)",
     [
         _key("monthlyLimitUsd", "float", "the team's monthly cap", _USD, required=True),
-        _key("alertThresholds", "list", "% of the cap, below 100; at most 3", _PERCENTAGES, default=[50, 80]),
+        _key("alertThresholds", "list", "% of the cap (100: the cap alert); 3 more", _PERCENTAGES, default=[50, 80]),
         _key("hardStop", "bool", "block AI Gateway usage at the cap", _FLAG, default=True),
         _key("notify", "list", "emailed at every threshold and at the cap", _EMAILS),
         _key("perUserLimitUsd", "float", "each user's own monthly limit", _USD),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 
+from components.alert_tiers import below_the_limit, tier_usd
 from providers.account_budget import AccountBudget
 
 
@@ -24,7 +25,7 @@ class DatabricksGatewayBudgetArgs:
     notify: Sequence[str] = ()
     """Email addresses told at every threshold and at the cap."""
     alert_thresholds: Sequence[float] = (50.0, 80.0)
-    """Percentages of the cap (below 100) at which ``notify`` gets an email; at most 3."""
+    """Percentages of the cap at which ``notify`` gets an email (100 is the cap alert itself); at most 3 more."""
     hard_stop: bool = True
     """Block AI Gateway usage once the cap is reached, until the month ends."""
     per_user_limit_usd: float | None = None
@@ -44,8 +45,8 @@ def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict[s
     """The ``AccountBudget`` inputs of a gateway budget (also what stack config checks)."""
     notify = list(args.notify)
     alerts = [
-        {"threshold_usd": round(args.monthly_limit_usd * percent / 100, 2), "notify": notify, "block_usage": False}
-        for percent in args.alert_thresholds
+        {"threshold_usd": tier_usd(args.monthly_limit_usd, percent), "notify": notify, "block_usage": False}
+        for percent in below_the_limit(args.alert_thresholds)  # the cap is the 100 % alert
     ]
     alerts.append({"threshold_usd": args.monthly_limit_usd, "notify": notify, "block_usage": args.hard_stop})
     per_user = None

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pulumi
 
+from components.alert_tiers import tier_usd
 from components.naming import percent_label, slug
 from providers.budget_alert_webhook import BudgetAlertWebhook
 from providers.gateway_budget_policy import GatewayBudgetPolicy
@@ -133,7 +134,7 @@ class GatewayBudget(pulumi.ComponentResource):
             )
 
         self.alerts = {
-            percent: policy(f"alert-{percent_label(percent)}", args.limit_usd * percent / 100, "ALERT")
+            percent: policy(f"alert-{percent_label(percent)}", tier_usd(args.limit_usd, percent), "ALERT")
             for percent in args.alert_thresholds
         }
         self.hard_stop = policy("hard-stop", args.limit_usd, "REJECT") if args.hard_stop else None

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 
+from components.alert_tiers import tier_usd
 from components.naming import slug
 from providers.account_budget import AccountBudget
 from providers.budget_policy_grants import BudgetPolicyGrants
@@ -38,7 +39,7 @@ def serverless_budget_alerts(
     limit_usd: float, thresholds: Sequence[float], notify: Sequence[str]
 ) -> list[dict[str, Any]]:
     return [
-        {"threshold_usd": round(limit_usd * percent / 100, 2), "notify": list(notify), "block_usage": False}
+        {"threshold_usd": tier_usd(limit_usd, percent), "notify": list(notify), "block_usage": False}
         for percent in thresholds
     ]
 

@@ -271,10 +271,10 @@ def problems_of_config(teams, budgets, relay) -> str:
             [
                 {
                     "name": "a",
-                    "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "alertThresholds": [100]},
+                    "databricksGateway": {"monthlyLimitUsd": 9, "notify": ["o@example.com"], "alertThresholds": [0]},
                 }
             ],
-            "ml-budgets:teams[0].databricksGateway.alertThresholds[0]: must be a percentage in (0, 100)",
+            "ml-budgets:teams[0].databricksGateway.alertThresholds[0]: must be a percentage in (0, 100]",
         ),
         (
             [
@@ -598,3 +598,36 @@ def test_the_server_declaration_reaches_every_gateway_policy(monkeypatch):
             policy.inputs["budget_tracker"],
             policy.inputs["refresh_interval_seconds"],
         ) == (2, "redis", 45)
+
+
+def test_alert_tiers_follow_one_rule_in_every_budget():
+    """Percentages in (0, 100], each once, dollars to the cent; a 100 % tier of a budget that
+    alerts at its cap anyway (Databricks AI Gateway) is that alert, not a second one."""
+    from components.alert_tiers import tier_usd
+    from components.databricks_gateway_budget import gateway_budget_props
+
+    config = parse_stack_config(
+        [
+            {
+                "name": "a",
+                "databricksGateway": {
+                    "monthlyLimitUsd": 333.34,
+                    "notify": ["o@example.com"],
+                    "alertThresholds": [50, 100],
+                },
+                "serverless": {"monthlyLimitUsd": 333.34, "notify": ["o@example.com"], "alertThresholds": [50, 100]},
+            }
+        ],
+        [],
+    )
+    team = config.teams[0]
+    assert team.databricks_gateway is not None and team.serverless is not None
+    props = gateway_budget_props("a", team.databricks_gateway)
+    assert [a["threshold_usd"] for a in props["alerts"]] == [166.67, 333.34]  # the cap alert once
+    assert tier_usd(333.34, 50) == 166.67 and tier_usd(500, 80) == 400.0
+    for section in ("databricksGateway", "serverless", "gateway"):
+        budget = {"monthlyLimitUsd": 10, "notify": ["o@example.com"]} if section != "gateway" else {"limitUsd": 10}
+        budget["alertThresholds"] = [50, 50]
+        with pytest.raises(StackConfigError) as refused:
+            parse_stack_config([{"name": "a", section: budget}], [])
+        assert f"ml-budgets:teams[0].{section}.alertThresholds[1]: 50 % appears twice" in str(refused.value)
