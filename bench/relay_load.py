@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -58,10 +60,35 @@ def post(session: requests.Session, url: str, envelope: dict) -> tuple[int, floa
     return status, time.monotonic() - started, time.time()
 
 
-def one_run(directory: Path, seconds: float, rate: float) -> dict[str, float]:
+def trace_syncs(relay: RelayProcess, output: Path) -> subprocess.Popen[bytes]:
+    """``strace -c`` of every process of the relay (web server, workers, consumer): fsync calls."""
+    assert relay.process is not None
+    pids = subprocess.run(["pgrep", "-g", str(relay.process.pid)], capture_output=True, text=True).stdout.split()
+    command = ["strace", "-c", "-w", "-f", "-e", "trace=fsync,fdatasync", "-o", str(output)]
+    for pid in pids:
+        command += ["-p", pid]
+    tracer = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the first request
+    return tracer
+
+
+def sync_summary(output: Path) -> tuple[int, float]:
+    """(calls, seconds) of fsync + fdatasync from an ``strace -c`` table."""
+    calls, seconds = 0, 0.0
+    for line in output.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[-1] in ("fsync", "fdatasync"):
+            seconds += float(fields[1])
+            calls += int(fields[3])
+    return calls, seconds
+
+
+def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = False) -> dict[str, float]:
     receiver = SwitchableDestination(path="/hooks/budget").up()
     config = {"expire_after": "1h", "routes": {"bench": {"secret": "${BENCH_SECRET}", "webhook": receiver.url}}}
     relay = RelayProcess(directory, config, {"BENCH_SECRET": SECRET}).start()
+    trace_output = directory / "strace.txt"
+    tracer = trace_syncs(relay, trace_output) if count_syncs else None
     sessions = threading.local()
     due: dict[str, float] = {}
     accepts: list[tuple[int, float, float]] = []
@@ -88,6 +115,9 @@ def one_run(directory: Path, seconds: float, rate: float) -> dict[str, float]:
                 pool.submit(send, index, due_at)
         arrived = receiver.wait_for(count, timeout=120)
     finally:
+        if tracer is not None:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(timeout=30)
         relay.stop()
         receiver.down()
     end_to_end = [at - due[body["policy_id"]] for at, _, body in arrived if body["policy_id"] in due]
@@ -96,7 +126,10 @@ def one_run(directory: Path, seconds: float, rate: float) -> dict[str, float]:
     slow = sorted({f"{time.gmtime(at).tm_min:02d}:{time.gmtime(at).tm_sec:02d}" for _, s, at in accepts if s > 1})
     if slow:
         print(f"accepts over 1 s answered at (mm:ss UTC): {', '.join(slow)}", file=sys.stderr, flush=True)
+    syncs = sync_summary(trace_output) if count_syncs else (0, 0.0)
     return {
+        "fsyncs_per_alert": syncs[0] / max(1, len(accept_seconds)),
+        "fsync_seconds_per_second": syncs[1] / seconds,
         "sent": count,
         "accepted": len(accept_seconds),
         "delivered": len(end_to_end),
@@ -117,13 +150,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--project", type=Path, default=PROJECT_ROOT, help="checkout whose relay runs")
     parser.add_argument("--same-queue", action="store_true", help="back-to-back runs on one queue file")
+    parser.add_argument(
+        "--count-syncs", action="store_true", help="count the relay's fsync calls with strace (slows it: no latencies)"
+    )
     args = parser.parse_args()
     setattr(relay_harness, "PROJECT_ROOT", args.project.resolve())  # noqa: B010 (RelayProcess starts the relay there)
     runs = []
     shared = tempfile.TemporaryDirectory(prefix="bench-relay-load-")
     for number in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory(prefix="bench-relay-load-") as directory:
-            result = one_run(Path(shared.name if args.same_queue else directory), args.seconds, args.rate)
+            result = one_run(
+                Path(shared.name if args.same_queue else directory), args.seconds, args.rate, args.count_syncs
+            )
         runs.append(result)
         print(f"run {number}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), file=sys.stderr, flush=True)
     keys = ["accept_p50_ms", "accept_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_max_ms"]
@@ -160,6 +198,15 @@ def main() -> None:
             f"(ratio of worst p99 to the 1 s goal: {max(p99s) / 1000:.2f})",
         ]
     )
+    if args.count_syncs:
+        text = (
+            f"fsync calls per accepted alert (web + consumer, strace -c, relay of {args.project.resolve()}): "
+            + ", ".join(f"{r['fsyncs_per_alert']:.2f}" for r in runs)
+            + "; seconds spent in fsync per second of load: "
+            + ", ".join(f"{r['fsync_seconds_per_second']:.2f}" for r in runs)
+        )
+        print(text)
+        return
     emit("relay_load", text)
 
 
