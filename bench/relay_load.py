@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -60,10 +61,26 @@ def post(session: requests.Session, url: str, envelope: dict) -> tuple[int, floa
     return status, time.monotonic() - started, time.time()
 
 
+def relay_processes(relay: RelayProcess) -> list[str]:
+    """Every process of the relay: web server (and workers, if any) and consumer."""
+    assert relay.process is not None
+    return subprocess.run(["pgrep", "-g", str(relay.process.pid)], capture_output=True, text=True).stdout.split()
+
+
+def cpu_seconds(pids: list[str]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError):
+            pass
+    return total
+
+
 def trace_syncs(relay: RelayProcess, output: Path) -> subprocess.Popen[bytes]:
     """``strace -c`` of every process of the relay (web server, workers, consumer): fsync calls."""
-    assert relay.process is not None
-    pids = subprocess.run(["pgrep", "-g", str(relay.process.pid)], capture_output=True, text=True).stdout.split()
+    pids = relay_processes(relay)
     command = ["strace", "-c", "-w", "-f", "-e", "trace=fsync,fdatasync", "-o", str(output)]
     for pid in pids:
         command += ["-p", pid]
@@ -89,6 +106,8 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
     relay = RelayProcess(directory, config, {"BENCH_SECRET": SECRET}).start()
     trace_output = directory / "strace.txt"
     tracer = trace_syncs(relay, trace_output) if count_syncs else None
+    relay_pids = relay_processes(relay)
+    cpu_before = cpu_seconds(relay_pids)
     sessions = threading.local()
     due: dict[str, float] = {}
     accepts: list[tuple[int, float, float]] = []
@@ -114,6 +133,7 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
                 due[f"bp-{index:032x}"] = due_at
                 pool.submit(send, index, due_at)
         arrived = receiver.wait_for(count, timeout=120)
+        relay_cpu = cpu_seconds(relay_pids) - cpu_before
     finally:
         if tracer is not None:
             tracer.send_signal(signal.SIGINT)
@@ -130,6 +150,7 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
     return {
         "fsyncs_per_alert": syncs[0] / max(1, len(accept_seconds)),
         "fsync_seconds_per_second": syncs[1] / seconds,
+        "relay_cpu_ms_per_alert": relay_cpu * 1000 / max(1, count),
         "sent": count,
         "accepted": len(accept_seconds),
         "delivered": len(end_to_end),
@@ -164,7 +185,7 @@ def main() -> None:
             )
         runs.append(result)
         print(f"run {number}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), file=sys.stderr, flush=True)
-    keys = ["accept_p50_ms", "accept_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_max_ms"]
+    keys = ["accept_p50_ms", "accept_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_max_ms", "relay_cpu_ms_per_alert"]
     rows = [
         [n, r["sent"], r["delivered"], *(r[k] for k in keys), r["accept_max_ms"], r["stalls"]]
         for n, r in enumerate(runs, 1)
@@ -187,6 +208,7 @@ def main() -> None:
                     "e2e p50",
                     "e2e p99",
                     "e2e max",
+                    "relay CPU ms/alert",
                     "accept max",
                     "stalls > 1 s",
                 ],
