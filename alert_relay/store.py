@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import pickle
+import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +103,66 @@ create table if not exists state (key text primary key, value text not null);
 """
 
 
+@dataclass
+class _Acceptance:
+    delivery_id: str
+    messages: list[Message]
+    now: float
+    done: threading.Event = field(default_factory=threading.Event)
+    claimed: bool = False
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Accepts from every request thread, written by one thread in shared transactions.
+
+    A synced commit takes milliseconds (4 ms median, 16 ms p99 on the benchmark machine's disk,
+    more when it is busy) and SQLite has one writer at a time: one transaction per request caps a
+    relay at a few hundred alerts a second at best, and queues requests for seconds when the disk
+    slows.  Requests that arrive while a commit is syncing go into the next one together; each
+    request still returns only once its own alert is on disk.
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self, write: Callable[[list[_Acceptance]], None]) -> None:
+        self._write = write
+        self._queue: queue.SimpleQueue[_Acceptance] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, delivery_id: str, messages: list[Message], now: float) -> bool:
+        self._ensure_writer()
+        item = _Acceptance(delivery_id, messages, now)
+        self._queue.put(item)
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.claimed
+
+    def _ensure_writer(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="queue writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write(batch)
+            except Exception as error:  # noqa: BLE001 (each waiting request answers it: 503, MLflow retries)
+                for item in batch:
+                    item.error = error
+            for item in batch:
+                item.done.set()
+
+
 class SqliteStore:
     """One file in WAL mode; every commit is synced (an accepted alert survives a power cut).
 
@@ -114,6 +175,7 @@ class SqliteStore:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
+        self._group_commit = _GroupCommit(self._accept_batch)
         self._conn().executescript(SCHEMA)
         self._adopt_huey_queue()
 
@@ -176,16 +238,20 @@ class SqliteStore:
         conn.execute("commit")
 
     def accept(self, delivery_id: str, messages: list[Message], now: float) -> bool:
+        return self._group_commit.submit(delivery_id, messages, now)
+
+    def _accept_batch(self, batch: list[_Acceptance]) -> None:
+        """One transaction, one fsync, for every alert accepted while the last commit was syncing."""
         with self._transaction() as db:
-            claimed = db.execute("insert or ignore into delivery values (?, ?)", (delivery_id, now)).rowcount
-            if not claimed:
-                return False
-            db.executemany(
-                "insert into message values (?, ?, ?, ?, ?) on conflict (lane, coalesce_key) do update set"
-                " id = excluded.id, body = excluded.body, created_at = excluded.created_at",
-                [(m.id, m.lane, m.coalesce_key, m.to_json(), m.created_at) for m in messages],
-            )
-        return True
+            for item in batch:
+                claimed = db.execute("insert or ignore into delivery values (?, ?)", (item.delivery_id, item.now))
+                item.claimed = bool(claimed.rowcount)
+                if item.claimed:
+                    db.executemany(
+                        "insert into message values (?, ?, ?, ?, ?) on conflict (lane, coalesce_key) do update set"
+                        " id = excluded.id, body = excluded.body, created_at = excluded.created_at",
+                        [(m.id, m.lane, m.coalesce_key, m.to_json(), m.created_at) for m in item.messages],
+                    )
 
     def pending(self, lane: str, limit: int) -> list[Message]:
         rows = (

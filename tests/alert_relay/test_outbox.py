@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -120,18 +121,31 @@ def test_dead_letters_leave_the_queue_and_show_in_health(outbox):
 
 def test_accepting_an_alert_is_one_sqlite_transaction(tmp_path):
     store = SqliteStore(tmp_path / "queue.db")
-    statements: list[str] = []
-    conn = store._conn()
-    conn.set_trace_callback(statements.append)
     config = parse_config({"routes": ROUTES}, tmp_path, env=ENV)
-    Outbox(config, store).accept(alert(), ["webhook", "slack"])
-    assert [s.split()[0].lower() for s in statements if s.split()[0].lower() in ("begin", "commit")] == [
-        "begin",
-        "commit",
-    ]
+    outbox = Outbox(config, store)
+    outbox.accept(alert(delivery_id="d-warm"), ["webhook"])  # the queue writer's connection exists
+    (writer,) = [c for c in store._opened if c is not store._conn()]
+    statements: list[str] = []
+    writer.set_trace_callback(statements.append)
+    outbox.accept(alert(delivery_id="d-1"), ["webhook", "slack"])
+    keywords = [s.split()[0].lower() for s in statements]
+    assert [k for k in keywords if k in ("begin", "commit", "rollback")] == ["begin", "commit"]
     with sqlite3.connect(tmp_path / "queue.db") as db:
-        assert db.execute("select count(*) from message").fetchone() == (2,)
-        assert db.execute("select count(*) from delivery").fetchone() == (1,)
+        assert db.execute("select count(*) from message").fetchone() == (2,)  # the warm-up one was replaced
+        assert db.execute("select count(*) from delivery").fetchone() == (2,)
+
+
+def test_alerts_accepted_together_share_one_commit_and_each_keeps_its_answer(tmp_path):
+    store = SqliteStore(tmp_path / "queue.db")
+    outbox = Outbox(parse_config({"routes": ROUTES}, tmp_path, env=ENV), store)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(
+                lambda n: outbox.accept(alert(f"bp-{n % 50}", delivery_id=f"d-{n % 100}"), ["webhook"]), range(200)
+            )
+        )
+    assert sum(1 for a in answers if a is not None) == 100  # each delivery id once, whichever request came first
+    assert outbox.health()["queue_depth"] == 50  # one per policy and window
 
 
 def test_messages_serialise_what_the_sender_needs():
