@@ -30,7 +30,7 @@ import requests
 
 from bench.common import PROJECT_ROOT, emit, machine_context, median, table
 from harness import alert_relay as relay_harness
-from harness.alert_relay import RelayProcess, SwitchableDestination, budget_envelope
+from harness.alert_relay import RelayProcess, budget_envelope, free_port
 from harness.webhook_receiver import mlflow_signature
 
 SECRET = "whsec-bench-only"
@@ -100,8 +100,42 @@ def sync_summary(output: Path) -> tuple[int, float]:
     return calls, seconds
 
 
+class Receiver:
+    """``bench.relay_receiver`` in its own process; ``arrivals()`` reads what it recorded."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.out = directory / "arrivals.txt"
+        self.out.touch()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.relay_receiver", "--port", str(self.port), "--out", str(self.out)],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "ready"
+        self.url = f"http://127.0.0.1:{self.port}/hooks/budget"
+
+    def arrivals(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for line in self.out.read_text().splitlines():
+            at, policy = line.split(" ", 1)
+            found.setdefault(policy, float(at))
+        return found
+
+    def wait_for(self, count: int, timeout: float) -> dict[str, float]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.arrivals()) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = False) -> dict[str, float]:
-    receiver = SwitchableDestination(path="/hooks/budget").up()
+    receiver = Receiver(directory)
     config = {"expire_after": "1h", "routes": {"bench": {"secret": "${BENCH_SECRET}", "webhook": receiver.url}}}
     relay = RelayProcess(directory, config, {"BENCH_SECRET": SECRET}).start()
     trace_output = directory / "strace.txt"
@@ -130,7 +164,7 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
                 delay = due_at - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                due[f"bp-{index:032x}"] = due_at
+                due[f"bp-{index:032x}"] = due_at - time.monotonic() + time.time()
                 pool.submit(send, index, due_at)
         arrived = receiver.wait_for(count, timeout=120)
         relay_cpu = cpu_seconds(relay_pids) - cpu_before
@@ -139,8 +173,9 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
             tracer.send_signal(signal.SIGINT)
             tracer.wait(timeout=30)
         relay.stop()
-        receiver.down()
-    end_to_end = [at - due[body["policy_id"]] for at, _, body in arrived if body["policy_id"] in due]
+        receiver.stop()
+    # Wall clock on both sides (the receiver is another process): due times converted to it.
+    end_to_end = [at - due[policy] for policy, at in arrived.items() if policy in due]
     accept_seconds = [s for status, s, _ in accepts if status == 202]
     # When the slow answers came (second of the minute): the relay's periodic work runs on the minute.
     slow = sorted({f"{time.gmtime(at).tm_min:02d}:{time.gmtime(at).tm_sec:02d}" for _, s, at in accepts if s > 1})
