@@ -31,6 +31,7 @@ from providers._databricks import (
     returned_id,
     single_attempt,
 )
+from providers.adoption import ADOPT_KEY, adopt_existing, adopt_field
 from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
@@ -324,6 +325,7 @@ SCHEMA = Schema(
             default=False,
             replaces=True,
         ),
+        adopt_field("account budget"),
         Field("budget_id", "str", "the budget's id", output=True),
         Field("account_id", "str", "the Databricks account the budget lives in", output=True),
     ],
@@ -624,6 +626,8 @@ class AccountBudgetProvider(DatabricksProvider):
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get(ADOPT_KEY):
+            return adopt_existing(self, "account budget", props)
         client = self.account.client()
         with databricks_errors("create", "account budget", props["display_name"]):
             budget = _create_without_twins(client, props)
@@ -691,6 +695,7 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
         resource_type: pulumi.Input[str] | None = None,
         per_user_alert: pulumi.Input[Mapping[str, Any]] | None = None,
         include_external_spend: pulumi.Input[bool] | None = None,
+        adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """:param display_name: 1–128 characters
@@ -707,6 +712,9 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
             one user, group or service principal, named by its numeric account principal id
         :param include_external_spend: `AI_GATEWAY` only: also count third-party spend billed through
             Databricks; fixed at creation
+        :param adopt_id: the id of an existing account budget that the first `pulumi up` takes over (updated
+            to the declared inputs) instead of creating one; ignored once the resource is in the stack's
+            state
         """
         props = SCHEMA.props(
             {
@@ -717,6 +725,7 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
                 "resource_type": resource_type,
                 "per_user_alert": per_user_alert,
                 "include_external_spend": include_external_spend,
+                "adopt_id": adopt_id,
             }
         )
         super().__init__(AccountBudgetProvider(), resource_name, props, opts)

@@ -42,6 +42,7 @@ from providers._mlflow import (
     raise_mlflow_error,
     registry_store,
 )
+from providers.adoption import ADOPT_KEY, adopt_existing, validate_adopt_id
 from providers.webhook_secret import secret_changed, secret_hash, secret_matches
 from providers.webhook_url import (
     ALLOW_PRIVATE_IPS_ENV,
@@ -171,6 +172,7 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
             "description": validate_description,
             "active": validate_active,
             "secret": validate_secret,
+            ADOPT_KEY: validate_adopt_id,
         },
     )
 
@@ -352,6 +354,8 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         return result
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get(ADOPT_KEY):
+            return adopt_existing(self, "webhook", props)
         server = self.configured_server()
         secret = props.get("secret")
         require_encryption_key(server, props["webhook_name"], secret)
@@ -445,8 +449,12 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
         events: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         description: pulumi.Input[str] | None = None,
         active: pulumi.Input[bool] = True,
+        adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``adopt_id``: the id of an existing webhook that the first ``pulumi up`` takes over (updated
+        to the declared inputs, its signing secret set to ``secret``: MLflow never returns the one it
+        holds) instead of creating one; ignored once the resource is in the stack's state."""
         # Slack and PagerDuty URLs are credentials: the URL is a secret however it is given.
         secret_outputs = ["secret", "secret_hash", "url"]
         props = {
@@ -456,6 +464,7 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
             "events": events,
             "description": description,
             "active": active,
+            ADOPT_KEY: adopt_id,
             "secret_hash": None,
             "webhook_id": None,
             "tracking_uri": None,

@@ -42,6 +42,7 @@ from providers._mlflow import (
     raise_mlflow_error,
     tracking_store,
 )
+from providers.adoption import ADOPT_KEY, adopt_existing, adopt_field
 from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ SCHEMA = Schema(
             gateway_enforcement.validate_refresh_interval,
             compared=False,
         ),
+        adopt_field("budget policy (`bp-…`)"),
         Field("target_value", "str | None", "the endpoint id or username MLflow stores", output=True),
         Field("budget_policy_id", "str", "MLflow's id of the policy (`bp-<32 hex>`)", output=True),
         Field(
@@ -511,6 +513,8 @@ class GatewayBudgetPolicyProvider(MlflowProvider):
         return result
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get(ADOPT_KEY):
+            return adopt_existing(self, "budget policy", props)
         server = self.configured_server()
         store = tracking_store(server)
         arguments = budget_arguments(props, resolve_target_value(store, server, props))
@@ -589,6 +593,7 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
         gateway_workers: pulumi.Input[int] | None = None,
         budget_tracker: pulumi.Input[str] | None = None,
         refresh_interval_seconds: pulumi.Input[int] | None = None,
+        adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """:param amount_usd: the cap in US dollars, $0.01 to $10^9
@@ -605,6 +610,9 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
         :param gateway_workers: the MLflow server's workers (MLflow's default 4 is assumed when unsaid)
         :param budget_tracker: how the server shares spend between workers: `in-memory` or `redis`
         :param refresh_interval_seconds: the server's budget refresh interval (MLflow's 600 s when unsaid)
+        :param adopt_id: the id of an existing budget policy (`bp-…`) that the first `pulumi up` takes over
+            (updated to the declared inputs) instead of creating one; ignored once the resource is in the
+            stack's state
         """
         props = SCHEMA.props(
             {
@@ -618,6 +626,7 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
                 "gateway_workers": gateway_workers,
                 "budget_tracker": budget_tracker,
                 "refresh_interval_seconds": refresh_interval_seconds,
+                "adopt_id": adopt_id,
             }
         )
         super().__init__(GatewayBudgetPolicyProvider(), resource_name, props, opts)

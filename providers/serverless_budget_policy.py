@@ -32,6 +32,7 @@ from providers._databricks import (
     databricks_errors,
     returned_id,
 )
+from providers.adoption import ADOPT_KEY, adopt_existing, adopt_field
 from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ SCHEMA = Schema(
             from_wire=_ids_from_wire,
             config_key="workspaceIds",
         ),
+        adopt_field("budget policy"),
         Field("policy_id", "str", "the policy's id (36 characters)", output=True, wire="policy_id"),
         Field("account_id", "str", "the Databricks account the policy lives in", output=True),
     ],
@@ -213,6 +215,8 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get(ADOPT_KEY):
+            return adopt_existing(self, "budget policy", props)
         client = self.account.client()
         # One request_id for this create: the SDK re-sends the same body on 429/503 and
         # connection errors, and Databricks returns the policy made by the first attempt.
@@ -303,8 +307,7 @@ class ServerlessBudgetPolicyProvider(DatabricksProvider):
     def _name_taken(self, client: AccountClient, name: str, error: BaseException) -> ProviderError:
         existing = self._policy_named(client, name)
         adopt = (
-            f"To manage it with Pulumi, adopt it: declare the resource with "
-            f'`opts=pulumi.ResourceOptions(import_="{existing.policy_id}")`, run `pulumi up`, then remove the option. '
+            f'To manage it with Pulumi, adopt it: declare the resource with adopt_id="{existing.policy_id}". '
             if existing
             else ""
         )
@@ -341,6 +344,7 @@ class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="Serverle
         policy_name: pulumi.Input[str],
         custom_tags: pulumi.Input[dict[str, str]] | None = None,
         binding_workspace_ids: pulumi.Input[list[int]] | None = None,
+        adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """:param policy_name: 1–127 Latin-1 characters, unique among the account's policies, not starting with
@@ -350,9 +354,17 @@ class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="Serverle
             policy-resolution-result` are reserved
         :param binding_workspace_ids: workspaces the policy is bound to (integers, or strings of ASCII
             digits)
+        :param adopt_id: the id of an existing budget policy that the first `pulumi up` takes over (updated
+            to the declared inputs) instead of creating one; ignored once the resource is in the stack's
+            state
         """
         props = SCHEMA.props(
-            {"policy_name": policy_name, "custom_tags": custom_tags, "binding_workspace_ids": binding_workspace_ids}
+            {
+                "policy_name": policy_name,
+                "custom_tags": custom_tags,
+                "binding_workspace_ids": binding_workspace_ids,
+                "adopt_id": adopt_id,
+            }
         )
         super().__init__(ServerlessBudgetPolicyProvider(), resource_name, props, opts)
 

@@ -196,57 +196,6 @@ def test_lifecycle_create_read_update_reorder_refresh_delete(server, databricks_
     server.delete(urn, budget_id, outs)
 
 
-def test_import_of_an_existing_budget(server, databricks_emulator):
-    from databricks.sdk.service import billing
-
-    client = databricks_emulator.account_client()
-    made_by_hand = client.budgets.create(
-        billing.CreateBudgetConfigurationBudget(
-            display_name="finance made this",
-            filter=billing.BudgetConfigurationFilter(
-                tags=[
-                    billing.BudgetConfigurationFilterTagClause(
-                        key="team",
-                        value=billing.BudgetConfigurationFilterClause(
-                            operator=billing.BudgetConfigurationFilterOperator.IN, values=["recsys"]
-                        ),
-                    )
-                ]
-            ),
-            alert_configurations=[
-                billing.CreateBudgetConfigurationBudgetAlertConfigurations(
-                    quantity_threshold="300.00",
-                    quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
-                    time_period=billing.AlertConfigurationTimePeriod.MONTH,
-                    trigger_type=billing.AlertConfigurationTriggerType.CUMULATIVE_SPENDING_EXCEEDED,
-                    action_configurations=[
-                        billing.CreateBudgetConfigurationBudgetActionConfigurations(
-                            action_type=billing.ActionConfigurationType.EMAIL_NOTIFICATION, target="finance@example.com"
-                        )
-                    ],
-                )
-            ],
-        )
-    ).budget
-    urn = server.urn(TYPE, "adopted")
-    program = server.check(
-        urn,
-        declared(
-            display_name="finance made this",
-            tags={"team": ["recsys"]},
-            alerts=[{"threshold_usd": 300, "notify": ["finance@example.com"]}],
-        ),
-    ).inputs
-    # `import_`: the engine reads by id with only the program's inputs, then diffs them.
-    databricks_emulator.reset_requests()
-    read = server.read(urn, made_by_hand.budget_configuration_id, {}, inputs=program)
-    assert read.id == made_by_hand.budget_configuration_id
-    assert read.outs["account_id"] == databricks_emulator.account_id
-    assert {k: read.inputs.get(k) for k in FIELDS} == {k: program.get(k) for k in FIELDS}
-    assert server.diff(urn, read.id, read.outs, program).changes == "none"
-    assert [r["method"] for r in databricks_emulator.requests if "/budgets" in r["path"]] == ["GET"]
-
-
 BAD_BUDGETS = {
     "no name": (dict(display_name="", alerts=[{"threshold_usd": 10, "notify": ["a@example.com"]}]), "display_name"),
     "name too long": (

@@ -129,27 +129,9 @@ def test_name_taken_is_a_clear_error_naming_the_existing_policy(server, databric
     with pytest.raises(ProviderError) as error:
         deploy(server, ServerlessBudgetPolicy).up(policy_name="shared-name")
     assert "already taken" in error.value.message and first_id in error.value.message
-    assert "import" in error.value.message
+    assert "adopt_id" in error.value.message
     names = [p.policy_name for p in databricks_emulator.account_client().budget_policy.list()]
     assert names.count("shared-name") == 1
-
-
-def test_import_reads_an_existing_policy_in_input_shape(server, databricks_emulator):
-    from databricks.sdk.service.billing import BudgetPolicy
-    from databricks.sdk.service.compute import CustomPolicyTag
-
-    existing = databricks_emulator.account_client().budget_policy.create(
-        policy=BudgetPolicy(policy_name="made-by-hand", custom_tags=[CustomPolicyTag("team", "z")])
-    )
-    urn = server.urn(TYPE, "adopted")
-    program_inputs = server.check(urn, declared(policy_name="made-by-hand", custom_tags={"team": "z"})).inputs
-    # `import_`: the engine reads by id with only the program's inputs, then diffs them.
-    read = server.read(urn, existing.policy_id, {}, inputs=program_inputs)
-    assert read.id == existing.policy_id
-    assert {k: read.inputs[k] for k in ("policy_name", "custom_tags", "binding_workspace_ids")} == {
-        k: program_inputs[k] for k in ("policy_name", "custom_tags", "binding_workspace_ids")
-    }
-    assert server.diff(urn, existing.policy_id, read.outs, program_inputs).changes == "none"
 
 
 def test_update_of_a_policy_deleted_outside_pulumi_says_to_refresh(server, databricks_emulator, deploy):
