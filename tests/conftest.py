@@ -11,6 +11,7 @@ pytest_plugins = [
     "harness.provider_server",
     "harness.databricks_emulator",
     "harness.mlflow_server",
+    "harness.redis_server",
     "harness.deployment",
     "harness.policy_pack",
     "harness.slack_fake",

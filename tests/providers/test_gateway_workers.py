@@ -1,0 +1,216 @@
+"""Gateway budgets on ``mlflow server`` as it is deployed: its default workers (4), with and
+without the Redis budget tracker, and with the README's recommended settings.
+
+What MLflow 3.17 guarantees (mlflow/gateway/budget_tracker): each worker holds its own copy of
+the policies until ``MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL`` passes, and a budget write reloads
+only the worker that served it; without Redis each worker also counts spend on its own.  The
+tests decide which worker serves each request (``harness/gateway_workers.py``) so that they assert
+those guarantees exactly instead of depending on how the kernel spreads connections; waiting is
+only ever for the refresh interval itself.
+
+Each fake call costs $0.21 (``gpt-4o-mini`` at the bundled prices): a $1.00 REJECT cap admits
+five calls on one tracker (0.84 < 1.00, then 1.05), the fifth being the crossing call.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.gateway_workers import WorkerConnection, pin_every_worker
+from harness.mlflow_server import MlflowServer, create_gateway_endpoint
+
+pytestmark = pytest.mark.slow
+
+MLFLOW_DEFAULT_WORKERS = 4
+COST_PER_CALL_USD = 0.21
+CAP_USD = 1.00
+CALLS_WITHIN_CAP = 5  # 4 calls spend $0.84; the 5th (the crossing call) brings $1.05
+RECOMMENDED_REFRESH_SECONDS = 5  # the README recommends 30 s; 5 keeps CI short, the bound is the same
+
+
+def start_server(tmp_path_factory, name: str, env: dict[str, str]) -> MlflowServer:
+    directory = tmp_path_factory.mktemp(name)
+    return MlflowServer(directory, workers=None, extra_env=env, keep_alive_seconds=600).start()
+
+
+@pytest.fixture(scope="module")
+def in_memory_server(tmp_path_factory) -> Iterator[MlflowServer]:
+    """As ``mlflow server`` runs unless told more: 4 workers, in-memory tracker, 600 s refresh."""
+    server = start_server(tmp_path_factory, "mlflow-default", {})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_server_default_refresh(tmp_path_factory, redis_server) -> Iterator[MlflowServer]:
+    server = start_server(tmp_path_factory, "mlflow-redis", {"MLFLOW_GATEWAY_BUDGET_REDIS_URL": redis_server.url})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def recommended_server(tmp_path_factory, redis_server) -> Iterator[MlflowServer]:
+    """The README's production settings: Redis tracker and a short refresh interval."""
+    env = {
+        "MLFLOW_GATEWAY_BUDGET_REDIS_URL": redis_server.url.replace("/0", "/1"),  # its own database
+        "MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL": str(RECOMMENDED_REFRESH_SECONDS),
+    }
+    server = start_server(tmp_path_factory, "mlflow-recommended", env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workers(request) -> Iterator[list[WorkerConnection]]:
+    server: MlflowServer = request.getfixturevalue(request.param)
+    pinned = pin_every_worker(server, MLFLOW_DEFAULT_WORKERS)
+    yield pinned
+    for worker in pinned:
+        worker.close()
+
+
+def reject_cap(server: MlflowServer, endpoint_id: str, amount_usd: float) -> str:
+    """A REJECT policy on one endpoint (what GatewayBudgetPolicy writes), its id."""
+    from mlflow.entities.gateway_budget_policy import (
+        BudgetAction,
+        BudgetDuration,
+        BudgetDurationUnit,
+        BudgetTargetScope,
+        BudgetUnit,
+    )
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    policy = _get_store(server.tracking_uri).create_budget_policy(
+        budget_unit=BudgetUnit.USD,
+        budget_amount=amount_usd,
+        duration=BudgetDuration(BudgetDurationUnit.DAYS, 1),
+        target_scope=BudgetTargetScope.ENDPOINT,
+        budget_action=BudgetAction.REJECT,
+        target_value=endpoint_id,
+    )
+    return str(policy.budget_policy_id)
+
+
+def capped_endpoint(server: MlflowServer, openai_fake, workers: list[WorkerConnection], amount_usd: float):
+    """A fresh endpoint with a REJECT cap that every worker has loaded."""
+    endpoint = create_gateway_endpoint(server.tracking_uri, openai_fake.url, name=f"workers-{uuid.uuid4().hex[:8]}")
+    policy_id = reject_cap(server, endpoint.endpoint_id, amount_usd)
+    for worker in workers:
+        worker.reload_budgets(policy_id, amount_usd)
+    return endpoint, policy_id
+
+
+def calls_until_rejected(worker: WorkerConnection, endpoint_name: str, limit: int = 20) -> int:
+    admitted = 0
+    for _ in range(limit):
+        if worker.invoke(endpoint_name) == 429:
+            return admitted
+        admitted += 1
+    raise AssertionError(f"worker {worker.pid} admitted {limit} calls in a row")
+
+
+def trace_spend(server: MlflowServer, endpoint_id: str) -> float:
+    """What the calls really cost: the sum of the endpoint's gateway traces, over all workers."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(server.db_uri, str(server.directory / "artifacts"))
+    try:
+        return float(store.sum_gateway_trace_cost(start_time_ms=0, end_time_ms=2**62, endpoint_id=endpoint_id))
+    finally:
+        store.engine.dispose()
+
+
+def wait_for(predicate, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+# --- overshoot ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["in_memory_server"], indirect=True)
+def test_in_memory_tracker_lets_each_worker_spend_the_whole_cap(in_memory_server, workers, openai_fake):
+    endpoint, policy_id = capped_endpoint(in_memory_server, openai_fake, workers, CAP_USD)
+
+    admitted = [calls_until_rejected(worker, endpoint.name) for worker in workers]
+
+    assert admitted == [CALLS_WITHIN_CAP] * MLFLOW_DEFAULT_WORKERS  # 20 calls for a 5-call cap
+    spent = wait_for(lambda: trace_spend(in_memory_server, endpoint.endpoint_id) or None, timeout=10)
+    assert spent == pytest.approx(COST_PER_CALL_USD * CALLS_WITHIN_CAP * MLFLOW_DEFAULT_WORKERS)  # $4.20: 4.2x
+    # Each worker's window shows only its own spend: the outside view budget_status reads.
+    assert [worker.windows()[policy_id] for worker in workers] == [pytest.approx(1.05)] * MLFLOW_DEFAULT_WORKERS
+
+
+@pytest.mark.parametrize("workers", ["redis_server_default_refresh"], indirect=True)
+def test_redis_tracker_shares_the_spend_so_the_cap_holds_across_workers(
+    redis_server_default_refresh, workers, openai_fake
+):
+    endpoint, policy_id = capped_endpoint(redis_server_default_refresh, openai_fake, workers, CAP_USD)
+
+    statuses = [worker.invoke(endpoint.name) for _ in range(3) for worker in workers]  # round robin, 12 calls
+
+    assert statuses.count(200) == CALLS_WITHIN_CAP  # the cap plus the crossing call, over all workers
+    assert statuses[CALLS_WITHIN_CAP:] == [429] * (len(statuses) - CALLS_WITHIN_CAP)
+    assert [worker.windows()[policy_id] for worker in workers] == [pytest.approx(1.05)] * len(workers)
+
+
+# --- how long a changed cap takes to reach every worker ----------------------------------------
+
+
+def lowered_cap(server: MlflowServer, openai_fake, workers: list[WorkerConnection]) -> tuple[str, float]:
+    """Every worker loaded a $1,000 cap and served two calls; then `pulumi up` lowers it to $0.30,
+    the write served by the first worker.  Returns the endpoint name and the time of the write."""
+    endpoint, policy_id = capped_endpoint(server, openai_fake, workers, 1000.0)
+    for worker in workers:
+        assert [worker.invoke(endpoint.name), worker.invoke(endpoint.name)] == [200, 200]
+    written_at = time.monotonic()
+    workers[0].update_budget(policy_id, 0.30)
+    return endpoint.name, written_at
+
+
+@pytest.mark.parametrize(
+    "workers, server",
+    [("in_memory_server", "in_memory_server"), ("redis_server_default_refresh", "redis_server_default_refresh")],
+    indirect=["workers"],
+)
+def test_a_lowered_cap_binds_only_the_worker_that_served_the_write(request, workers, server, openai_fake):
+    endpoint_name, _ = lowered_cap(request.getfixturevalue(server), openai_fake, workers)
+
+    # The other workers keep the $1,000 cap until their refresh interval (600 s) passes:
+    # Redis shares the spend, not the policy's amount.
+    assert [worker.invoke(endpoint_name) for worker in workers] == [429, 200, 200, 200]
+
+
+@pytest.mark.parametrize("workers", ["recommended_server"], indirect=True)
+def test_recommended_settings_hold_the_cap_and_bite_within_the_refresh_interval(
+    recommended_server, workers, openai_fake
+):
+    endpoint, _ = capped_endpoint(recommended_server, openai_fake, workers, CAP_USD)
+    statuses = [worker.invoke(endpoint.name) for _ in range(3) for worker in workers]
+    assert statuses.count(200) == CALLS_WITHIN_CAP
+
+    endpoint_name, written_at = lowered_cap(recommended_server, openai_fake, workers)
+    reached: dict[int, float] = {}
+    while len(reached) < len(workers) and time.monotonic() - written_at < RECOMMENDED_REFRESH_SECONDS + 30:
+        for worker in workers:
+            if worker.pid not in reached and worker.invoke(endpoint_name) == 429:
+                reached[worker.pid] = time.monotonic() - written_at
+        time.sleep(0.25)
+    # A worker refreshes on its first request once the interval has passed since its last load,
+    # which came before the write: every request sent after write + interval meets the new cap.
+    late = time.monotonic()
+    assert [worker.invoke(endpoint_name) for worker in workers] == [429] * len(workers)
+    assert late - written_at >= 0  # (the loop above ran until every worker had rejected)
+    assert len(reached) == len(workers)
+    slowest = max(reached.values())
+    print(f"lowered cap reached every worker after {slowest:.1f} s (interval {RECOMMENDED_REFRESH_SECONDS} s)")
+    assert slowest <= RECOMMENDED_REFRESH_SECONDS + 2  # + the time of one polling round on a busy machine
