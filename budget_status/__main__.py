@@ -3,10 +3,13 @@
     pulumi stack output --json | python -m budget_status --stack prod
     python -m budget_status --outputs outputs.json [--json] [--png status.png] [--fail-above 80]
     python -m budget_status --report status.json [--png status.png]   (a saved --json report)
+    python -m budget_status --outputs outputs.json --stack prod --enforcement
 
 Exit codes (for cron and CI): 0 all fine; 1 a budget is above ``--fail-above`` percent;
-2 a hard stop is rejecting requests now; 3 some spend could not be read; 64 bad usage or input
-(checked before any API call).
+2 a hard stop is rejecting requests now; 3 some spend could not be read; 4 (with
+``--enforcement``) caps not in force on every MLflow worker: per-worker tracking seen, or a cap
+changed within the refresh interval (``budget_status/enforcement.py``); 64 bad usage or input
+(checked before any API call).  2 wins over 4, 4 over 1 and 3.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from budget_status.report import BudgetRow
 
 EXIT_USAGE = 64  # argparse's own 2 would read as "hard stop active"
+EXIT_HARD_STOP, EXIT_NOT_IN_FORCE = 2, 4  # report.EXIT_HARD_STOP, enforcement.EXIT_NOT_IN_FORCE
 
 # What each output needs beyond requirements.txt, and how to get it.
 _OPTIONAL_PACKAGES = {
@@ -50,6 +54,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--fail-above", type=percentage, metavar="PCT", help="exit 1 if any budget used more than PCT percent"
     )
+    parser.add_argument(
+        "--enforcement",
+        action="store_true",
+        help="also check that gateway caps are in force on every MLflow worker (exit 4 if not)",
+    )
+    parser.add_argument("--worker-reads", type=int, default=12, help=argparse.SUPPRESS)  # windows reads
+    parser.add_argument(
+        "--refresh-interval",
+        type=int,
+        metavar="SECONDS",
+        help="the server's MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL (default: ml-budgets:mlflowServer, else 600)",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         require_optional_packages(args)
         require_png_folder(args.png)
         rows, calls = _rows(args)
+        not_in_force = _not_in_force(args, rows)
     except OutputsError as error:
         print(f"budget_status: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -84,7 +101,24 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as error:
             print(f"budget_status: cannot write {args.png}: {error.strerror or error}", file=sys.stderr)
             return EXIT_USAGE
-    return exit_code(rows, args.fail_above)
+    for line in not_in_force:  # stderr: --json keeps stdout a JSON document
+        print(f"NOT IN FORCE: {line}", file=sys.stderr)
+    code = exit_code(rows, args.fail_above)
+    return EXIT_NOT_IN_FORCE if not_in_force and code != EXIT_HARD_STOP else code
+
+
+def _not_in_force(args: argparse.Namespace, rows: list[BudgetRow]) -> list[str]:
+    """With ``--enforcement``: lines naming the caps not in force on every MLflow worker."""
+    if not args.enforcement or args.report:
+        return []
+    from datetime import UTC, datetime
+
+    from budget_status import enforcement
+    from budget_status.stack import StackConfigFile, stack_config_path
+
+    path = stack_config_path(args.stack, Path.cwd(), args.config)
+    interval = enforcement.refresh_interval_of(path, args.refresh_interval)
+    return enforcement.assess(rows, StackConfigFile.load(path), interval, args.worker_reads, datetime.now(UTC))
 
 
 def _rows(args: argparse.Namespace) -> tuple[list[BudgetRow], dict[str, int]]:

@@ -14,6 +14,10 @@ five calls on one tracker (0.84 < 1.00, then 1.05), the fifth being the crossing
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,8 +25,10 @@ from typing import Any
 
 import pytest
 
+from budget_status.enforcement import EXIT_NOT_IN_FORCE
 from harness.gateway_workers import WorkerConnection, pin_every_worker
 from harness.mlflow_server import MlflowServer, create_gateway_endpoint
+from harness.provider_server import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -106,11 +112,9 @@ def capped_endpoint(server: MlflowServer, openai_fake, workers: list[WorkerConne
 
 
 def calls_until_rejected(worker: WorkerConnection, endpoint_name: str, limit: int = 20) -> int:
-    admitted = 0
-    for _ in range(limit):
+    for admitted in range(limit):
         if worker.invoke(endpoint_name) == 429:
             return admitted
-        admitted += 1
     raise AssertionError(f"worker {worker.pid} admitted {limit} calls in a row")
 
 
@@ -214,3 +218,52 @@ def test_recommended_settings_hold_the_cap_and_bite_within_the_refresh_interval(
     slowest = max(reached.values())
     print(f"lowered cap reached every worker after {slowest:.1f} s (interval {RECOMMENDED_REFRESH_SECONDS} s)")
     assert slowest <= RECOMMENDED_REFRESH_SECONDS + 2  # + the time of one polling round on a busy machine
+
+
+# --- budget_status tells enforcement from configuration ----------------------------------------
+
+
+def status(server: MlflowServer, policy_id: str, tmp_path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m budget_status --enforcement`` on a stack whose one budget is ``policy_id``."""
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"gateway_budgets": {"probe": {"hard_stop_policy_id": policy_id}}}))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server.tracking_uri}
+    command = [sys.executable, "-m", "budget_status", "--outputs", str(outputs), "--enforcement", *extra]
+    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def uneven_spend(server: MlflowServer, openai_fake, workers: list[WorkerConnection]) -> str:
+    """A $1,000 cap every worker loaded, then 0, 1, 2 and 3 calls on the four workers."""
+    endpoint, policy_id = capped_endpoint(server, openai_fake, workers, 1000.0)
+    for calls, worker in enumerate(workers):
+        assert [worker.invoke(endpoint.name) for _ in range(calls)] == [200] * calls
+    return policy_id
+
+
+@pytest.mark.parametrize("workers", ["in_memory_server"], indirect=True)
+def test_budget_status_names_per_worker_tracking_on_a_default_server(in_memory_server, workers, openai_fake, tmp_path):
+    policy_id = uneven_spend(in_memory_server, openai_fake, workers)
+
+    result = status(in_memory_server, policy_id, tmp_path)
+
+    assert result.returncode == EXIT_NOT_IN_FORCE, result.stderr
+    assert "NOT IN FORCE: the MLflow server tracks budgets per worker" in result.stderr
+    assert "MLFLOW_GATEWAY_BUDGET_REDIS_URL" in result.stderr
+    # Written just now, MLflow's 600 s default interval: not yet in force everywhere.
+    assert "(no team) · probe · hard stop: not yet enforced everywhere until " in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["recommended_server"], indirect=True)
+def test_budget_status_stays_quiet_on_a_correctly_configured_server(recommended_server, workers, openai_fake, tmp_path):
+    policy_id = uneven_spend(recommended_server, openai_fake, workers)
+    interval = str(RECOMMENDED_REFRESH_SECONDS)
+
+    just_written = status(recommended_server, policy_id, tmp_path, "--refresh-interval", interval)
+    assert just_written.returncode == EXIT_NOT_IN_FORCE, just_written.stderr
+    assert "not yet enforced everywhere until" in just_written.stderr
+    assert "per worker" not in just_written.stderr
+
+    time.sleep(RECOMMENDED_REFRESH_SECONDS)  # the last write is one interval old: in force everywhere
+    settled = status(recommended_server, policy_id, tmp_path, "--refresh-interval", interval)
+    assert settled.returncode == 0, settled.stderr
+    assert "NOT IN FORCE" not in settled.stderr
