@@ -332,6 +332,46 @@ def validate_notifies(args: ResourceValidationArgs, report: ReportViolation) -> 
         )
 
 
+# ---- gateway-budget-tracking ----------------------------------------------------------------
+
+MLFLOW_DEFAULT_REFRESH_INTERVAL_SECONDS = 600  # MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL
+SERVER_CONFIG = "ml-budgets:mlflowServer"
+
+
+def validate_budget_tracking(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A REJECT cap on a server declared (ml-budgets:mlflowServer) to count spend per worker."""
+    if args.resource_type != GATEWAY_BUDGET_POLICY or text(args.props.get("action")) != "REJECT":
+        return
+    settings = config(args)
+    workers, tracker = args.props.get("gateway_workers"), args.props.get("budget_tracker")
+    interval = args.props.get("refresh_interval_seconds") or MLFLOW_DEFAULT_REFRESH_INTERVAL_SECONDS
+    limit = gateway_policy_limit(args)  # reads .props, as a PolicyResource does
+    subject = f"the hard stop {args.name}" + (f" ({limit.subject} {limit.describe()})" if limit else "")
+    if tracker == "in-memory" and (workers is None or workers > 1):
+        count = f"{workers} workers" if workers else "MLflow's default 4 workers"
+        report(
+            f"{subject} runs on an MLflow server with {count} and the in-memory budget tracker: each worker "
+            f"counts spend on its own, so the cap lets through up to {workers or 4}x its amount. Set "
+            f"MLFLOW_GATEWAY_BUDGET_REDIS_URL on the server and budgetTracker: redis in {SERVER_CONFIG}, or run "
+            "it with --workers 1."
+        )
+    elif tracker is None and settings.get("requireDeclaredServer", False):
+        report(
+            f"{subject}: the stack does not say how its MLflow server tracks budgets, so nobody can tell whether "
+            f"the cap holds across workers: declare {SERVER_CONFIG} (workers, budgetTracker, "
+            "budgetRefreshIntervalSeconds)."
+        )
+    most = settings.get("maxRefreshIntervalSeconds")
+    if most is not None and isinstance(interval, (int, float)) and interval > most:
+        said = "" if args.props.get("refresh_interval_seconds") else " (MLflow's default: none declared)"
+        report(
+            f"{subject}: a created or changed cap reaches every MLflow worker only after the budget refresh "
+            f"interval, {interval:g} s{said}, longer than the {most:g} s allowed: set "
+            f"MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL on the server and budgetRefreshIntervalSeconds in "
+            f"{SERVER_CONFIG} to {most:g} or less."
+        )
+
+
 # ---- the policies ---------------------------------------------------------------------------
 
 
@@ -420,5 +460,23 @@ POLICIES = [
         "account-budget-notifies",
         "Every Databricks account budget notifies at least one address.",
         validate_notifies,
+    ),
+    _resource_policy(
+        "gateway-budget-tracking",
+        "Hard stops run on an MLflow server whose workers share spend (Redis tracker, or one worker), "
+        "and caps reach every worker within the allowed refresh interval.",
+        validate_budget_tracking,
+        _schema(
+            requireDeclaredServer={
+                "type": "boolean",
+                "default": False,
+                "description": "Every hard stop's stack must declare ml-budgets:mlflowServer.",
+            },
+            maxRefreshIntervalSeconds={
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "Longest MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL allowed (600 s unless declared).",
+            },
+        ),
     ),
 ]

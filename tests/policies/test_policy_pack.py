@@ -27,6 +27,7 @@ POLICY_NAMES = [
     "grants-keep-manager",
     "serverless-cost-tags",
     "account-budget-notifies",
+    "gateway-budget-tracking",
 ]
 CEILINGS = {"gateway-cap-ceilings": {"teamCeilingUsd": 5000, "orgCeilingUsd": 20000}}
 
@@ -366,3 +367,44 @@ def test_every_stack_the_workflows_preview_has_a_policy_config_that_fits_the_sch
             for stack in job.get("strategy", {}).get("matrix", {}).get("stack", []) if steps else []:
                 assert steps[0]["with"]["policyPacks"] == "policies"
                 pack.configure(json.loads((PACK_DIR / f"config.{stack}.json").read_text()))
+
+
+# ---- gateway-budget-tracking: how the MLflow server counts spend (ml-budgets:mlflowServer) ----
+
+HARD_STOPS = ["org-wide-cap-hard-stop", "recsys-gateway-hard-stop", "search-gateway-hard-stop"]
+
+
+def with_server(**server) -> dict:
+    return variant(lambda config: config.update({"ml-budgets:mlflowServer": server}))
+
+
+def tracking_violations(pack, stack, settings=None) -> list:
+    pack.configure({**CEILINGS, **({"gateway-budget-tracking": settings} if settings else {})})
+    return [v for v in pack.analyze(stack) if v.policy == "gateway-budget-tracking"]
+
+
+def test_hard_stops_on_a_server_that_counts_spend_per_worker_fail_the_mandatory_check(pack):
+    violations = tracking_violations(pack, declared(with_server(workers=4, budgetTracker="in-memory")))
+    assert sorted(v.urn.rsplit("::", 1)[1] for v in violations) == HARD_STOPS  # alerts are not caps
+    assert {v.level for v in violations} == {"mandatory"}
+    assert "lets through up to 4x its amount" in violations[0].message
+    assert "MLFLOW_GATEWAY_BUDGET_REDIS_URL" in violations[0].message
+
+
+@pytest.mark.parametrize(
+    "server", [{"workers": 4, "budgetTracker": "redis"}, {"workers": 1, "budgetTracker": "in-memory"}, None]
+)
+def test_servers_that_share_spend_or_are_undeclared_pass_by_default(pack, server):
+    config = with_server(**server) if server else COMPLIANT
+    assert tracking_violations(pack, declared(config)) == []
+
+
+def test_the_pack_can_require_a_declared_server_and_a_short_refresh_interval(pack):
+    settings = {"requireDeclaredServer": True, "maxRefreshIntervalSeconds": 60}
+    undeclared = tracking_violations(pack, declared(COMPLIANT), settings)
+    messages = sorted(v.message for v in undeclared)
+    assert len(messages) == 2 * len(HARD_STOPS)
+    assert sum("does not say how its MLflow server tracks budgets" in m for m in messages) == len(HARD_STOPS)
+    assert sum("600 s (MLflow's default: none declared), longer than the 60 s allowed" in m for m in messages) == 3
+    declared_server = with_server(workers=4, budgetTracker="redis", budgetRefreshIntervalSeconds=30)
+    assert tracking_violations(pack, declared(declared_server), settings) == []
