@@ -438,7 +438,8 @@ def outputs_of(policy: MlflowBudgetPolicy, declared: Mapping[str, Any], server: 
         **_server_declaration(declared),
         "enforced_everywhere_at": gateway_enforcement.enforced_everywhere_at(
             int(policy.last_updated_at or policy.created_at or 0),
-            declared.get("gateway_workers"),
+            # Written straight into a server's database, no worker hears of it: all wait.
+            declared.get("gateway_workers") if server.is_http else None,
             declared.get("refresh_interval_seconds"),
         ),
     }

@@ -5,7 +5,9 @@ Each worker process of ``mlflow server`` (4 by default) keeps its own copy of th
 and reloads them from the database only when ``MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL`` seconds
 (600 by default) have passed since its last load; a REST budget write makes only the worker that
 served it reload at once.  So a created or changed cap is in force on every worker at most one
-refresh interval after the write, and at once on a one-worker server.  (With the Redis tracker a
+refresh interval after the write, and at once on a one-worker server that served the write (a
+write made straight into the server's database, a ``sqlite:///`` stack, waits for the refresh on
+every worker).  (With the Redis tracker a
 *new* policy reaches every worker at once, a changed amount does not: the interval is the bound
 for both.)
 
