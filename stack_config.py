@@ -21,6 +21,7 @@ providers' ``Failures``, so config and preview never disagree.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -424,7 +425,7 @@ def _mlflow_server(value: Any, problems: Failures) -> MlflowServerTracking | Non
     )
 
 
-def _say_when_caps_are_enforced(config: StackConfig) -> None:
+def _say_when_caps_are_enforced(config: StackConfig, tracking_uri: str | None) -> None:
     """At preview and up: a server whose workers count spend apart, and how long caps take."""
     from providers import gateway_enforcement as enforcement
 
@@ -435,7 +436,9 @@ def _say_when_caps_are_enforced(config: StackConfig) -> None:
     path = f"{NAMESPACE}:mlflowServer"
     if enforcement.per_worker_caps(server.workers, server.budget_tracker) and any(g.hard_stop for g in gateways):
         pulumi.log.warn(enforcement.per_worker_caps_warning(server.workers, path))
-    delay = enforcement.propagation_seconds(server.workers, server.refresh_interval_seconds)
+    # Budgets written into a database (sqlite:///…) reach no worker before its refresh.
+    through_server = tracking_uri is None or tracking_uri.startswith(("http://", "https://", "databricks"))
+    delay = enforcement.propagation_seconds(server.workers if through_server else None, server.refresh_interval_seconds)
     if delay:
         said = "" if server.refresh_interval_seconds else " (MLflow's default; say yours in " + path + ")"
         pulumi.log.info(
@@ -504,7 +507,11 @@ def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> str | No
 
 
 def parse_stack_config(
-    teams: Any, gateway_budgets: Any, alert_relay: Any = None, mlflow_server: Any = None
+    teams: Any,
+    gateway_budgets: Any,
+    alert_relay: Any = None,
+    mlflow_server: Any = None,
+    tracking_uri: str | None = None,
 ) -> StackConfig:
     """Validate raw config values (as ``pulumi.Config.get_object`` returns them)."""
     problems = Failures()
@@ -533,7 +540,7 @@ def parse_stack_config(
     _raise_if_any(problems)
     for gateway in [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values()):
         gateway.server = config.mlflow_server
-    _say_when_caps_are_enforced(config)
+    _say_when_caps_are_enforced(config, tracking_uri)
     return config
 
 
@@ -638,4 +645,5 @@ def load_stack_config(config: pulumi.Config | None = None) -> StackConfig:
         config.get_object("gatewayBudgets"),
         config.get_object("alertRelay"),
         config.get_object("mlflowServer"),
+        pulumi.Config("mlflow").get("trackingUri") or os.environ.get("MLFLOW_TRACKING_URI"),
     )
