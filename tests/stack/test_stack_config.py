@@ -579,15 +579,6 @@ def test_servers_that_share_spend_or_are_not_declared_are_not_warned_about(monke
         ({"redisUrl": "redis://x"}, "ml-budgets:mlflowServer.redisUrl: unknown field"),
     ],
 )
-def test_budgets_written_into_a_database_wait_for_the_refresh_even_on_one_worker(monkeypatch):
-    messages = logged(monkeypatch)
-    parse_stack_config(None, A_HARD_STOP, None, {"workers": 1}, tracking_uri="https://mlflow.example.com")
-    assert messages["info"] == []  # the one worker serves the write and reloads at once
-    parse_stack_config(None, A_HARD_STOP, None, {"workers": 1}, tracking_uri="sqlite:///mlflow.db")
-    [info] = messages["info"]
-    assert "within 600 s" in info
-
-
 def test_a_bad_server_declaration_names_its_config_path(server, message):
     with pytest.raises(StackConfigError) as error:
         parse_stack_config(None, A_HARD_STOP, None, server)
@@ -640,3 +631,12 @@ def test_alert_tiers_follow_one_rule_in_every_budget():
         with pytest.raises(StackConfigError) as refused:
             parse_stack_config([{"name": "a", section: budget}], [])
         assert f"ml-budgets:teams[0].{section}.alertThresholds[1]: 50 % appears twice" in str(refused.value)
+
+
+def test_budgets_written_into_a_database_wait_for_the_refresh_even_on_one_worker(monkeypatch):
+    messages = logged(monkeypatch)
+    parse_stack_config(None, A_HARD_STOP, None, {"workers": 1}, tracking_uri="https://mlflow.example.com")
+    assert messages["info"] == []  # the one worker serves the write and reloads at once
+    parse_stack_config(None, A_HARD_STOP, None, {"workers": 1}, tracking_uri="sqlite:///mlflow.db")
+    [info] = messages["info"]
+    assert "within 600 s" in info
