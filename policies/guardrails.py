@@ -344,6 +344,7 @@ def validate_budget_tracking(args: ResourceValidationArgs, report: ReportViolati
         return
     settings = config(args)
     workers, tracker = args.props.get("gateway_workers"), args.props.get("budget_tracker")
+    workers = int(workers) if isinstance(workers, (int, float)) and not isinstance(workers, bool) else None
     interval = args.props.get("refresh_interval_seconds") or MLFLOW_DEFAULT_REFRESH_INTERVAL_SECONDS
     limit = gateway_policy_limit(args)  # reads .props, as a PolicyResource does
     subject = f"the hard stop {args.name}" + (f" ({limit.subject} {limit.describe()})" if limit else "")
