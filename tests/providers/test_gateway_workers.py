@@ -206,21 +206,31 @@ def test_recommended_settings_hold_the_cap_and_bite_within_the_refresh_interval(
     assert statuses.count(200) == CALLS_WITHIN_CAP
 
     endpoint_name, written_at = lowered_cap(recommended_server, openai_fake, workers)
-    reached: dict[int, float] = {}
-    while len(reached) < len(workers) and time.monotonic() - written_at < RECOMMENDED_REFRESH_SECONDS + 30:
+    # Poll every worker until each has rejected and the interval has passed: (seconds after the
+    # write the request was sent, worker, status) for every call.
+    polls: list[tuple[float, int, int]] = []
+    deadline = written_at + RECOMMENDED_REFRESH_SECONDS + 60
+    while time.monotonic() < deadline:
         for worker in workers:
-            if worker.pid not in reached and worker.invoke(endpoint_name) == 429:
-                reached[worker.pid] = time.monotonic() - written_at
+            sent = time.monotonic() - written_at
+            polls.append((sent, worker.pid, worker.invoke(endpoint_name)))
+        rejected_by = {pid for _, pid, status in polls if status == 429}
+        if len(rejected_by) == len(workers) and polls[-1][0] > RECOMMENDED_REFRESH_SECONDS:
+            break
         time.sleep(0.25)
-    # A worker refreshes on its first request once the interval has passed since its last load,
-    # which came before the write: every request sent after write + interval meets the new cap.
-    late = time.monotonic()
-    assert [worker.invoke(endpoint_name) for worker in workers] == [429] * len(workers)
-    assert late - written_at >= 0  # (the loop above ran until every worker had rejected)
-    assert len(reached) == len(workers)
-    slowest = max(reached.values())
-    print(f"lowered cap reached every worker after {slowest:.1f} s (interval {RECOMMENDED_REFRESH_SECONDS} s)")
-    assert slowest <= RECOMMENDED_REFRESH_SECONDS + 2  # + the time of one polling round on a busy machine
+
+    # MLflow's guarantee: a worker refreshes on its first request once the interval has passed
+    # since its last load, which came before the write; so every request sent one interval after
+    # the write meets the new cap, on every worker.
+    late = [(sent, pid, status) for sent, pid, status in polls if sent >= RECOMMENDED_REFRESH_SECONDS]
+    assert late and all(status == 429 for _, _, status in late), late
+    assert {pid for _, pid, _ in late} == {worker.pid for worker in workers}
+    first_429 = {pid: min(sent for sent, p, status in polls if p == pid and status == 429) for pid in rejected_by}
+    admitted_after_write = sum(status == 200 for _, _, status in polls)
+    print(
+        f"lowered cap reached every worker after {max(first_429.values()):.1f} s "
+        f"(interval {RECOMMENDED_REFRESH_SECONDS} s); {admitted_after_write} polling calls admitted after the write"
+    )
 
 
 # --- budget_status tells enforcement from configuration ----------------------------------------
