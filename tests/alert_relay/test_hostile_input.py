@@ -300,3 +300,28 @@ def test_a_destination_quoting_the_routing_key_back_does_not_put_it_in_logs_or_d
 
 def test_the_yaml_config_cases_are_valid_yaml_where_they_should_be():
     assert yaml.safe_load(ROUTE)["routes"]["search"]["secret"] == "${S}"
+
+
+def test_an_unexpected_error_is_a_bare_500_and_one_log_line(tmp_path, caplog):
+    """In process: the queue's accept raises something nobody planned for."""
+    from alert_relay.app import create_app
+    from alert_relay.config import parse_config
+    from alert_relay.queue import Outbox
+    from alert_relay.store import SqliteStore
+
+    class BrokenStore(SqliteStore):
+        def accept(self, delivery_id, messages, now):
+            raise RuntimeError("internal detail: /var/lib/alert-relay/queue.db row 42")
+
+    config = parse_config(
+        {"routes": {"search": {"secret": "${S}", "webhook": "http://127.0.0.1:9/x"}}}, tmp_path, env={"S": SECRET}
+    )
+    client = create_app(config, Outbox(config, BrokenStore(tmp_path / "q.db"))).test_client()
+    policy = "bp-" + uuid.uuid4().hex
+    body = json.dumps(budget_envelope(policy)).encode()
+    delivery_id, stamp = str(uuid.uuid4()), str(int(time.time()))
+    signed = headers(delivery_id, stamp, mlflow_signature(SECRET, delivery_id, stamp, body))
+    response = client.post(f"/mlflow/search?policy={policy}", data=body, headers=signed)
+    assert response.status_code == 500 and response.get_json() == {"message": "internal error"}
+    assert "internal detail" not in caplog.text and "Traceback" not in caplog.text
+    assert "RuntimeError" in caplog.text

@@ -169,3 +169,26 @@ def test_messages_pending_in_a_0_2_0_queue_file_are_adopted(tmp_path):
     (adopted,) = store.pending("search/slack", 10)
     assert (adopted.id, adopted.created_at, adopted.alert) == ("m-old", 5.0, old["alert"])
     assert SqliteStore(tmp_path / "queue.db").pending("search/slack", 10) == [adopted]  # adopted once
+
+
+def test_one_consumer_at_a_time_holds_a_lane_of_a_shared_redis_queue(redis_url):
+    store = RedisStore(redis_url, prefix=f"test-{time.monotonic_ns()}")
+    assert store.lease("search/slack", "replica-a", 0.3) is True
+    assert store.lease("search/slack", "replica-b", 0.3) is False  # one sender: one rate limit
+    assert store.lease("search/slack", "replica-a", 0.3) is True  # renewed by its holder
+    time.sleep(0.4)  # replica-a died: its lease runs out
+    assert store.lease("search/slack", "replica-b", 0.3) is True
+
+
+def test_messages_of_a_route_no_longer_in_the_config_become_dead_letters(outbox, tmp_path):
+    from alert_relay.consumer import _drop_unrouted
+
+    outbox.accept(alert(delivery_id="d-kept"), ["webhook"])
+    gone = BudgetAlert.from_envelope(
+        budget_envelope("bp-9"), route="retired", team="retired", hard_stop=False, delivery_id="d-gone"
+    )
+    outbox.accept(gone, ["slack"])
+    _drop_unrouted(outbox.store, outbox.config)
+    health = outbox.health()
+    assert health["queue_depth"] == 1 and health["dead_letters"] == 1
+    assert "no longer in the config" in health["recent_dead_letters"][0]["reason"]
