@@ -7,7 +7,6 @@ PNG chart (``report.py``).  Credentials a server echoes back are masked in every
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -18,13 +17,12 @@ from budget_status.sources import CallCounter, SourceError, read_account, read_g
 from budget_status.stack import ACCOUNT, ACCOUNT_GATEWAY, GATEWAY, OutputsError, budgets_of
 
 if TYPE_CHECKING:
-    from databricks.sdk import AccountClient
+    from databricks.sdk.core import Config
 
     from providers.core import TrackingServer
 
 MAX_NOTE_LENGTH = 300
 _DATABRICKS_SECRET_KEYS = ("databricks:token", "databricks:clientSecret")
-_DATABRICKS_SECRET_ENV = ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_PASSWORD")
 
 
 class _Read:
@@ -88,24 +86,22 @@ def _mlflow_env_secrets(server: TrackingServer) -> list[str]:
 
 
 def _read_account(config: Any, calls: CallCounter) -> _Read:
-    from providers.core import DatabricksAccount
+    from budget_status import databricks_api
 
     read = _Read()
     read.server = "Databricks account"
     read.secrets = [value for key in _DATABRICKS_SECRET_KEYS if (value := _config_get(config, key))]
-    read.secrets += [value for name in _DATABRICKS_SECRET_ENV if (value := os.environ.get(name))]
-    account = DatabricksAccount()
+    read.secrets += databricks_api.env_secrets()
     try:
-        account.configure(config)
-        client = account.client()
-        read.server = f"Databricks account {client.config.account_id}"
-        read.state = read_account(client, calls)
+        account = databricks_api.connect(config)
+        read.server = f"Databricks account {account.config.account_id}"
+        read.state = read_account(account, calls)
     except SourceError as error:
         read.error = str(error)
     except Exception as error:  # noqa: BLE001 (no credentials, bad host: say so on every row)
         read.error = f"cannot reach the Databricks account: {error}"
     else:
-        read.secrets += _client_secrets(client)
+        read.secrets += _client_secrets(account.config)
     return read
 
 
@@ -117,11 +113,10 @@ def _config_get(config: Any, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _client_secrets(client: AccountClient) -> list[str]:
+def _client_secrets(settings: Config) -> list[str]:
     """The SDK's resolved credentials (a profile's token, say) and the header it sent."""
     from providers.core import basic_auth_forms
 
-    settings = client.config
     found = [settings.token, settings.client_secret, settings.password]
     if settings.username and settings.password:
         found += basic_auth_forms(settings.username, settings.password)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from databricks.sdk import AccountClient
+    from databricks.sdk.core import ApiClient
     from databricks.sdk.service.billing import BudgetConfiguration
 
+    from budget_status.databricks_api import Account
     from providers.core import TrackingServer
 
 LIST_PATH = "/api/3.0/mlflow/gateway/budgets/list"
@@ -178,13 +179,13 @@ def _read_gateway_with_mlflow(server: TrackingServer, calls: CallCounter) -> Gat
 # --- Databricks ----------------------------------------------------------------------------------
 
 
-def read_account(client: AccountClient, calls: CallCounter) -> AccountState:
-    """Configurations and spend statuses of the client's account, the two lists side by side."""
-    host = f"{client.config.host} account {client.config.account_id}"
+def read_account(account: Account, calls: CallCounter) -> AccountState:
+    """Configurations and spend statuses of the account, the two lists side by side."""
+    api, host = account.api, account.label
     state = AccountState()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="budget-status-databricks") as pool:
-        budgets = pool.submit(lambda: list(_budget_pages(client, calls, host)))
-        statuses = pool.submit(_spend_statuses, client, calls, host)
+        budgets = pool.submit(lambda: list(_budget_pages(api, calls, host)))
+        statuses = pool.submit(_spend_statuses, api, calls, host)
         try:
             for budget in budgets.result():
                 if budget.budget_configuration_id:  # every listed budget has one; the SDK types it optional
@@ -197,18 +198,15 @@ def read_account(client: AccountClient, calls: CallCounter) -> AccountState:
     return state
 
 
-def _budget_pages(client: AccountClient, calls: CallCounter, host: str) -> Iterator[BudgetConfiguration]:
-    # What budgets.list does, one counted call per page (the API takes no page size).
+def _budget_pages(api: ApiClient, calls: CallCounter, host: str) -> Iterator[BudgetConfiguration]:
+    # What BudgetsAPI.list does, one counted call per page (the API takes no page size).
     from databricks.sdk.service.billing import ListBudgetConfigurationsResponse
 
     query: dict[str, Any] = {}
     for _ in range(MAX_PAGES):
         calls.add(host)
-        body = client.api_client.do(
-            "GET",
-            f"/api/2.1/accounts/{client.config.account_id}/budgets",
-            query=query,
-            headers={"Accept": "application/json"},
+        body = api.do(
+            "GET", f"/api/2.1/accounts/{api.account_id}/budgets", query=query, headers={"Accept": "application/json"}
         )
         page = ListBudgetConfigurationsResponse.from_dict(body)
         yield from page.budgets or []
@@ -217,13 +215,16 @@ def _budget_pages(client: AccountClient, calls: CallCounter, host: str) -> Itera
         query["page_token"] = page.next_page_token
 
 
-def _spend_statuses(client: AccountClient, calls: CallCounter, host: str) -> dict[str, Any]:
+def _spend_statuses(api: ApiClient, calls: CallCounter, host: str) -> dict[str, Any]:
+    from databricks.sdk.service.billing import BudgetsAPI
+
+    budgets = BudgetsAPI(api)  # type: ignore[no-untyped-call]
     spend: dict[str, Any] = {}
     page_token = None
     for _ in range(MAX_PAGES):
         calls.add(host)
-        page = client.budgets.list_budget_spend_statuses(
-            f"accounts/{client.config.account_id}", page_size=SPEND_STATUS_PAGE_SIZE, page_token=page_token
+        page = budgets.list_budget_spend_statuses(
+            f"accounts/{api.account_id}", page_size=SPEND_STATUS_PAGE_SIZE, page_token=page_token
         )
         for status in page.budget_spend_statuses or []:
             if status.name:  # accounts/<id>/budget-spend-statuses/<budget id>

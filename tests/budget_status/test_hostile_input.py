@@ -313,3 +313,18 @@ def test_a_fail_above_threshold_that_cannot_trip_is_refused(threshold, tmp_path,
         status_in_process(capsys, "--outputs", str(tmp_path / "outputs.json"), f"--fail-above={threshold}")
     assert exit_.value.code == EXIT_USAGE
     assert "--fail-above" in capsys.readouterr().err
+
+
+def test_a_databricks_host_where_nothing_listens_is_reported_at_once(gateway_budget, databricks_emulator, tmp_path):
+    import socket
+
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config = {**databricks_emulator.config(), "databricks:host": f"http://127.0.0.1:{port}"}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}))
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs_for(gateway_budget)))
+    result = run_status("--outputs", "outputs.json", "--stack", "dev", "--json", cwd=tmp_path)
+    assert result.returncode == EXIT_UNAVAILABLE, result.stderr
+    (row,) = json.loads(result.stdout)["budgets"]
+    assert row["unavailable"] and "connection refused" in row["note"]
