@@ -63,7 +63,13 @@ class RelayConfig:
 
 
 class _Problems(list[str]):
+    PATH_CHARS = 100
+    MESSAGE_CHARS = 300
+
     def add(self, path: str, message: str) -> None:
+        """Bounded: a path holds the file's own keys, a message may quote a value."""
+        path = path if len(path) <= self.PATH_CHARS else path[: self.PATH_CHARS] + "…"
+        message = message if len(message) <= self.MESSAGE_CHARS else message[: self.MESSAGE_CHARS] + "…"
         self.append(f"{path}: {message}")
 
 

@@ -325,3 +325,11 @@ def test_an_unexpected_error_is_a_bare_500_and_one_log_line(tmp_path, caplog):
     assert response.status_code == 500 and response.get_json() == {"message": "internal error"}
     assert "internal detail" not in caplog.text and "Traceback" not in caplog.text
     assert "RuntimeError" in caplog.text
+
+
+def test_config_problems_quote_keys_and_values_only_so_far(tmp_path):
+    long_name = "r" * 1000  # YAML keys stop at 1024 characters
+    text = f"expire_after: {'9' * 5000}x\nroutes:\n  {long_name}:\n    secret: ${{S}}\n    slack: ${{SLACK}}\n"
+    result = _run_relay(text, tmp_path, ENV)
+    assert result.returncode == 2 and "expire_after" in result.stderr
+    assert "r" * 200 not in result.stderr and "9" * 400 not in result.stderr
