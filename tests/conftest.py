@@ -18,6 +18,7 @@ pytest_plugins = [
     "harness.pagerduty_fake",
     "harness.alertmanager",
     "harness.alert_relay",
+    "harness.pulumi_cli",
 ]
 
 

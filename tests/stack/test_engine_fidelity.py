@@ -38,6 +38,25 @@ def test_secrets_reach_the_provider_plain_and_stay_secrets_in_the_raw_state(
     assert engine.up({}).summary() == {"same": 1}
 
 
+def test_the_stack_config_is_in_the_raw_state_as_the_default_providers_inputs(
+    databricks_emulator, provider_server_factory
+):
+    """As ``Target.GetPackageConfig`` gives a dynamic provider the whole config: plaintext config
+    is plaintext in the state, secret config stays a secret."""
+    config = {**databricks_emulator.config(), "ml-budgets:note": "plain-config-4431"}
+
+    def program():
+        ServerlessBudgetPolicy("team", policy_name="team-config")
+
+    engine = LocalEngine(provider_server_factory(config=databricks_emulator.config()), program=program)
+    engine.up(config, secret_keys=["databricks:token"])
+    provider = engine.raw_state()[0]
+    assert (provider["type"], provider["name"]) == ("pulumi:providers:pulumi-python", "default")
+    assert engine.plaintext("plain-config-4431") == ["[0].inputs.ml-budgets:note", "[0].outputs.ml-budgets:note"]
+    assert engine.plaintext(config["databricks:token"]) == []
+    engine.destroy()
+
+
 def test_additional_secret_outputs_are_secrets_in_the_raw_state(sqlite_tracking_uri, provider_server_factory):
     secret = "whsec-signing-key-5521"
 
@@ -47,7 +66,7 @@ def test_additional_secret_outputs_are_secrets_in_the_raw_state(sqlite_tracking_
     provider = provider_server_factory(config={"mlflow:trackingUri": sqlite_tracking_uri}, env=provider_env())
     engine = LocalEngine(provider, program=program)
     engine.up({})
-    (entry,) = engine.raw_state()
+    (entry,) = [e for e in engine.raw_state() if e["name"] == "hook"]
     secret_hash = entry["outputs"]["secret_hash"]
     assert rpc.is_rpc_secret(secret_hash), "secret_hash is listed in additional_secret_outputs"
     assert plaintext_occurrences(engine.raw_state(), secret) == []

@@ -99,8 +99,10 @@ def test_up_noop_update_remove_team_destroy(stack, databricks_emulator, mlflow_s
     assert preview.count("create") == 15 and engine.state == {}
     assert servers.writes() == {"databricks": 0, "mlflow": 0}
 
-    # up creates everything.
-    created = engine.up(config)
+    # up creates everything. The webhook's signing key is secret config (`pulumi config set
+    # --secret --path`): the engine stores the whole config in the state (the dynamic provider's),
+    # where plaintext config stays plaintext.
+    created = engine.up(config, secret_keys=["ml-budgets:teams"])
     assert created.summary() == {"create": 15}
     exports = created.exports["teams"]
     search_policy = exports["search"]["policy_id"]
