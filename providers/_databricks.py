@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from pulumi.dynamic import DiffResult, ResourceProvider
 
-from providers._base import BuiltOnce, ProviderError, api_error, config_value
+from providers._base import BuiltOnce, ProviderError, api_error, config_value, mask_credentials
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -40,6 +40,16 @@ _CONFIG_KEYS = {
     "http_timeout_seconds": "databricks:httpTimeoutSeconds",
 }
 _INTEGER_SETTINGS = {"retry_timeout_seconds", "http_timeout_seconds"}
+# A host that accepts connections and never answers must fail in seconds, not after the SDK's
+# 60 s timeout retried for 300 s (twice: the host metadata fetch, then the call): each request
+# waits at most this long for an answer (databricks:httpTimeoutSeconds changes it), an attempt
+# that timed out is not retried, a dropped or refused connection is retried once.  HTTP 429 and
+# 503 are still retried for databricks:retryTimeoutSeconds (300 s by default).
+DEFAULT_HTTP_TIMEOUT_SECONDS = 10
+MAX_NO_ANSWER_RETRIES = 1
+SDK_RETRY_TIMEOUT_SECONDS = 300  # the databricks-sdk's default
+METADATA_PROBE_TIMEOUT_SECONDS = 5
+_no_answer = threading.local()  # per thread, per operation (reset by databricks_errors)
 
 
 # One client per settings in this process, shared by every Databricks provider in it
@@ -55,7 +65,34 @@ def _new_client(settings: dict[str, Any]) -> AccountClient:
     host = settings.get("host") or os.environ.get("DATABRICKS_HOST")
     if host:
         require_reachable(host)
-    return AccountClient(config=Config(**settings, clock=_retry_counting_clock()))
+    settings = {"http_timeout_seconds": DEFAULT_HTTP_TIMEOUT_SECONDS, **settings}
+    # Building a Config probes the host's metadata (best effort: any failure falls back to the
+    # given settings) with its own client, retried for retryTimeoutSeconds and not through our
+    # clock: give that probe one short attempt, then restore the settings of the API calls.
+    probe = {"retry_timeout_seconds": 1, "http_timeout_seconds": METADATA_PROBE_TIMEOUT_SECONDS}
+    config = Config(**{**settings, **probe}, clock=_retry_counting_clock())
+    config.retry_timeout_seconds = int(settings.get("retry_timeout_seconds") or SDK_RETRY_TIMEOUT_SECONDS)
+    config.http_timeout_seconds = int(settings["http_timeout_seconds"])
+    return AccountClient(config=config)
+
+
+def _is_no_answer(error: BaseException) -> bool:
+    import requests
+
+    return isinstance(error, (requests.ConnectionError, requests.Timeout))
+
+
+def _refuse_silent_retry(error: BaseException) -> None:
+    """Raise ``error`` again instead of retrying it when it is a host not answering (see
+    DEFAULT_HTTP_TIMEOUT_SECONDS); count the retry otherwise."""
+    import requests
+
+    if not _is_no_answer(error):
+        return
+    retries = getattr(_no_answer, "retries", 0)
+    if isinstance(error, requests.Timeout) or retries >= MAX_NO_ANSWER_RETRIES:
+        raise error
+    _no_answer.retries = retries + 1
 
 
 def _retry_counting_clock() -> Clock:
@@ -70,10 +107,12 @@ def _retry_counting_clock() -> Clock:
 
         def sleep(self, seconds: float) -> None:
             first_attempt_error = sys.exc_info()[1]
-            if getattr(self._local, "single_attempt", False) and first_attempt_error is not None:
+            if first_attempt_error is not None:
                 # The SDK sleeps before a retry inside the handler of the failed attempt:
-                # re-raising that error hands it to the caller of single_attempt.
-                raise first_attempt_error
+                # re-raising that error hands it to the caller instead of retrying.
+                if getattr(self._local, "single_attempt", False):
+                    raise first_attempt_error
+                _refuse_silent_retry(first_attempt_error)
             self._local.retries = self.retries() + 1
             super().sleep(seconds)
 
@@ -255,15 +294,19 @@ def databricks_errors(
     The SDK answers a call whose retries ran out with a bare ``TimeoutError``; every other API
     failure is a ``DatabricksError`` (403 PERMISSION_DENIED included) whose class says what to do.
     """
+    import requests
     from databricks.sdk.errors.base import DatabricksError
 
+    _no_answer.retries = 0
     try:
         yield
     except expected:
         raise
+    except (requests.ConnectionError, requests.Timeout) as error:
+        raise _no_answer_error(verb, thing, name, error) from None
     except TimeoutError as error:
         last = error.__cause__
-        reason = f"{type(last).__name__}: {last}" if last else "no successful answer"
+        reason = mask_credentials(f"{type(last).__name__}: {last}") if last else "no successful answer"
         waited = str(error).removeprefix("Timed out after ")
         raise api_error(
             verb,
@@ -276,9 +319,34 @@ def databricks_errors(
         ) from None
     except DatabricksError as error:
         code = f"{error.error_code}: " if getattr(error, "error_code", None) else ""
+        # A server or proxy may quote the request back, Authorization header included.
+        reason = mask_credentials(f"{code}{error}")
         raise api_error(
-            verb, thing, name, f"{code}{error}", _hint_for(error, needs), error_class=DatabricksProviderError
+            verb, thing, name, reason, _hint_for(error, needs), error_class=DatabricksProviderError
         ) from None
+
+
+def _no_answer_error(verb: str, thing: str, name: Any, error: BaseException) -> ProviderError:
+    import requests
+
+    request = getattr(error, "request", None)
+    url = urlsplit(getattr(request, "url", "") or "")
+    host = f"{url.scheme}://{url.netloc}" if url.netloc else "the Databricks host"
+    what = (
+        "it accepted the connection but sent no answer in time"
+        if isinstance(error, requests.Timeout)
+        else "the connection was refused or dropped, twice"
+    )
+    return api_error(
+        verb,
+        thing,
+        name,
+        f"no answer from {host}: {what}",
+        "Check that databricks:host is this account's console URL and that it is reachable from here "
+        "(proxy, VPN, firewall); if the API is only slow, allow more time with "
+        "`pulumi config set databricks:httpTimeoutSeconds <s>`.",
+        error_class=DatabricksProviderError,
+    )
 
 
 def returned_id(value: str | None, verb: str, thing: str, name: Any) -> str:
