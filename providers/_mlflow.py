@@ -14,6 +14,7 @@ not pay ~1.3 s and 170 MB for it.  Everything here runs in the provider server p
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import logging
 import os
@@ -114,7 +115,37 @@ def comparable_tracking_uri(name: str, value: Any) -> Any:
 
 
 def _without_credentials(query: str) -> str:
-    return "&".join(item for item in query.split("&") if not _is_credential_parameter(item))
+    kept = []
+    for item in query.split("&"):
+        if _is_credential_parameter(item):
+            continue
+        name, mark, value = item.partition("=")
+        cleaned = _value_without_credentials(unquote(value))
+        kept.append(item if cleaned == unquote(value) else f"{name}{mark}{quote(cleaned, safe='')}")
+    return "&".join(kept)
+
+
+def _value_without_credentials(value: str) -> str:
+    """A parameter's value with the credentials it carries by meaning removed: the secret parts
+    of a connection string (``odbc_connect=DRIVER=…;UID=sa;PWD=…``) and a nested URI's user info."""
+    if "://" in value and "@" in value:
+        parts = urlsplit(value)
+        if parts.netloc:
+            value = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if ";" in value and "=" in value:
+        value = ";".join(part for part in value.split(";") if not _is_credential_parameter(part.strip()))
+    return value
+
+
+def _connection_string_secrets(value: str) -> list[str]:
+    """The secrets a parameter's value carries by meaning (see ``_value_without_credentials``)."""
+    found = []
+    if "://" in value and "@" in value:
+        with contextlib.suppress(ValueError):
+            found.append(urlsplit(value).password or "")
+    if ";" in value and "=" in value:
+        found += [p.partition("=")[2].strip() for p in value.split(";") if _is_credential_parameter(p.strip())]
+    return [secret for secret in found if secret]
 
 
 def _is_credential_parameter(item: str) -> bool:
@@ -338,7 +369,10 @@ def _credentials_of(server: TrackingServer) -> list[str]:
 
 def _query_credentials(query: str) -> list[str]:
     items = [item.partition("=") for item in query.split("&") if _is_credential_parameter(item)]
-    return [value for _, _, value in items if value]
+    nested = [
+        secret for item in query.split("&") for secret in _connection_string_secrets(unquote(item.partition("=")[2]))
+    ]
+    return [value for _, _, value in items if value] + nested
 
 
 def basic_auth_forms(username: str, password: str) -> list[str]:
