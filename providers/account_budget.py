@@ -9,21 +9,20 @@ carry a per-user limit with per-principal overrides.
 The API returns ``action_configurations`` and ``principal_overrides`` in an order of its own,
 so alerts, addresses and overrides are compared as sets keyed by what they mean (threshold,
 address, principal), never by position: a server-side reordering never shows as a change.
+The rules live in ``account_budget_rules.py``, the API shapes in ``account_budget_wire.py``.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers import fields
-from providers._base import DynamicResource, Failures, api_error, control_character_failure, gone, is_unknown, quoted
+from providers._base import DynamicResource, Failures, api_error, gone, is_unknown
 from providers._databricks import (
     DatabricksProvider,
     DatabricksProviderError,
@@ -31,6 +30,17 @@ from providers._databricks import (
     returned_id,
     single_attempt,
 )
+from providers.account_budget_rules import (
+    MAX_TAG_KEYS,
+    MAX_TAG_VALUES,
+    validate_alerts,
+    validate_display_name,
+    validate_per_user_alert,
+    validate_resource_type,
+    validate_tags,
+    validate_workspace_ids,
+)
+from providers.account_budget_wire import budget_inputs, create_body, outputs_of, update_body
 from providers.adoption import ADOPT_KEY, adopt_existing, adopt_field
 from providers.schema import Field, Schema
 
@@ -38,227 +48,12 @@ if TYPE_CHECKING:
     from databricks.sdk import AccountClient
     from databricks.sdk.service import billing
 
-# --- constants -----------------------------------------------------------------------------------
+# Kept importable from here (tests, benchmarks).
+_create_body = create_body
+__all__ = ["AccountBudget", "AccountBudgetProvider", "budget_inputs", "check_inputs", "validate_alerts"]
 
 
-MAX_DISPLAY_NAME = 128
-MAX_SHARED_ALERTS = 4  # per period; every alert here is monthly
-INT64_MAX = 2**63 - 1  # principal ids are map keys (strings), so they keep every digit
-RESOURCE_TYPES = {
-    "ALL": "BUDGET_RESOURCE_TYPE_ALL_RESOURCES",
-    "AI_GATEWAY": "BUDGET_RESOURCE_TYPE_UNITY_AI_GATEWAY",
-}
-ALERT_KEYS = ("threshold_usd", "notify", "block_usage")
-PER_USER_KEYS = (*ALERT_KEYS, "overrides")
-PRINCIPAL_ID = re.compile(r"[1-9][0-9]{0,18}")
-# Databricks documents no limits on a budget's filter or overrides; these bound what a typo or a
-# generated config can send (and what a failure message can echo).  Tag lengths are the budget
-# policies' documented ones.
-MAX_TAG_KEYS = 20
-MAX_TAG_VALUES = 50
-MAX_TAG_KEY_LENGTH = 512
-MAX_TAG_VALUE_LENGTH = 256
-MAX_OVERRIDES = 200
-validate_usd = fields.usd()  # $0.01 to $10^9: a higher threshold could never trip
-
-
-# --- field validators ----------------------------------------------------------------------------
-#
-# Each reports under ``prop`` and returns the value normalized: alerts sorted by threshold,
-# addresses and tag values sorted and unique, so equal meanings compare equal.  None raises on
-# any JSON value.
-
-
-def validate_display_name(name: Any, failures: Failures, prop: str = "display_name") -> Any:
-    if not isinstance(name, str) or not name.strip():
-        failures.add(prop, f"is required: a name of 1 to {MAX_DISPLAY_NAME} characters")
-    elif len(name) > MAX_DISPLAY_NAME:
-        failures.add(prop, f"is {len(name)} characters long; at most {MAX_DISPLAY_NAME} allowed")
-    elif reason := control_character_failure(name):
-        failures.add(prop, f"{quoted(name)} {reason}")
-    return name
-
-
-def _dollars(value: Any, prop: str, failures: Failures) -> Any:
-    """A dollar amount within the shared bounds (as a float), else the value as given."""
-    if is_unknown(value):
-        return value
-    checked = Failures()
-    dollars = validate_usd(value, checked, prop)
-    for failure in checked.items:
-        failures.add(failure.property, failure.reason)
-    return dollars
-
-
-def _alert(raw: Any, prop: str, failures: Failures, keys: Sequence[str]) -> Any:
-    """One alert in input shape: threshold in dollars, sorted unique addresses, block flag."""
-    if is_unknown(raw):
-        return raw
-    if not isinstance(raw, Mapping):
-        failures.add(prop, 'must be an object {"threshold_usd": 100, "notify": ["..."], "block_usage": false}')
-        return None
-    unknown = sorted(quoted(k) for k in set(map(str, raw)) - set(keys))
-    if unknown:
-        failures.add(prop, f"unknown key(s) {', '.join(unknown[:5])}; valid keys: {', '.join(keys)}")
-    threshold = _dollars(raw.get("threshold_usd"), f"{prop}.threshold_usd", failures)
-    block = raw.get("block_usage", False)
-    if block is None:
-        block = False
-    if not isinstance(block, bool) and not is_unknown(block):
-        failures.add(f"{prop}.block_usage", f"must be true or false, got {quoted(block)}")
-    notify = fields.validate_emails(raw.get("notify"), failures, f"{prop}.notify")
-    if notify == [] and block is False:
-        failures.add(
-            f"{prop}.notify",
-            "is empty and block_usage is false: this alert would fire with nobody told and nothing stopped; "
-            "list at least one address (or set block_usage on an AI_GATEWAY budget)",
-        )
-    return {"threshold_usd": threshold, "notify": notify, "block_usage": block}
-
-
-def _overrides(raw: Any, prop: str, failures: Failures) -> Any:
-    if raw is None:
-        return {}
-    if is_unknown(raw):
-        return raw
-    if not isinstance(raw, Mapping):
-        failures.add(prop, 'must map an account principal id to dollars, e.g. {"123456789": 250}')
-        return None
-    if len(raw) > MAX_OVERRIDES:
-        failures.add(prop, f"has {len(raw)} overrides; at most {MAX_OVERRIDES}")
-        return None
-    result = {}
-    for principal, dollars in raw.items():
-        if not PRINCIPAL_ID.fullmatch(str(principal)) or int(principal) > INT64_MAX:
-            failures.add(
-                prop,
-                f"{quoted(principal)} is not an account principal id: use the numeric id of the user, group or "
-                "service principal (Account console > User management, or AccountClient.groups.list())",
-            )
-        else:
-            result[str(int(principal))] = _dollars(dollars, f"{prop}.{principal}", failures)
-    return dict(sorted(result.items(), key=lambda item: int(item[0])))
-
-
-def validate_alerts(raw: Any, failures: Failures, prop: str = "alerts", gateway: bool = False) -> Any:
-    """Shared monthly alerts: at most 4, distinct thresholds, BLOCK_USAGE only on AI_GATEWAY
-    and only on the highest threshold."""
-    if raw is None:
-        return []
-    if is_unknown(raw):
-        return raw
-    if isinstance(raw, (str, Mapping)) or not isinstance(raw, Sequence):
-        failures.add(prop, 'must be a list of {"threshold_usd", "notify", "block_usage"} objects')
-        return None
-    if len(raw) > MAX_SHARED_ALERTS:
-        failures.add(prop, f"has {len(raw)} alerts; Databricks allows at most {MAX_SHARED_ALERTS} per month")
-        return None
-    alerts = [_alert(a, f"{prop}[{i}]", failures, ALERT_KEYS) for i, a in enumerate(raw)]
-    known = [a for a in alerts if isinstance(a, dict) and isinstance(a["threshold_usd"], float)]
-    thresholds = [a["threshold_usd"] for a in known]
-    repeated = sorted({t for t in thresholds if thresholds.count(t) > 1})
-    if repeated:
-        failures.add(
-            prop,
-            f"threshold(s) {', '.join(_money(t) for t in repeated)} appear twice; each alert needs its own threshold",
-        )
-    blocking = [a for a in known if a["block_usage"] is True]
-    if blocking and not gateway:
-        failures.add(
-            prop,
-            'block_usage is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" '
-            "or remove block_usage",
-        )
-    elif len(blocking) > 1:
-        failures.add(prop, "more than one alert has block_usage; only the alert with the highest threshold may block")
-    elif blocking and blocking[0]["threshold_usd"] != max(thresholds):
-        failures.add(
-            prop,
-            f"block_usage is on {_money(blocking[0]['threshold_usd'])} but the highest threshold is "
-            f"{_money(max(thresholds))}; Databricks blocks only at the highest shared threshold",
-        )
-    if any(a is None for a in alerts):
-        return None
-    return sorted(alerts, key=_threshold_order)
-
-
-def _threshold_order(alert: Any) -> tuple[int, float]:
-    threshold = alert.get("threshold_usd") if isinstance(alert, dict) else None
-    return (0, threshold) if isinstance(threshold, float) else (1, 0)
-
-
-def validate_per_user_alert(raw: Any, failures: Failures, prop: str = "per_user_alert", gateway: bool = False) -> Any:
-    if raw is None:
-        return None
-    if is_unknown(raw):
-        return raw
-    if not gateway:
-        failures.add(prop, 'is only possible on an AI Gateway budget: set resource_type "AI_GATEWAY" or remove it')
-    alert = _alert(raw, prop, failures, PER_USER_KEYS)
-    if alert is None or not isinstance(raw, Mapping):
-        return None
-    alert["overrides"] = _overrides(raw.get("overrides"), f"{prop}.overrides", failures)
-    return alert
-
-
-def validate_tags(raw: Any, failures: Failures, prop: str = "tags") -> Any:
-    if raw is None:
-        return {}
-    if is_unknown(raw):
-        return raw
-    if not isinstance(raw, Mapping):
-        failures.add(prop, 'must map a tag key to the list of values to count, e.g. {"team": ["search"]}')
-        return None
-    if len(raw) > MAX_TAG_KEYS:
-        failures.add(prop, f"has {len(raw)} tag keys; at most {MAX_TAG_KEYS}")
-        return None
-    tags = {}
-    for key, values in raw.items():
-        if problem := _tag_text_problem(key, MAX_TAG_KEY_LENGTH):
-            failures.add(prop, f"tag key {quoted(key)} {problem}")
-            continue
-        if is_unknown(values):
-            tags[key] = values
-            continue
-        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-            failures.add(
-                prop,
-                f"tag {quoted(key)}: values must be a non-empty list of strings, e.g. [{quoted(values)}]"
-                if isinstance(values, str)
-                else f"tag {quoted(key)}: values must be a non-empty list of strings",
-            )
-            continue
-        if len(values) > MAX_TAG_VALUES:
-            failures.add(prop, f"tag {quoted(key)} has {len(values)} values; at most {MAX_TAG_VALUES}")
-            continue
-        if any(is_unknown(v) for v in values):
-            tags[key] = list(values)
-            continue
-        problems = [(v, p) for v in values if (p := _tag_text_problem(v, MAX_TAG_VALUE_LENGTH))]
-        for value, problem in problems[:3]:
-            failures.add(prop, f"tag {quoted(key)} value {quoted(value)} {problem}")
-        if not problems:
-            tags[key] = sorted(set(values))
-    return dict(sorted(tags.items()))
-
-
-def _tag_text_problem(text: Any, max_length: int) -> str | None:
-    if not isinstance(text, str) or not text:
-        return "must be a non-empty string"
-    if len(text) > max_length:
-        return f"is {len(text)} characters long; at most {max_length}"
-    return control_character_failure(text)
-
-
-def validate_workspace_ids(raw: Any, failures: Failures, prop: str = "workspace_ids") -> Any:
-    return fields.validate_workspace_ids(raw, failures, prop)
-
-
-def validate_resource_type(value: Any, failures: Failures, prop: str = "resource_type") -> Any:
-    if isinstance(value, str) and value in RESOURCE_TYPES:
-        return value
-    failures.add(prop, f'must be "ALL" (all usage) or "AI_GATEWAY" (AI Gateway usage), got {quoted(value)}')
-    return value
+# --- schema --------------------------------------------------------------------------------------
 
 
 def _no_empty(empty: Any) -> Any:
@@ -349,207 +144,6 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     return inputs, failures
 
 
-def _money(dollars: float) -> str:
-    return f"${_decimal_string(dollars)}"
-
-
-# --- wire conversion -----------------------------------------------------------------------------
-
-
-def _decimal_string(dollars: float) -> str:
-    """``quantity_threshold`` is a decimal string: 80.0 -> "80", 12.5 -> "12.5" (never 1E+2)."""
-    text = format(Decimal(repr(float(dollars))).normalize(), "f")
-    return text
-
-
-@overload
-def _alert_configuration(
-    alert: Mapping[str, Any], per_user: bool, existing: None = None, with_ids: Literal[False] = False
-) -> billing.CreateBudgetConfigurationBudgetAlertConfigurations: ...
-
-
-@overload
-def _alert_configuration(
-    alert: Mapping[str, Any], per_user: bool, existing: billing.AlertConfiguration | None, with_ids: Literal[True]
-) -> billing.AlertConfiguration: ...
-
-
-def _alert_configuration(
-    alert: Mapping[str, Any],
-    per_user: bool,
-    existing: billing.AlertConfiguration | None = None,
-    with_ids: bool = False,
-) -> billing.CreateBudgetConfigurationBudgetAlertConfigurations | billing.AlertConfiguration:
-    from databricks.sdk.service import billing
-
-    action_types = billing.ActionConfigurationType
-    wanted: list[tuple[billing.ActionConfigurationType, str | None]] = [
-        (action_types.EMAIL_NOTIFICATION, address) for address in alert.get("notify") or []
-    ]
-    if alert.get("block_usage"):
-        wanted.append((action_types.BLOCK_USAGE, None))
-    old_ids = (
-        {(a.action_type, a.target or None): a.action_configuration_id for a in (existing.action_configurations or [])}
-        if existing
-        else {}
-    )
-    scope = billing.AlertConfigurationScopeType
-    common: dict[str, Any] = dict(
-        quantity_threshold=_decimal_string(alert["threshold_usd"]),
-        quantity_type=billing.AlertConfigurationQuantityType.LIST_PRICE_DOLLARS_USD,
-        time_period=billing.AlertConfigurationTimePeriod.MONTH,
-        trigger_type=billing.AlertConfigurationTriggerType.CUMULATIVE_SPENDING_EXCEEDED,
-        scope_type=scope.ALERT_CONFIGURATION_SCOPE_TYPE_PER_USER
-        if per_user
-        else scope.ALERT_CONFIGURATION_SCOPE_TYPE_SHARED,
-        principal_overrides=[
-            billing.PrincipalOverride(override_threshold=_decimal_string(dollars), principal_id=int(principal))
-            for principal, dollars in (alert.get("overrides") or {}).items()
-        ]
-        if per_user
-        else None,
-    )
-    if not with_ids:
-        new_actions = [
-            billing.CreateBudgetConfigurationBudgetActionConfigurations(action_type=t, target=target)
-            for t, target in wanted
-        ]
-        return billing.CreateBudgetConfigurationBudgetAlertConfigurations(action_configurations=new_actions, **common)
-    # An update names the alerts and actions it keeps by id, matched by meaning (never by
-    # position: the API reorders them, and an id moved onto another action type is refused).
-    actions = [
-        billing.ActionConfiguration(action_configuration_id=old_ids.get((t, target)), action_type=t, target=target)
-        for t, target in wanted
-    ]
-    return billing.AlertConfiguration(
-        alert_configuration_id=existing.alert_configuration_id if existing else None,
-        action_configurations=actions,
-        **common,
-    )
-
-
-def _filter(props: Mapping[str, Any]) -> billing.BudgetConfigurationFilter:
-    from databricks.sdk.service import billing
-
-    tags = [
-        billing.BudgetConfigurationFilterTagClause(
-            key=key,
-            value=billing.BudgetConfigurationFilterClause(
-                operator=billing.BudgetConfigurationFilterOperator.IN, values=list(values)
-            ),
-        )
-        for key, values in (props.get("tags") or {}).items()
-    ]
-    workspaces = None
-    if props.get("workspace_ids"):
-        workspaces = billing.BudgetConfigurationFilterWorkspaceIdClause(
-            operator=billing.BudgetConfigurationFilterOperator.IN, values=[int(w) for w in props["workspace_ids"]]
-        )
-    return billing.BudgetConfigurationFilter(tags=tags, workspace_id=workspaces)
-
-
-def _create_body(props: Mapping[str, Any]) -> billing.CreateBudgetConfigurationBudget:
-    from databricks.sdk.service import billing
-
-    gateway = props.get("resource_type") == "AI_GATEWAY"
-    alerts = [_alert_configuration(a, per_user=False) for a in props.get("alerts") or []]
-    if props.get("per_user_alert"):
-        alerts.append(_alert_configuration(props["per_user_alert"], per_user=True))
-    return billing.CreateBudgetConfigurationBudget(
-        display_name=props["display_name"],
-        filter=_filter(props),
-        alert_configurations=alerts,
-        resource_type=billing.BudgetResourceType(RESOURCE_TYPES[props.get("resource_type") or "ALL"]),
-        include_external_spend=bool(props.get("include_external_spend")) if gateway else None,
-    )
-
-
-def _update_body(
-    budget_id: str, props: Mapping[str, Any], current: billing.BudgetConfiguration
-) -> billing.UpdateBudgetConfigurationBudget:
-    from databricks.sdk.service import billing
-
-    def scope_of(alert: billing.AlertConfiguration) -> str:
-        return alert.scope_type.value if alert.scope_type else "ALERT_CONFIGURATION_SCOPE_TYPE_SHARED"
-
-    shared_now = {
-        Decimal(a.quantity_threshold or "0"): a
-        for a in current.alert_configurations or []
-        if scope_of(a).endswith("SHARED")
-    }
-    per_user_now = next((a for a in current.alert_configurations or [] if scope_of(a).endswith("PER_USER")), None)
-    alerts = [
-        _alert_configuration(
-            a, per_user=False, existing=shared_now.get(Decimal(_decimal_string(a["threshold_usd"]))), with_ids=True
-        )
-        for a in props.get("alerts") or []
-    ]
-    if props.get("per_user_alert"):
-        alerts.append(
-            _alert_configuration(props["per_user_alert"], per_user=True, existing=per_user_now, with_ids=True)
-        )
-    return billing.UpdateBudgetConfigurationBudget(
-        budget_configuration_id=budget_id,
-        display_name=props["display_name"],
-        filter=_filter(props),
-        alert_configurations=alerts,
-        resource_type=current.resource_type,
-        include_external_spend=current.include_external_spend,
-    )
-
-
-def budget_inputs(budget: billing.BudgetConfiguration) -> dict[str, Any]:
-    """A ``BudgetConfiguration`` in the inputs' normalized shape (what check() produces)."""
-    resource_type = next(
-        (
-            short
-            for short, full in RESOURCE_TYPES.items()
-            if budget.resource_type and budget.resource_type.value == full
-        ),
-        "ALL",
-    )
-    shared, per_user = [], None
-    for alert in budget.alert_configurations or []:
-        actions = alert.action_configurations or []
-        shape = {
-            "threshold_usd": float(Decimal(alert.quantity_threshold or "0")),
-            "notify": sorted(
-                {
-                    a.target
-                    for a in actions
-                    if a.action_type and a.action_type.value == "EMAIL_NOTIFICATION" and a.target
-                }
-            ),
-            "block_usage": any(a.action_type and a.action_type.value == "BLOCK_USAGE" for a in actions),
-        }
-        if alert.scope_type and alert.scope_type.value.endswith("PER_USER"):
-            shape["overrides"] = {
-                str(o.principal_id): float(Decimal(o.override_threshold or "0"))
-                for o in sorted(alert.principal_overrides or [], key=lambda o: o.principal_id or 0)
-            }
-            per_user = shape
-        else:
-            shared.append(shape)
-    filter_ = budget.filter
-    tags = {t.key: sorted(set(t.value.values or [])) for t in (filter_.tags if filter_ else None) or [] if t.value}
-    workspaces = sorted(
-        int(w) for w in ((filter_.workspace_id.values or []) if filter_ and filter_.workspace_id else [])
-    )
-    return {
-        "display_name": budget.display_name,
-        "alerts": sorted(shared, key=lambda a: a["threshold_usd"]),
-        "tags": dict(sorted(tags.items())),
-        "workspace_ids": workspaces,
-        "resource_type": resource_type,
-        "per_user_alert": per_user,
-        "include_external_spend": bool(budget.include_external_spend),
-    }
-
-
-def _outputs(budget: billing.BudgetConfiguration, account_id: str | None) -> dict[str, Any]:
-    return {"budget_id": budget.budget_configuration_id, "account_id": account_id, **budget_inputs(budget)}
-
-
 # --- create without twins ------------------------------------------------------------------------
 #
 # The budgets API takes no request id, and the SDK re-sends a POST whose answer was lost (dropped
@@ -571,7 +165,7 @@ def _create_without_twins(client: AccountClient, props: Mapping[str, Any]) -> bi
         attempt += 1
         try:
             with single_attempt(client):
-                answer = client.budgets.create(_create_body(props))
+                answer = client.budgets.create(create_body(props))
             return _answered(answer.budget, "create", props["display_name"])
         except TooManyRequests as error:  # refused at the door: nothing was created
             last, wait = error, error.retry_after_secs or min(attempt, 10)
@@ -632,7 +226,7 @@ class AccountBudgetProvider(DatabricksProvider):
         with databricks_errors("create", "account budget", props["display_name"]):
             budget = _create_without_twins(client, props)
         budget_id = returned_id(budget.budget_configuration_id, "create", "account budget", props["display_name"])
-        return CreateResult(budget_id, _outputs(budget, client.config.account_id))
+        return CreateResult(budget_id, outputs_of(budget, client.config.account_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from databricks.sdk.errors import NotFound
@@ -644,15 +238,15 @@ class AccountBudgetProvider(DatabricksProvider):
         except NotFound:
             return gone()
         return ReadResult(
-            budget.budget_configuration_id or id_, _outputs(budget, client.config.account_id), budget_inputs(budget)
+            budget.budget_configuration_id or id_, outputs_of(budget, client.config.account_id), budget_inputs(budget)
         )
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.account.client(olds.get("account_id"))
         with databricks_errors("update", "account budget", id_):
             current = _answered(client.budgets.get(id_).budget, "read", id_)
-            budget = _answered(client.budgets.update(id_, _update_body(id_, news, current)).budget, "update", id_)
-        return UpdateResult(_outputs(budget, client.config.account_id))
+            budget = _answered(client.budgets.update(id_, update_body(id_, news, current)).budget, "update", id_)
+        return UpdateResult(outputs_of(budget, client.config.account_id))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from databricks.sdk.errors import NotFound
