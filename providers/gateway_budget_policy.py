@@ -11,31 +11,27 @@ windows longer than a year at check (one window MLflow cannot compute disables e
 the gateway); USER scope on a store without authentication at check (SQL store) or create
 (server); an ENDPOINT budget whose endpoint has usage tracking off or an unpriced model at create,
 update or the diff of a preview (``providers/_spend_tracking.py``), unless ``allow_untracked``.
+The rules live in ``gateway_budget_rules.py``, the MLflow calls in ``gateway_budget_mlflow.py``.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from providers import _spend_tracking, fields, gateway_enforcement
+from providers import gateway_enforcement
 from providers._base import (
     DynamicResource,
     Failures,
-    api_error,
-    control_character_failure,
     gone,
     is_unknown,
-    quoted,
 )
 from providers._mlflow import (
     MlflowProvider,
-    MlflowProviderError,
     TrackingServer,
     comparable_tracking_uri,
     is_not_found,
@@ -43,129 +39,58 @@ from providers._mlflow import (
     tracking_store,
 )
 from providers.adoption import ADOPT_KEY, adopt_existing, adopt_field
+from providers.gateway_budget_mlflow import (
+    budget_arguments,
+    declared_at_suffix,
+    describe,
+    find_endpoint,
+    find_endpoint_id,
+    get_policy,
+    resolve_target_value,
+    target_as_declared,
+)
+from providers.gateway_budget_rules import (
+    ACTIONS,
+    MAX_WINDOW,
+    SCOPES,
+    TARGETED_SCOPES,
+    WINDOW_PRESETS,
+    WINDOW_UNITS,
+    validate_action,
+    validate_allow_untracked,
+    validate_amount,
+    validate_declared_at,
+    validate_scope,
+    validate_target,
+    validate_window,
+)
 from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
-    from mlflow.entities import GatewayEndpoint
     from mlflow.entities.gateway_budget_policy import GatewayBudgetPolicy as MlflowBudgetPolicy
-    from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
 
-# --- constants -----------------------------------------------------------------------------------
-
-
-WINDOW_PRESETS = {
-    "daily": {"unit": "DAYS", "value": 1},
-    "weekly": {"unit": "WEEKS", "value": 1},
-    "monthly": {"unit": "MONTHS", "value": 1},
-}
-WINDOW_UNITS = ("MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS")
-ACTIONS = ("ALERT", "REJECT")
-SCOPES = ("GLOBAL", "WORKSPACE", "ENDPOINT", "USER")
-TARGETED_SCOPES = ("ENDPOINT", "USER")
-ENDPOINT_ID = re.compile(r"e-[0-9a-f]{32}")
-
-ADDED_IN_0_3_0 = ("gateway_workers", "budget_tracker", "refresh_interval_seconds", "enforced_everywhere_at")
-WINDOW_HELP = (
-    '"daily", "weekly", "monthly" or {unit, value} with unit one of '
-    + ", ".join(WINDOW_UNITS)
-    + " and value a whole number from 1 up to one year"
-)
-MIN_AMOUNT_USD = fields.MIN_USD
-MAX_AMOUNT_USD = fields.MAX_USD
-# One year in each unit.  MLflow's gateway loads every policy at once and computes each window
-# with datetime arithmetic: one window it cannot compute (10^18 days, 10^6 months) makes the
-# whole load fail and no budget is enforced at all, every team's included.
-MAX_WINDOW = {"MINUTES": 366 * 24 * 60, "HOURS": 366 * 24, "DAYS": 366, "WEEKS": 52, "MONTHS": 12}
-MAX_WINDOW_HELP = ", ".join(f"{unit} <= {limit}" for unit, limit in MAX_WINDOW.items())
+# Kept importable from here (stack config, tests).
+__all__ = [
+    "ACTIONS",
+    "MAX_WINDOW",
+    "SCOPES",
+    "WINDOW_PRESETS",
+    "WINDOW_UNITS",
+    "GatewayBudgetPolicy",
+    "GatewayBudgetPolicyProvider",
+    "budget_arguments",
+    "check_inputs",
+    "describe",
+    "find_endpoint",
+    "find_endpoint_id",
+    "validate_amount",
+    "validate_scope",
+    "validate_target",
+    "validate_window",
+]
 
 
-# --- field validators ----------------------------------------------------------------------------
-
-
-validate_amount = fields.usd(MIN_AMOUNT_USD, MAX_AMOUNT_USD)
-
-
-def validate_window(value: Any, failures: Failures, prop: str = "window") -> Any:
-    normalized, reason = _normalized_window(value)
-    if reason:
-        failures.add(prop, reason)
-    return normalized
-
-
-def _normalized_window(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str):
-        preset = WINDOW_PRESETS.get(value.strip().lower())
-        if preset is None:
-            return value, f"unknown window {quoted(value)}: use {WINDOW_HELP}"
-        return dict(preset), None
-    if not isinstance(value, Mapping):
-        return value, f"must be {WINDOW_HELP}"
-    extra = sorted(set(value) - {"unit", "value"})
-    if extra:
-        return value, f"unknown keys {extra}: use {WINDOW_HELP}"
-    unit = value.get("unit")
-    unit = unit.strip().upper() if isinstance(unit, str) else unit
-    if unit not in WINDOW_UNITS:
-        return value, f"unit {quoted(value.get('unit'))} is not one of " + ", ".join(WINDOW_UNITS)
-    length = value.get("value")
-    if not _is_whole_number(length):
-        return value, f"value must be an integer >= 1 (got {quoted(length)})"
-    if length < 1:
-        return value, f"value must be >= 1 (got {int(length)})"
-    if length > MAX_WINDOW[unit]:
-        return value, (
-            f"at most one year: {unit} value must be <= {MAX_WINDOW[unit]} (got {int(length)}); "
-            f"windows: {MAX_WINDOW_HELP}"
-        )
-    return {"unit": unit, "value": int(length)}, None
-
-
-def _is_whole_number(value: Any) -> TypeGuard[int | float]:
-    # Pulumi sends every number as a float: 1.0 is a valid window length, 1.5 is not.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return isinstance(value, int) or (math.isfinite(value) and value == int(value))
-
-
-def validate_action(value: Any, failures: Failures, prop: str = "action") -> Any:
-    return _choice(value, ACTIONS, failures, prop)
-
-
-def validate_scope(value: Any, failures: Failures, prop: str = "scope") -> Any:
-    return _choice("GLOBAL" if value is None else value, SCOPES, failures, prop)
-
-
-def _choice(value: Any, choices: tuple[str, ...], failures: Failures, prop: str) -> Any:
-    if isinstance(value, str) and value.strip().upper() in choices:
-        return value.strip().upper()
-    failures.add(prop, f"must be one of {', '.join(choices)} (got {quoted(value)})")
-    return value
-
-
-def validate_target(target: Any, failures: Failures, prop: str = "target", scope: Any = "GLOBAL") -> Any:
-    """``target`` for ``scope`` (already validated): required by ENDPOINT and USER, refused otherwise."""
-    if isinstance(target, str):
-        target = target.strip() or None
-    if scope not in SCOPES or is_unknown(target):
-        return target
-    if scope in TARGETED_SCOPES:
-        if not isinstance(target, str):
-            what = "an endpoint name or id" if scope == "ENDPOINT" else "a username"
-            failures.add(prop, f"scope {scope} needs target = {what}")
-        elif reason := control_character_failure(target):
-            failures.add(prop, f"{quoted(target)} {reason}")
-    elif target is not None:
-        failures.add(prop, f"scope {scope} takes no target (got {quoted(target)}); use ENDPOINT or USER to target")
-    return target
-
-
-validate_allow_untracked = fields.validate_flag
-
-
-def validate_declared_at(value: Any, failures: Failures, prop: str = "declared_at") -> Any:
-    if value is not None and not isinstance(value, str):
-        failures.add(prop, f"must be a config path string (got {value!r})")
-    return value
+# --- schema --------------------------------------------------------------------------------------
 
 
 def _comparable_amount(value: Any) -> Any:
@@ -273,6 +198,7 @@ SCHEMA = Schema(
     ],
 )
 SERVER_DECLARATION = tuple(f.name for f in SCHEMA.arguments if not f.compared and f.echoed)
+ADDED_IN_0_3_0 = (*SERVER_DECLARATION, "enforced_everywhere_at")
 
 
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
@@ -292,135 +218,8 @@ def user_scope_failure(inputs: Mapping[str, Any]) -> str | None:
         f"USER scope needs an MLflow server with authentication, and {uri} is a database store "
         "with no users: the budget would never match a request. Point mlflow:trackingUri at the "
         "server (mlflow server --app-name basic-auth) or use scope ENDPOINT, WORKSPACE or GLOBAL"
-        + _declared_at_suffix(inputs)
+        + declared_at_suffix(inputs)
     )
-
-
-def _declared_at_suffix(inputs: Mapping[str, Any]) -> str:
-    declared_at = inputs.get("declared_at")
-    return f" (declared at {declared_at})" if isinstance(declared_at, str) and declared_at else ""
-
-
-# --- wire conversion (MLflow calls) --------------------------------------------------------------
-
-
-def budget_arguments(inputs: Mapping[str, Any], target_value: str | None) -> dict[str, Any]:
-    from mlflow.entities.gateway_budget_policy import (
-        BudgetAction,
-        BudgetDuration,
-        BudgetDurationUnit,
-        BudgetTargetScope,
-        BudgetUnit,
-    )
-
-    window = inputs["window"]
-    return {
-        "budget_unit": BudgetUnit.USD,
-        "budget_amount": float(inputs["amount_usd"]),
-        "duration": BudgetDuration(BudgetDurationUnit(window["unit"]), int(window["value"])),
-        "target_scope": BudgetTargetScope(inputs["scope"]),
-        "budget_action": BudgetAction(inputs["action"]),
-        "target_value": target_value,
-    }
-
-
-def find_endpoint(store: TrackingStore, target: str) -> GatewayEndpoint | None:
-    """The gateway endpoint ``target`` names (an id or a name), None if none."""
-    lookups = [{"endpoint_id": target}] if ENDPOINT_ID.fullmatch(target) else []
-    lookups.append({"name": target})
-    for lookup in lookups:
-        try:
-            return store.get_gateway_endpoint(**lookup)
-        except Exception as error:  # noqa: BLE001
-            if not is_not_found(error):
-                raise
-    return None
-
-
-def find_endpoint_id(store: TrackingStore, target: str) -> str | None:
-    endpoint = find_endpoint(store, target)
-    return endpoint.endpoint_id if endpoint is not None else None
-
-
-def resolve_target_value(store: TrackingStore, server: TrackingServer, inputs: Mapping[str, Any]) -> str | None:
-    """What MLflow stores as ``target_value``: endpoint id for ENDPOINT, username for USER.
-
-    Before anything is written it refuses a budget that could never trip (unless the input
-    ``allow_untracked`` accepts that): an endpoint whose spend MLflow does not count, a user
-    on a server without authentication.
-    """
-    scope = inputs["scope"]
-    if scope == "USER":
-        refuse_user_scope_without_authentication(server, inputs)
-        user: str | None = inputs.get("target")
-        return user
-    if scope != "ENDPOINT":
-        return None
-    target = inputs["target"]  # check() requires it for ENDPOINT
-    try:
-        endpoint = find_endpoint(store, target)
-    except Exception as error:  # noqa: BLE001
-        raise_mlflow_error("look up", "gateway endpoint", target, server, error)
-    if endpoint is None:
-        raise api_error(
-            "find",
-            "gateway endpoint",
-            target,
-            f"no AI Gateway endpoint named or with id {quoted(target)}",
-            "Create the endpoint first or fix target.",
-            f"on {server.public_uri}",
-            MlflowProviderError,
-        )
-    if not inputs.get("allow_untracked"):
-        refuse_untracked_endpoint(store, server, inputs, endpoint)
-    return endpoint.endpoint_id
-
-
-def refuse_untracked_endpoint(
-    store: TrackingStore, server: TrackingServer, inputs: Mapping[str, Any], endpoint: GatewayEndpoint
-) -> None:
-    try:
-        reasons = _spend_tracking.untracked_spend(store, endpoint)
-    except Exception as error:  # noqa: BLE001
-        raise_mlflow_error("read", "gateway endpoint's models", endpoint.endpoint_id, server, error)
-    if reasons:
-        article = "an" if inputs["action"] == "ALERT" else "a"
-        raise api_error(
-            "set",
-            f"{article} {inputs['action']} budget on gateway endpoint",
-            endpoint.name or endpoint.endpoint_id,
-            "it could never trip: " + "; ".join(why for why, _ in reasons),
-            "; ".join(fix for _, fix in reasons) + f"; {_spend_tracking.opt_out_hint(inputs.get('declared_at'))}.",
-            f"({endpoint.endpoint_id}) on {server.public_uri}{_declared_at_suffix(inputs)}",
-            MlflowProviderError,
-        )
-
-
-def refuse_user_scope_without_authentication(server: TrackingServer, inputs: Mapping[str, Any]) -> None:
-    if not server.is_http:
-        return  # check() already refused SQL stores; Databricks always authenticates
-    from providers._mlflow import _host_creds
-
-    if _spend_tracking.server_has_authentication(_host_creds(server)) is False:
-        raise api_error(
-            "set",
-            "a USER budget for",
-            inputs.get("target"),
-            "the server runs without authentication, so no request carries a username and the budget would never match",
-            "Start it with `mlflow server --app-name basic-auth`, or use scope ENDPOINT, WORKSPACE or GLOBAL.",
-            f"on {server.public_uri}{_declared_at_suffix(inputs)}",
-            MlflowProviderError,
-        )
-
-
-def get_policy(store: TrackingStore, server: TrackingServer, policy_id: str) -> MlflowBudgetPolicy | None:
-    """The budget policy, or None if it no longer exists."""
-    try:
-        return store.get_budget_policy(policy_id)
-    except Exception as error:  # noqa: BLE001
-        if is_not_found(error):
-            return None
-        raise_mlflow_error("read", "budget policy", policy_id, server, error)
 
 
 def outputs_of(policy: MlflowBudgetPolicy, declared: Mapping[str, Any], server: TrackingServer) -> dict[str, Any]:
@@ -457,40 +256,9 @@ def _declared_amount(actual: float, declared: Any) -> float:
     return float(actual)
 
 
-def target_as_declared(store: TrackingStore, policy: MlflowBudgetPolicy, olds: Mapping[str, Any]) -> str | None:
-    """``target`` as the program wrote it while it still means the policy's endpoint.
-
-    Otherwise MLflow's side is drift: the policy's endpoint id when the declared name now means
-    another endpoint (renamed, re-created) or none, and None when the policy's endpoint itself is
-    gone (MLflow keeps such a policy; it never matches a request again).
-    """
-    if policy.target_scope.value != "ENDPOINT" or olds.get("scope") != "ENDPOINT":
-        return policy.target_value
-    declared: str | None = olds.get("target")
-    if not declared or policy.target_value != olds.get("target_value"):
-        return policy.target_value
-    try:
-        resolved = find_endpoint_id(store, declared)
-    except Exception:  # noqa: BLE001 (cannot tell: keep what was declared)
-        return declared
-    if resolved == policy.target_value:
-        return declared
-    return policy.target_value if declared != policy.target_value else None
-
-
 def _guard_applies(inputs: Mapping[str, Any]) -> bool:
     names = ("scope", "target", "action", "allow_untracked")
     return inputs.get("scope") in TARGETED_SCOPES and not any(is_unknown(inputs.get(n)) for n in names)
-
-
-def describe(inputs: Mapping[str, Any]) -> str:
-    """A budget policy has no name: say what it is (``REJECT 50 USD per 1 MONTHS, GLOBAL``)."""
-    window = inputs.get("window") or {}
-    target = f" {inputs['target']}" if inputs.get("target") else ""
-    return (
-        f"{inputs.get('action')} {inputs.get('amount_usd'):g} USD per {window.get('value'):g} "
-        f"{window.get('unit')}, {inputs.get('scope')}{target}"
-    )
 
 
 # --- provider ------------------------------------------------------------------------------------
