@@ -22,6 +22,9 @@ LOCAL_RECEIVER_HINT = (
 )
 # What a deleted webhook's URL path becomes: the token in the old path must not stay in the row.
 INERT_PATH = "/deleted-by-pulumi"
+# What a deleted webhook's host name becomes: IANA's reserved example domain, which resolves to
+# public addresses (MLflow checks that a webhook's host does, unless private ones are allowed).
+INERT_HOST = "example.com"
 
 
 def url_problem(url: Any) -> str | None:
@@ -105,14 +108,21 @@ def _is_private_host(host: str) -> bool:
 
 
 def inert_url(url: str | None) -> str | None:
-    """``url`` with its token gone: same scheme and host (MLflow validates them), no user info,
-    path, query or fragment."""
+    """``url`` with its token gone: same scheme (MLflow validates it), no user info, path, query or
+    fragment; an IP address or localhost host is kept (it carries no token), a host name, which
+    may (``https://<token>.hooks.example/…``), becomes ``INERT_HOST``."""
     try:
         parts = urlsplit(url or "")
+        hostname = parts.hostname or ""
+        port = parts.port
     except ValueError:
         return None
-    host = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{host}{INERT_PATH}" if parts.scheme and host else None
+    if not parts.scheme or not hostname:
+        return None
+    if not _is_readable_host(hostname):
+        return f"{parts.scheme}://{INERT_HOST}{INERT_PATH}"
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{INERT_PATH}"
 
 
 def _looks_like_ip(hostname: str) -> bool:

@@ -185,3 +185,17 @@ def test_a_deleted_webhook_keeps_neither_its_url_token_nor_its_secret(mlflow_bac
     assert deleted is not None, "MLflow deletes softly: the row stays"
     assert token not in url
     assert secret not in (Fernet(TEST_FERNET_KEY).decrypt(stored_secret.encode()).decode() if stored_secret else "")
+
+
+def test_a_deleted_webhook_keeps_no_token_from_its_host_name(mlflow_backend):
+    """A receiver may carry its token in the host name (https://<token>.hooks.example/…): the
+    soft-deleted row keeps neither the name nor the path (issue 23)."""
+    token = "tok4host9876"
+    deployment = Deployment(mlflow_backend.provider, BudgetAlertWebhook)
+    deployment.up(webhook_name="host-token", url=f"http://{token}.localhost:9/hook", secret="whsec-host-token-1")
+    webhook_id = deployment.id
+    deployment.destroy()
+
+    with sqlite3.connect(database_of(mlflow_backend)) as connection:
+        (url,) = connection.execute("SELECT url FROM webhooks WHERE webhook_id = ?", (webhook_id,)).fetchone()
+    assert token not in url and url.endswith("/deleted-by-pulumi")
