@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import PROJECT_ROOT, emit, machine_context, median, table
+from bench.common import PROJECT_ROOT, Progress, emit, machine_context, median, table
 from harness import alert_relay as relay_harness
 from harness.alert_relay import RelayProcess, budget_envelope, free_port
 from harness.webhook_receiver import mlflow_signature
@@ -158,7 +158,10 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
     try:
         count = int(seconds * rate)
         started = time.monotonic()
-        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        with (
+            Progress("relay_load: deliveries posted", total=count) as progress,
+            ThreadPoolExecutor(CLIENT_THREADS) as pool,
+        ):
             for index in range(count):
                 due_at = started + index / rate
                 delay = due_at - time.monotonic()
@@ -166,6 +169,7 @@ def one_run(directory: Path, seconds: float, rate: float, count_syncs: bool = Fa
                     time.sleep(delay)
                 due[f"bp-{index:032x}"] = due_at - time.monotonic() + time.time()
                 pool.submit(send, index, due_at)
+                progress.advance()
         arrived = receiver.wait_for(count, timeout=120)
         relay_cpu = cpu_seconds(relay_pids) - cpu_before
     finally:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import emit, machine_context, table
+from bench.common import Progress, emit, machine_context, table
 from harness.alert_relay import RelayProcess, SwitchableDestination, budget_envelope
 from harness.webhook_receiver import mlflow_signature
 
@@ -102,15 +102,19 @@ def main() -> None:
                         latest[policy] = max(latest.get(policy, 0.0), spend)
 
             started = time.monotonic()
-            with ThreadPoolExecutor(16) as pool:
+            with (
+                Progress("relay_outage: deliveries posted while down", total=args.deliveries) as progress,
+                ThreadPoolExecutor(16) as pool,
+            ):
                 for index in range(args.deliveries):
                     delay = started + index * args.outage / args.deliveries - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                     pool.submit(send, index)
-            remaining = started + args.outage - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
+                    progress.advance()
+                remaining = started + args.outage - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
             outage_seconds = time.monotonic() - started
             depth_before = relay.health()[1]["queue_depth"]
             pids = [relay.process.pid, relay.consumer_pid] if relay.process else []
@@ -120,11 +124,14 @@ def main() -> None:
             for destination in destinations.values():
                 destination.up()
             drained_after = float("nan")
-            while time.monotonic() - recovered < 900:
-                if relay.health()[1]["queue_depth"] == 0:
-                    drained_after = time.monotonic() - recovered
-                    break
-                time.sleep(0.1)
+            with Progress("relay_outage: draining the queue", total=depth_before) as progress:
+                while time.monotonic() - recovered < 900:
+                    depth = relay.health()[1]["queue_depth"]
+                    progress.advance(max(0, depth_before - depth - progress.done))
+                    if depth == 0:
+                        drained_after = time.monotonic() - recovered
+                        break
+                    time.sleep(0.1)
             cpu_used = cpu_seconds(pids) - cpu_before
             health = relay.health()[1]
         finally:
