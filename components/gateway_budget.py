@@ -117,10 +117,10 @@ class GatewayBudget(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         server = args.server or MlflowServerTracking()
 
-        def policy(suffix: str, amount: float, action: str) -> GatewayBudgetPolicy:
+        def policy(suffix: str, amount_usd: float, action: str) -> GatewayBudgetPolicy:
             return GatewayBudgetPolicy(
                 f"{name}-{suffix}",
-                amount_usd=round(amount, 6),
+                amount_usd=round(amount_usd, 6),
                 window=args.window,
                 action=action,
                 scope=args.scope,

@@ -32,9 +32,7 @@ from providers._base import (
     DynamicResource,
     Failures,
     api_error,
-    check_fields,
     control_character_failure,
-    diff_result,
     gone,
     is_unknown,
     quoted,
@@ -46,6 +44,7 @@ from providers._databricks import (
     databricks_errors,
     sdk_retries,
 )
+from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
@@ -154,16 +153,66 @@ def validate_authoritative(authoritative: Any, failures: Failures, prop: str = "
     return authoritative
 
 
+def _comparable_principals(value: Any) -> Any:
+    """Principals as Databricks tells them apart, for diff."""
+    return sorted(_keys(value)) if isinstance(value, list) else value
+
+
+def _principals(name: str, doc: str) -> Field:
+    return Field(
+        name,
+        "list[str]",
+        doc,
+        validate_principals,
+        default=[],
+        input_annotation="Sequence[pulumi.Input[str]]",
+        compare=_comparable_principals,
+    )
+
+
+SCHEMA = Schema(
+    "BudgetPolicyGrants",
+    "User and Manager grants on a serverless budget policy, additive (default) or authoritative.",
+    [
+        Field(
+            "policy_id",
+            "str",
+            "the budget policy (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)",
+            validate_policy_id,
+            required=True,
+            replaces=True,
+        ),
+        _principals(
+            "users",
+            "principals given the **User** role (`roles/budgetPolicy.user`): they can pick the policy for "
+            "notebooks, jobs, pipelines and serving endpoints",
+        ),
+        _principals(
+            "managers",
+            "principals given the **Manager** role (`roles/budgetPolicy.manager`): they can also edit the "
+            "policy and its permissions",
+        ),
+        Field(
+            "authoritative",
+            "bool",
+            "`true`: the rule set becomes exactly `users` + `managers` (see below)",
+            validate_authoritative,
+            default=False,
+        ),
+        Field("declared_users", "list[str]", "the User grants this resource manages", output=True),
+        Field("declared_managers", "list[str]", "the Manager grants this resource manages", output=True),
+        Field("granted_users", "list[str]", "the User grants it added itself (the only ones it revokes)", output=True),
+        Field("granted_managers", "list[str]", "the Manager grants it added itself", output=True),
+        Field("account_id", "str", "the Databricks account the policy lives in", output=True),
+        Field("rule_set_name", "str", "the policy's rule set", output=True),
+    ],
+    after_init="warn_if_authoritative",
+)
+
+
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
     """Validate and normalize inputs without any API call (``check()``)."""
-    return check_fields(
-        news,
-        {
-            "policy_id": validate_policy_id,
-            **dict.fromkeys(ROLE_OF_FIELD, validate_principals),
-            "authoritative": validate_authoritative,
-        },
-    )
+    return SCHEMA.check(news)
 
 
 # --- wire conversion: grants as sets -------------------------------------------------------------
@@ -211,13 +260,6 @@ def _grant_rules(grants: Grants) -> list[GrantRule]:
     from databricks.sdk.service.iam import GrantRule
 
     return [GrantRule(role=role, principals=sorted(grants[role])) for role in sorted(grants) if grants[role]]
-
-
-def _comparable(name: str, value: Any) -> Any:
-    """Principals as Databricks tells them apart, for diff."""
-    if name in ROLE_OF_FIELD and isinstance(value, list):
-        return sorted(_keys(value))
-    return value
 
 
 def owned_grants(outputs: Mapping[str, Any]) -> Grants:
@@ -268,9 +310,7 @@ class BudgetPolicyGrantsProvider(DatabricksProvider):
         return failures.result(inputs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(
-            olds, news, in_place=("users", "managers", "authoritative"), replace=("policy_id",), normalize=_comparable
-        )
+        result = SCHEMA.diff(olds, news)
         return self.replace_if_account_moved(result, olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -413,17 +453,26 @@ def authoritative_warning(resource_name: str) -> str:
     )
 
 
+def warn_if_authoritative(resource: pulumi.Resource, resource_name: str, props: Mapping[str, Any]) -> None:
+    if props["authoritative"] is not False:
+        # Said at preview: the write that follows cannot tell who the deployer is.
+        pulumi.log.warn(authoritative_warning(resource_name), resource=resource)
+
+
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
+
+
 class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicyGrants"):
     """User and Manager grants on a serverless budget policy, additive (default) or authoritative."""
 
     policy_id: pulumi.Output[str]
     users: pulumi.Output[list[str]]
     managers: pulumi.Output[list[str]]
+    authoritative: pulumi.Output[bool]
     declared_users: pulumi.Output[list[str]]
     declared_managers: pulumi.Output[list[str]]
     granted_users: pulumi.Output[list[str]]
     granted_managers: pulumi.Output[list[str]]
-    authoritative: pulumi.Output[bool]
     account_id: pulumi.Output[str]
     rule_set_name: pulumi.Output[str]
 
@@ -437,19 +486,18 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
         authoritative: pulumi.Input[bool] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "policy_id": policy_id,
-            "users": users or [],
-            "managers": managers or [],
-            "authoritative": authoritative if authoritative is not None else False,
-            "declared_users": None,
-            "declared_managers": None,
-            "granted_users": None,
-            "granted_managers": None,
-            "account_id": None,
-            "rule_set_name": None,
-        }
+        """:param policy_id: the budget policy (36 characters, e.g. a ServerlessBudgetPolicy's policy_id)
+        :param users: principals given the **User** role (`roles/budgetPolicy.user`): they can pick the
+            policy for notebooks, jobs, pipelines and serving endpoints
+        :param managers: principals given the **Manager** role (`roles/budgetPolicy.manager`): they can also
+            edit the policy and its permissions
+        :param authoritative: `true`: the rule set becomes exactly `users` + `managers` (see below)
+        """
+        props = SCHEMA.props(
+            {"policy_id": policy_id, "users": users, "managers": managers, "authoritative": authoritative}
+        )
         super().__init__(BudgetPolicyGrantsProvider(), resource_name, props, opts)
-        if authoritative is not None and authoritative is not False:
-            # Said at preview: the write that follows cannot tell who the deployer is.
-            pulumi.log.warn(authoritative_warning(resource_name), resource=self)
+        warn_if_authoritative(self, resource_name, props)
+
+
+# --- END generated from SCHEMA ---

@@ -32,6 +32,7 @@ SCHEMA_MODULES = (
     "providers.serverless_budget_policy",
     "providers.gateway_budget_policy",
     "providers.account_budget",
+    "providers.budget_policy_grants",
 )
 
 BEGIN = "# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---"
@@ -70,6 +71,8 @@ def resource_class(schema: Schema) -> str:
             f"opts, pulumi.ResourceOptions(additional_secret_outputs={schema.secret_outputs!r}))"
         )
     lines.append(f"        super().__init__({name}Provider(), resource_name, props, opts)")
+    if schema.after_init:
+        lines.append(f"        {schema.after_init}(self, resource_name, props)")
     return "\n".join(lines) + "\n"
 
 
