@@ -25,9 +25,7 @@ from providers._base import (
     DynamicResource,
     Failures,
     api_error,
-    check_fields,
     control_character_failure,
-    diff_result,
     gone,
     is_unknown,
     quoted,
@@ -42,7 +40,8 @@ from providers._mlflow import (
     raise_mlflow_error,
     registry_store,
 )
-from providers.adoption import ADOPT_KEY, adopt_existing, validate_adopt_id
+from providers.adoption import ADOPT_KEY, adopt_existing, adopt_field
+from providers.schema import Field, Schema
 from providers.webhook_secret import secret_changed, secret_hash, secret_matches
 from providers.webhook_url import (
     ALLOW_PRIVATE_IPS_ENV,
@@ -99,7 +98,6 @@ __all__ = [
     "url_parts",
 ]
 
-IN_PLACE = ("webhook_name", "url", "events", "description", "active")
 
 # --- field validators ----------------------------------------------------------------------------
 
@@ -162,19 +160,60 @@ def _optional(value: Any, kind: type, default: Any, reason: str, failures: Failu
     return value
 
 
+SCHEMA = Schema(
+    "BudgetAlertWebhook",
+    "An MLflow webhook for budget alerts (by default on ``budget_policy.exceeded``).",
+    [
+        Field("webhook_name", "str", "1–63 of `A-Za-z0-9._-`", validate_webhook_name, required=True),
+        Field(
+            "url",
+            "str",
+            "https; http and private hosts only where MLflow allows them (see below)",
+            validate_url,
+            required=True,
+            secret=True,  # Slack and PagerDuty URLs are credentials
+        ),
+        Field(
+            "secret",
+            "str",
+            "the signing key of `X-MLflow-Signature`; a change updates in place (diff compares its fingerprint)",
+            validate_secret,
+            secret=True,
+            compared=False,  # MLflow never returns it: diff compares secret_hash (secret_changed)
+            echoed=False,
+        ),
+        Field(
+            "events",
+            "list[str]",
+            '`["budget_policy.exceeded"]` when absent',
+            validate_events,
+            input_annotation="Sequence[pulumi.Input[str]]",
+        ),
+        Field("description", "str", "free text", validate_description),
+        Field("active", "bool", "false: MLflow keeps the webhook but sends nothing", validate_active, default=True),
+        adopt_field("webhook (its signing secret is set to `secret`: MLflow never returns the one it holds)"),
+        Field(
+            "secret_hash",
+            "str | None",
+            "salted PBKDF2 of the secret, so a changed secret is updated although MLflow never returns it",
+            output=True,
+            secret=True,
+        ),
+        Field("webhook_id", "str", "MLflow's id of the webhook", output=True),
+        Field(
+            "tracking_uri",
+            "str",
+            "the MLflow tracking server the webhook lives in (credentials removed)",
+            computed_input=True,
+            replaces=True,
+            compare=lambda uri: comparable_tracking_uri("tracking_uri", uri),
+        ),
+    ],
+)
+
+
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], Failures]:
-    return check_fields(
-        news,
-        {
-            "webhook_name": validate_webhook_name,
-            "url": validate_url,
-            "events": validate_events,
-            "description": validate_description,
-            "active": validate_active,
-            "secret": validate_secret,
-            ADOPT_KEY: validate_adopt_id,
-        },
-    )
+    return SCHEMA.check(news)
 
 
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
@@ -346,9 +385,7 @@ class BudgetAlertWebhookProvider(MlflowProvider):
             failures.add("secret", hint)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(
-            olds, news, in_place=IN_PLACE, replace=("tracking_uri",), normalize=comparable_tracking_uri
-        )
+        result = SCHEMA.diff(olds, news)
         if not result.replaces and secret_changed(olds, news):
             result.changes = True
         return result
@@ -386,8 +423,7 @@ class BudgetAlertWebhookProvider(MlflowProvider):
         if webhook is None:
             return gone()
         outs = outputs_of(webhook, props.get("secret_hash"), server)
-        inputs = {name: outs[name] for name in (*IN_PLACE, "tracking_uri")}
-        return ReadResult(webhook.webhook_id, outs, inputs=inputs)
+        return ReadResult(webhook.webhook_id, outs, inputs=SCHEMA.inputs_of(outs))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         server = self.server_for(olds.get("tracking_uri"))
@@ -427,6 +463,9 @@ class BudgetAlertWebhookProvider(MlflowProvider):
 # --- resource ------------------------------------------------------------------------------------
 
 
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
+
+
 class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertWebhook"):
     """An MLflow webhook for budget alerts (by default on ``budget_policy.exceeded``)."""
 
@@ -448,26 +487,36 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
         secret: pulumi.Input[str] | None = None,
         events: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         description: pulumi.Input[str] | None = None,
-        active: pulumi.Input[bool] = True,
+        active: pulumi.Input[bool] | None = None,
         adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``adopt_id``: the id of an existing webhook that the first ``pulumi up`` takes over (updated
-        to the declared inputs, its signing secret set to ``secret``: MLflow never returns the one it
-        holds) instead of creating one; ignored once the resource is in the stack's state."""
-        # Slack and PagerDuty URLs are credentials: the URL is a secret however it is given.
-        secret_outputs = ["secret", "secret_hash", "url"]
-        props = {
-            "webhook_name": webhook_name,
-            "url": pulumi.Output.secret(url),
-            "secret": pulumi.Output.secret(secret) if secret is not None else None,
-            "events": events,
-            "description": description,
-            "active": active,
-            ADOPT_KEY: adopt_id,
-            "secret_hash": None,
-            "webhook_id": None,
-            "tracking_uri": None,
-        }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs))
+        """:param webhook_name: 1–63 of `A-Za-z0-9._-`
+        :param url: https; http and private hosts only where MLflow allows them (see below)
+        :param secret: the signing key of `X-MLflow-Signature`; a change updates in place (diff compares its
+            fingerprint)
+        :param events: `["budget_policy.exceeded"]` when absent
+        :param description: free text
+        :param active: false: MLflow keeps the webhook but sends nothing
+        :param adopt_id: the id of an existing webhook (its signing secret is set to `secret`: MLflow never
+            returns the one it holds) that the first `pulumi up` takes over (updated to the declared inputs)
+            instead of creating one; ignored once the resource is in the stack's state
+        """
+        props = SCHEMA.props(
+            {
+                "webhook_name": webhook_name,
+                "url": pulumi.Output.secret(url),
+                "secret": pulumi.Output.secret(secret) if secret is not None else None,
+                "events": events,
+                "description": description,
+                "active": active,
+                "adopt_id": adopt_id,
+            }
+        )
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["url", "secret", "secret_hash"])
+        )
         super().__init__(BudgetAlertWebhookProvider(), resource_name, props, opts)
+
+
+# --- END generated from SCHEMA ---

@@ -33,6 +33,7 @@ SCHEMA_MODULES = (
     "providers.gateway_budget_policy",
     "providers.account_budget",
     "providers.budget_policy_grants",
+    "providers.budget_alert_webhook",
 )
 
 BEGIN = "# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---"
@@ -63,7 +64,8 @@ def resource_class(schema: Schema) -> str:
     lines += [f"        {f.name}: pulumi.Input[{f.input_annotation or f.annotation}] | None = None," for f in optional]
     lines += ["        opts: pulumi.ResourceOptions | None = None,", "    ) -> None:"]
     lines += ['        """' + _argument_docs(schema.arguments), '        """']
-    arguments = ", ".join(f'"{f.name}": {f.name}' for f in schema.arguments)
+    # A secret input is a Pulumi secret however it is given (a plain string included).
+    arguments = ", ".join(f'"{f.name}": ' + (_secret_argument(f) if f.secret else f.name) for f in schema.arguments)
     lines.append(f"        props = SCHEMA.props({{{arguments}}})")
     if schema.secret_outputs:
         lines.append(
@@ -74,6 +76,12 @@ def resource_class(schema: Schema) -> str:
     if schema.after_init:
         lines.append(f"        {schema.after_init}(self, resource_name, props)")
     return "\n".join(lines) + "\n"
+
+
+def _secret_argument(f: Field) -> str:
+    if f.required:
+        return f"pulumi.Output.secret({f.name})"
+    return f"pulumi.Output.secret({f.name}) if {f.name} is not None else None"
 
 
 def _argument_docs(arguments: tuple[Field, ...]) -> str:
