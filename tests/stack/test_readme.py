@@ -5,7 +5,8 @@ right before it in the README source. Python blocks run in order, as one Pulumi 
 the SDK's real provider server: every resource they declare passes the providers' Check (what
 `pulumi preview` runs). The quickstart's commands run as written, each in the environment the
 README has set up to that line and nothing else; its ``pulumi`` commands go through
-``harness/engine.py`` (no CLI here). YAML and JSON blocks are parsed by the code that reads them.
+``harness/engine.py``, and its ``pulumi preview`` also through the real CLI where there is one
+(``harness/pulumi_cli.py``). YAML and JSON blocks are parsed by the code that reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import requests
@@ -205,6 +207,7 @@ class Quickstart:
         self.config: dict = {}
         self.emulator_url = ""
         self.outputs: dict = {}
+        self.cli_bin: Path | None = None  # the real CLI, where there is one, for `pulumi preview`
 
     def run(self, words: list[str]) -> None:
         scoped, words = assignments(words)
@@ -255,6 +258,8 @@ class Quickstart:
         if args == ["preview"]:
             preview = engine.preview(self.config)
             assert set(preview.summary()) == {"create"} and preview.count("create") == 17, preview.summary()
+            if self.cli_bin is not None:
+                self.cli_preview()
         elif args == ["up"]:
             up = engine.up(self.config)
             assert up.count("create") == 17, up.summary()
@@ -266,6 +271,29 @@ class Quickstart:
         else:
             raise AssertionError(f"the quickstart test does not know `pulumi {' '.join(args)}`")
 
+    def cli_preview(self) -> None:
+        """`pulumi preview` by the real CLI (harness/pulumi_cli.py: an inline program, as it has no
+        Python language host), with this shell's environment and nothing else."""
+        from pulumi import automation as auto
+
+        from harness.pulumi_cli import Events, cli_stack, main_program
+
+        assert self.cli_bin is not None
+        project = yaml.safe_load((self.work_dir / "Pulumi.yaml").read_text())
+        project["runtime"] = "python"  # the CLI's language host would build venv/: this interpreter has it all
+        (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+        with mock.patch.dict(os.environ, self.env, clear=True):
+            stack = cli_stack(self.cli_bin, self.work_dir.parent, self.work_dir, "local", main_program(self.work_dir))
+            try:
+                stack.set_config("databricks:host", auto.ConfigValue(self.emulator_url))
+                events = Events()
+                preview = stack.preview(on_event=events)
+            finally:
+                stack.workspace.remove_stack("local", force=True)
+        assert set(preview.change_summary) == {"create"}, preview.change_summary
+        dynamic = [urn for urn in events.steps if "pulumi-python:dynamic/" in urn]
+        assert len(dynamic) == 17 and {events.steps[urn] for urn in dynamic} == {"create"}, events.steps
+
     def stop(self) -> None:
         for server in self.servers:
             server.close()
@@ -274,10 +302,20 @@ class Quickstart:
             job.wait(timeout=10)
 
 
+def pulumi_cli_or_none() -> Path | None:
+    from harness.pulumi_cli import find_or_build_cli
+
+    try:
+        return find_or_build_cli()
+    except pytest.skip.Exception:  # no CLI and no Go: the engine alone takes the pulumi commands
+        return None
+
+
 @pytest.mark.slow
 def test_the_quickstart_runs_as_written_with_only_the_environment_it_sets(tmp_path):
     (block,) = blocks("bash", run=True, section="Quickstart")
     shell = Quickstart(copy_repository(tmp_path / "clone"))
+    shell.cli_bin = pulumi_cli_or_none()
     try:
         for words in shell_commands(block.code):
             shell.run(words)
