@@ -21,3 +21,6 @@ if not any(name in sys.orig_argv for name in GRPC_SERVERS):
     else:
         _year_ahead = time_machine.travel(datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365), tick=True)
         _year_ahead.start()
+        # time-machine's clock starts ticking at the first reading, not at start(): read it now, or
+        # a process that first reads the time seconds later (after its imports) lags behind the rest.
+        _year_ahead_began = datetime.datetime.now(datetime.UTC)
