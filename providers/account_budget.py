@@ -322,7 +322,7 @@ class AccountBudget(DynamicResource, module="mlbudgets", name="AccountBudget"):
                 "adopt_id": adopt_id,
             }
         )
-        super().__init__(AccountBudgetProvider(), resource_name, props, opts)
+        DynamicResource.__init__(self, AccountBudgetProvider(), resource_name, props, opts)
 
 
 # --- END generated from SCHEMA ---

@@ -516,7 +516,7 @@ class BudgetAlertWebhook(DynamicResource, module="mlbudgets", name="BudgetAlertW
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["url", "secret", "secret_hash"])
         )
-        super().__init__(BudgetAlertWebhookProvider(), resource_name, props, opts)
+        DynamicResource.__init__(self, BudgetAlertWebhookProvider(), resource_name, props, opts)
 
 
 # --- END generated from SCHEMA ---

@@ -496,7 +496,7 @@ class BudgetPolicyGrants(DynamicResource, module="mlbudgets", name="BudgetPolicy
         props = SCHEMA.props(
             {"policy_id": policy_id, "users": users, "managers": managers, "authoritative": authoritative}
         )
-        super().__init__(BudgetPolicyGrantsProvider(), resource_name, props, opts)
+        DynamicResource.__init__(self, BudgetPolicyGrantsProvider(), resource_name, props, opts)
         warn_if_authoritative(self, resource_name, props)
 
 

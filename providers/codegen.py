@@ -34,6 +34,8 @@ SCHEMA_MODULES = (
     "providers.account_budget",
     "providers.budget_policy_grants",
     "providers.budget_alert_webhook",
+    "providers.experiment_tag",
+    "providers.experiment_policy_tag",
 )
 
 BEGIN = "# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---"
@@ -52,7 +54,7 @@ def schema_of(module_name: str) -> Schema:
 def resource_class(schema: Schema) -> str:
     name = schema.resource
     lines = [
-        f'class {name}(DynamicResource, module="mlbudgets", name="{name}"):',
+        f'class {name}({schema.base}, module="mlbudgets", name="{name}"):',
         '    """' + "\n    ".join(textwrap.wrap(schema.doc, width=100)) + '"""',
         "",
     ]
@@ -72,7 +74,7 @@ def resource_class(schema: Schema) -> str:
             "        opts = pulumi.ResourceOptions.merge("
             f"opts, pulumi.ResourceOptions(additional_secret_outputs={schema.secret_outputs!r}))"
         )
-    lines.append(f"        super().__init__({name}Provider(), resource_name, props, opts)")
+    lines.append(f"        DynamicResource.__init__(self, {name}Provider(), resource_name, props, opts)")
     if schema.after_init:
         lines.append(f"        {schema.after_init}(self, resource_name, props)")
     return "\n".join(lines) + "\n"

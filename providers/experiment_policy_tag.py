@@ -14,8 +14,16 @@ from typing import Any
 import pulumi
 
 from contracts import BUDGET_POLICY_TAG
-from providers._base import Failures, Validator, control_character_failure, quoted
-from providers.experiment_tag import ExperimentTag, ExperimentTagProvider, validate_experiment, validate_key
+from providers._base import DynamicResource, Failures, control_character_failure, quoted
+from providers.experiment_tag import (
+    EXPERIMENT,
+    EXPERIMENT_ID,
+    ExperimentTag,
+    ExperimentTagProvider,
+    tracking_uri_field,
+    validate_key,
+)
+from providers.schema import Field, Schema
 
 # --- constants -----------------------------------------------------------------------------------
 
@@ -44,21 +52,46 @@ def validate_policy_key(key: Any, failures: Failures, prop: str = "key") -> Any:
 # --- provider ------------------------------------------------------------------------------------
 
 
+SCHEMA = Schema(
+    "ExperimentPolicyTag",
+    "Tag an MLflow experiment with the budget policy that pays for its serverless work.",
+    [
+        EXPERIMENT,
+        Field("policy_id", "str", "the serverless budget policy's id", validate_policy_id, required=True),
+        Field(
+            "key",
+            "str",
+            "the tag's key",
+            validate_policy_key,
+            default=DEFAULT_KEY,
+            replaces=True,
+        ),
+        EXPERIMENT_ID,
+        tracking_uri_field("tag"),
+    ],
+    base="ExperimentTag",
+)
+
+
 class ExperimentPolicyTagProvider(ExperimentTagProvider):
     value_field = "policy_id"
-
-    @staticmethod
-    def validators() -> dict[str, Validator]:
-        return {"experiment": validate_experiment, "policy_id": validate_policy_id, "key": validate_policy_key}
+    schema = SCHEMA
 
 
 # --- resource ------------------------------------------------------------------------------------
 
 
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
+
+
 class ExperimentPolicyTag(ExperimentTag, module="mlbudgets", name="ExperimentPolicyTag"):
     """Tag an MLflow experiment with the budget policy that pays for its serverless work."""
 
+    experiment: pulumi.Output[str]
     policy_id: pulumi.Output[str]
+    key: pulumi.Output[str]
+    experiment_id: pulumi.Output[str]
+    tracking_uri: pulumi.Output[str]
 
     def __init__(
         self,
@@ -66,7 +99,15 @@ class ExperimentPolicyTag(ExperimentTag, module="mlbudgets", name="ExperimentPol
         *,
         experiment: pulumi.Input[str],
         policy_id: pulumi.Input[str],
-        key: pulumi.Input[str] = DEFAULT_KEY,
+        key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        self._declare(ExperimentPolicyTagProvider(), resource_name, experiment, key, {"policy_id": policy_id}, opts)
+        """:param experiment: id or name, e.g. `/Users/me@corp.com/evals`
+        :param policy_id: the serverless budget policy's id
+        :param key: the tag's key
+        """
+        props = SCHEMA.props({"experiment": experiment, "policy_id": policy_id, "key": key})
+        DynamicResource.__init__(self, ExperimentPolicyTagProvider(), resource_name, props, opts)
+
+
+# --- END generated from SCHEMA ---

@@ -14,17 +14,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from contracts import BUDGET_POLICY_TAG
 from providers._base import (
     DynamicResource,
     Failures,
-    Validator,
     api_error,
-    check_fields,
     control_character_failure,
-    diff_result,
     gone,
     quoted,
 )
@@ -38,6 +35,7 @@ from providers._mlflow import (
     raise_mlflow_error,
     tracking_store,
 )
+from providers.schema import Field, Schema
 
 if TYPE_CHECKING:
     from mlflow.entities import Experiment
@@ -54,9 +52,6 @@ TAG_KEY = re.compile(r"[/\w.\- :]+")
 # experiment's description): only the ones these resources exist to set may be written.
 RESERVED_KEY_PREFIX = "mlflow."
 OWNED_MLFLOW_KEYS = (BUDGET_POLICY_TAG,)
-
-
-REPLACE = ("experiment", "key", "tracking_uri")
 
 
 # --- field validators ----------------------------------------------------------------------------
@@ -101,6 +96,47 @@ def validate_experiment(experiment: Any, failures: Failures, prop: str = "experi
     elif reason := control_character_failure(experiment):
         failures.add(prop, f"{quoted(experiment)} {reason}")
     return experiment
+
+
+def tracking_uri_field(thing: str) -> Field:
+    return Field(
+        "tracking_uri",
+        "str",
+        f"the MLflow tracking server the {thing} lives in (credentials removed)",
+        computed_input=True,
+        replaces=True,
+        compare=lambda uri: comparable_tracking_uri("tracking_uri", uri),
+    )
+
+
+EXPERIMENT = Field(
+    "experiment",
+    "str",
+    "id or name, e.g. `/Users/me@corp.com/evals`",
+    validate_experiment,
+    required=True,
+    replaces=True,
+)
+EXPERIMENT_ID = Field("experiment_id", "str", "the experiment's id", output=True)
+SCHEMA = Schema(
+    "ExperimentTag",
+    "A tag (``key`` = ``value``) on an MLflow experiment, given by id or name.",
+    [
+        EXPERIMENT,
+        Field(
+            "key",
+            "str",
+            "`mlflow.*` keys other than `mlflow.workload_creation_policy_id` are MLflow's own (e.g. "
+            "`mlflow.note.content` is the description) and are refused",
+            validate_key,
+            required=True,
+            replaces=True,
+        ),
+        Field("value", "str", "a string, ≤ 20,000 characters", validate_value, required=True),
+        EXPERIMENT_ID,
+        tracking_uri_field("tag"),
+    ],
+)
 
 
 # --- wire conversion (MLflow calls) --------------------------------------------------------------
@@ -213,20 +249,15 @@ def outputs_of(
 
 class ExperimentTagProvider(MlflowProvider):
     value_field = "value"
-
-    @staticmethod
-    def validators() -> dict[str, Validator]:
-        return {"experiment": validate_experiment, "key": validate_key, "value": validate_value}
+    schema = SCHEMA
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs, failures = check_fields(news, self.validators())
+        inputs, failures = self.schema.check(news)
         self.record_tracking_uri(inputs, failures)
         return failures.result(inputs)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff_result(
-            self._upgraded(olds), news, in_place=(self.value_field,), replace=REPLACE, normalize=comparable_tracking_uri
-        )
+        result = self.schema.diff(self._upgraded(olds), news)
         # Old and new may be the same tag (an experiment renamed to its id, a server alias):
         # removing the old one after setting the new one would remove the new one too.
         result.delete_before_replace = bool(result.replaces)
@@ -296,6 +327,9 @@ class ExperimentTagProvider(MlflowProvider):
 # --- resource ------------------------------------------------------------------------------------
 
 
+# --- BEGIN generated from SCHEMA by `python -m providers.codegen`: do not edit by hand ---
+
+
 class ExperimentTag(DynamicResource, module="mlbudgets", name="ExperimentTag"):
     """A tag (``key`` = ``value``) on an MLflow experiment, given by id or name."""
 
@@ -314,16 +348,13 @@ class ExperimentTag(DynamicResource, module="mlbudgets", name="ExperimentTag"):
         value: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        self._declare(ExperimentTagProvider(), resource_name, experiment, key, {"value": value}, opts)
+        """:param experiment: id or name, e.g. `/Users/me@corp.com/evals`
+        :param key: `mlflow.*` keys other than `mlflow.workload_creation_policy_id` are MLflow's own (e.g.
+            `mlflow.note.content` is the description) and are refused
+        :param value: a string, ≤ 20,000 characters
+        """
+        props = SCHEMA.props({"experiment": experiment, "key": key, "value": value})
+        DynamicResource.__init__(self, ExperimentTagProvider(), resource_name, props, opts)
 
-    def _declare(
-        self,
-        provider: ResourceProvider,
-        resource_name: str,
-        experiment: pulumi.Input[str],
-        key: pulumi.Input[str],
-        value_prop: dict[str, Any],
-        opts: pulumi.ResourceOptions | None,
-    ) -> None:
-        props = {"experiment": experiment, "key": key, **value_prop, "experiment_id": None, "tracking_uri": None}
-        DynamicResource.__init__(self, provider, resource_name, props, opts)
+
+# --- END generated from SCHEMA ---

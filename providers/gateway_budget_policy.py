@@ -398,7 +398,7 @@ class GatewayBudgetPolicy(DynamicResource, module="mlbudgets", name="GatewayBudg
                 "adopt_id": adopt_id,
             }
         )
-        super().__init__(GatewayBudgetPolicyProvider(), resource_name, props, opts)
+        DynamicResource.__init__(self, GatewayBudgetPolicyProvider(), resource_name, props, opts)
 
 
 # --- END generated from SCHEMA ---

@@ -101,9 +101,17 @@ class Field:
 class Schema:
     """The fields of one resource, in declaration order."""
 
-    def __init__(self, resource: str, doc: str, fields: Sequence[Field], after_init: str | None = None) -> None:
+    def __init__(
+        self,
+        resource: str,
+        doc: str,
+        fields: Sequence[Field],
+        after_init: str | None = None,
+        base: str = "DynamicResource",
+    ) -> None:
         """``after_init`` names a module-level function ``(resource, resource_name, props)`` the
-        generated ``__init__`` calls last (e.g. a warning said at preview)."""
+        generated ``__init__`` calls last (e.g. a warning said at preview); ``base`` is the generated
+        class's base (a DynamicResource subclass, kept for ``isinstance``)."""
         names = [f.name for f in fields]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -111,6 +119,7 @@ class Schema:
         self.resource = resource
         self.doc = doc
         self.after_init = after_init
+        self.base = base
         self.fields: tuple[Field, ...] = tuple(fields)
         self._by_name = {f.name: f for f in fields}
 

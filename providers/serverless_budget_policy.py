@@ -366,7 +366,7 @@ class ServerlessBudgetPolicy(DynamicResource, module="mlbudgets", name="Serverle
                 "adopt_id": adopt_id,
             }
         )
-        super().__init__(ServerlessBudgetPolicyProvider(), resource_name, props, opts)
+        DynamicResource.__init__(self, ServerlessBudgetPolicyProvider(), resource_name, props, opts)
 
 
 # --- END generated from SCHEMA ---
