@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import pickle
-import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -180,30 +179,12 @@ def api_error(
     return error_class(f"Unable to {verb} {thing} '{name}'{place}: {reason}. {hint}".rstrip())
 
 
-# Credentials recognised by what they are, wherever a server or proxy quotes them back: an
-# Authorization header's value, a bearer or basic credential, a Databricks token, a key=value
-# whose key names a secret.
-_CREDENTIALS = (
-    (re.compile(r"(?i)\b((?:proxy-)?authorization)\s*[:=]\s*(?:(?:bearer|basic|token)\s+)?[^\s,;'\"]+"), r"\1: ***"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
-    (re.compile(r"\bdapi[0-9a-zA-Z-]{8,}"), "dapi***"),
-    (
-        re.compile(
-            r"(?i)\b((?:client[_-]?)?secret|token|access[_-]?token|password|passwd|pwd|api[_-]?key)"
-            r"([\"']?\s*[=:]\s*[\"']?)[^\s,;&'\"}]+"
-        ),
-        r"\1\2***",
-    ),
-)
-
-
 def mask_credentials(text: str, known: Iterable[str | None] = ()) -> str:
-    """``text`` with credentials masked: the ``known`` secrets, and anything that reads as one."""
-    for secret in sorted((k for k in known if k and len(k) > 3), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    for pattern, replacement in _CREDENTIALS:
-        text = pattern.sub(replacement, text)
-    return text
+    """``text`` with credentials masked: the ``known`` secrets, and anything that reads as one
+    (``providers._credentials.mask_secrets``, the one masking path of MLflow and Databricks)."""
+    from providers._credentials import mask_secrets
+
+    return mask_secrets(text, known)
 
 
 def one_line(text: Any) -> str:

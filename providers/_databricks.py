@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import sys
 import threading
@@ -63,9 +64,10 @@ def _new_client(settings: dict[str, Any]) -> AccountClient:
     from databricks.sdk.core import Config
 
     host = settings.get("host") or os.environ.get("DATABRICKS_HOST")
+    settings = {"http_timeout_seconds": DEFAULT_HTTP_TIMEOUT_SECONDS, **settings}
     if host:
         require_reachable(host)
-    settings = {"http_timeout_seconds": DEFAULT_HTTP_TIMEOUT_SECONDS, **settings}
+        require_answering(host, settings["http_timeout_seconds"])
     # Building a Config probes the host's metadata (best effort: any failure falls back to the
     # given settings) with its own client, retried for retryTimeoutSeconds and not through our
     # clock: give that probe one short attempt, then restore the settings of the API calls.
@@ -73,7 +75,9 @@ def _new_client(settings: dict[str, Any]) -> AccountClient:
     config = Config(**{**settings, **probe}, clock=_retry_counting_clock())
     config.retry_timeout_seconds = int(settings.get("retry_timeout_seconds") or SDK_RETRY_TIMEOUT_SECONDS)
     config.http_timeout_seconds = int(settings["http_timeout_seconds"])
-    return AccountClient(config=config)
+    client = AccountClient(config=config)
+    _remember_secrets(client)
+    return client
 
 
 def _is_no_answer(error: BaseException) -> bool:
@@ -194,11 +198,37 @@ def require_reachable(host: str) -> None:
     raise _unreachable(host, f"{refusals[0].lower()}, nothing answers there")
 
 
-def _unreachable(host: str, reason: str) -> DatabricksUnreachable:
+# The SDK's first request fetches the host's metadata: the one path every client starts with.
+_PROBE_PATH = "/.well-known/databricks-config"
+
+
+def require_answering(host: str, timeout: float) -> None:
+    """Fail at once, naming ``host``, when it accepts connections but answers no HTTP request
+    within ``timeout`` s: the common outage, which otherwise costs the SDK's metadata probe and
+    then every request its own timeout.  Any HTTP answer will do (an error status too); a dropped
+    connection is left to the usual retries.  The request goes as the SDK's would (env proxies)."""
+    import requests
+
+    url = host if "://" in host else f"https://{host}"
+    try:
+        requests.get(url.rstrip("/") + _PROBE_PATH, timeout=(min(_PROBE_TIMEOUT_SECONDS, timeout), timeout)).close()
+    except requests.Timeout:
+        where = urlsplit(url)
+        raise _unreachable(
+            host,
+            f"no answer from {where.scheme}://{where.netloc.rpartition('@')[2]}: it accepted the connection but "
+            f"sent no answer within {timeout:g} s",
+            "If the API is only slow, allow more time with `pulumi config set databricks:httpTimeoutSeconds <s>`.",
+        ) from None
+    except requests.RequestException:
+        return  # refused, dropped, TLS: the calls' own errors and retries say it better
+
+
+def _unreachable(host: str, reason: str, more: str = "") -> DatabricksUnreachable:
     return DatabricksUnreachable(
         f"Unable to connect to Databricks host '{host}': {reason}. Check databricks:host (or "
         "DATABRICKS_HOST); for the local stack, start the account emulator first "
-        "(`python -m emulator --port <port> ...`, see the README)."
+        f"(`python -m emulator --port <port> ...`, see the README). {more}".rstrip()
     )
 
 
@@ -306,7 +336,7 @@ def databricks_errors(
         raise _no_answer_error(verb, thing, name, error) from None
     except TimeoutError as error:
         last = error.__cause__
-        reason = mask_credentials(f"{type(last).__name__}: {last}") if last else "no successful answer"
+        reason = mask(f"{type(last).__name__}: {last}") if last else "no successful answer"
         waited = str(error).removeprefix("Timed out after ")
         raise api_error(
             verb,
@@ -320,10 +350,44 @@ def databricks_errors(
     except DatabricksError as error:
         code = f"{error.error_code}: " if getattr(error, "error_code", None) else ""
         # A server or proxy may quote the request back, Authorization header included.
-        reason = mask_credentials(f"{code}{error}")
+        reason = mask(f"{code}{_said(error)}")
         raise api_error(
             verb, thing, name, reason, _hint_for(error, needs), error_class=DatabricksProviderError
         ) from None
+
+
+_SDK_UNPARSABLE = "unable to parse response."
+
+
+def _said(error: BaseException) -> str:
+    """What the server said.  An answer that is not the Databricks API's JSON (a proxy's or
+    gateway's page) comes from the SDK as a long bug-report text around a request log: keep its
+    status line and the page's text."""
+    text = str(error)
+    if not text.startswith(_SDK_UNPARSABLE) or "```" not in text:
+        return text
+    answer = [line[2:] for line in text.split("```")[1].splitlines() if line.startswith("< ")]
+    if not answer:
+        return text
+    page = re.sub(r"<[^>]*>", " ", " ".join(answer[1:]))
+    return f"HTTP {answer[0]} from something other than the Databricks API (a proxy?): {page}"
+
+
+# Every secret a client of this process was built with, masked in every Databricks message.
+_secrets: frozenset[str] = frozenset()  # replaced, never changed: masking may read it meanwhile
+_SECRET_ENV = ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_PASSWORD", "ARM_CLIENT_SECRET")
+
+
+def _remember_secrets(client: AccountClient) -> None:
+    global _secrets
+    config = client.config
+    _secrets = _secrets | {value for value in (config.token, config.client_secret, config.password) if value}
+
+
+def mask(text: str) -> str:
+    """``text`` (a server's, a proxy's or the SDK's message) with every credential masked: the
+    configured ones, and whatever reads as one (``Authorization: Bearer …``), as MLflow's are."""
+    return mask_credentials(text, [*_secrets, *(os.environ.get(name) for name in _SECRET_ENV)])
 
 
 def _no_answer_error(verb: str, thing: str, name: Any, error: BaseException) -> ProviderError:

@@ -13,8 +13,6 @@ not pay ~1.3 s and 170 MB for it.  Everything here runs in the provider server p
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import functools
 import logging
 import os
@@ -22,11 +20,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pulumi.dynamic import ResourceProvider
 
 from providers._base import BuiltOnce, Failures, ProviderError, api_error, config_value
+from providers._credentials import mask_secrets, public_uri
 
 if TYPE_CHECKING:
     from mlflow.store.model_registry.abstract_store import AbstractStore as RegistryStore
@@ -63,9 +62,6 @@ class TrackingServer:
         return urlsplit(self.uri).scheme in ("http", "https")
 
 
-# Query parameters that carry credentials in database and cloud URIs (password=, sslpassword=,
-# access_token=, sig=, X-Amz-Credential=, …): kept out of every recorded URI and message.
-_CREDENTIAL_PARAMETER = re.compile(r"pass|pwd|token|secret|key|auth|cred|sig|session|cookie", re.IGNORECASE)
 PERCENT_ENCODE_HINT = (
     "percent-encode '#', '/', '?' and '@' in the user name and password (e.g. '#' as %23, '/' as %2F, '@' as %40)"
 )
@@ -91,19 +87,17 @@ def tracking_uri_failure(uri: str) -> str | None:
 
 
 def public_tracking_uri(uri: str) -> str:
-    """``uri`` without credentials: no user info, no credential query parameters (and, for
-    http(s), no query at all and no trailing slash)."""
+    """``uri`` without credentials, found by meaning (``providers._credentials.public_uri``): no
+    user info, no credential anywhere in the query, even percent-encoded inside another
+    parameter's value (an ODBC connection string's ``PWD``); for http(s), no query at all and
+    no trailing slash."""
     if tracking_uri_failure(uri):
         return f"{uri.partition(':')[0]}://(unparsable URI)"
     parts = urlsplit(uri)
-    if not parts.netloc:  # sqlite:///path, databricks, file:/path
-        base, mark, query = uri.partition("?")
-        kept = _without_credentials(query)
-        return (f"{base}?{kept}" if kept else base) if mark else uri
-    host = parts.netloc.rpartition("@")[2]
     if parts.scheme in ("http", "https"):
+        host = parts.netloc.rpartition("@")[2]
         return urlunsplit((parts.scheme, host.lower(), parts.path.rstrip("/"), "", ""))
-    return urlunsplit((parts.scheme, host, parts.path, _without_credentials(parts.query), parts.fragment))
+    return public_uri(uri)[0]
 
 
 def comparable_tracking_uri(name: str, value: Any) -> Any:
@@ -112,44 +106,6 @@ def comparable_tracking_uri(name: str, value: Any) -> Any:
     if name == "tracking_uri" and isinstance(value, str):
         return public_tracking_uri(value)
     return value
-
-
-def _without_credentials(query: str) -> str:
-    kept = []
-    for item in query.split("&"):
-        if _is_credential_parameter(item):
-            continue
-        name, mark, value = item.partition("=")
-        cleaned = _value_without_credentials(unquote(value))
-        kept.append(item if cleaned == unquote(value) else f"{name}{mark}{quote(cleaned, safe='')}")
-    return "&".join(kept)
-
-
-def _value_without_credentials(value: str) -> str:
-    """A parameter's value with the credentials it carries by meaning removed: the secret parts
-    of a connection string (``odbc_connect=DRIVER=…;UID=sa;PWD=…``) and a nested URI's user info."""
-    if "://" in value and "@" in value:
-        parts = urlsplit(value)
-        if parts.netloc:
-            value = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    if ";" in value and "=" in value:
-        value = ";".join(part for part in value.split(";") if not _is_credential_parameter(part.strip()))
-    return value
-
-
-def _connection_string_secrets(value: str) -> list[str]:
-    """The secrets a parameter's value carries by meaning (see ``_value_without_credentials``)."""
-    found = []
-    if "://" in value and "@" in value:
-        with contextlib.suppress(ValueError):
-            found.append(urlsplit(value).password or "")
-    if ";" in value and "=" in value:
-        found += [p.partition("=")[2].strip() for p in value.split(";") if _is_credential_parameter(p.strip())]
-    return [secret for secret in found if secret]
-
-
-def _is_credential_parameter(item: str) -> bool:
-    return bool(_CREDENTIAL_PARAMETER.search(unquote(item.partition("=")[0])))
 
 
 def tracking_server_from_config(config: Any) -> TrackingServer | None:
@@ -336,46 +292,18 @@ def raise_mlflow_error(
 
 
 def mask_credentials(text: str, server: TrackingServer, redact: Iterable[str | None] = ()) -> str:
-    """``text`` with the server's credentials and ``redact`` masked, in plain, percent-encoded and
-    Basic-auth (base64 ``user:password``) forms, and without SQL statements and their parameters
-    (a failed INSERT quotes every value it tried to write).  Mask before cutting: a cut secret
-    would no longer match."""
+    """``text`` with the server's credentials and ``redact`` masked (``mask_secrets``: the one
+    masking path of every provider), and without SQL statements and their parameters (a failed
+    INSERT quotes every value it tried to write)."""
     text = _SQL_DETAILS.split(text, maxsplit=1)[0]
-    secrets = {form for secret in (*redact, *_credentials_of(server)) if secret for form in _encoded_forms(secret)}
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    return mask_secrets(text, [*redact, *_credentials_of(server)])
 
 
 _SQL_DETAILS = re.compile(r"\[SQL: |\[parameters: |\(Background on this error at")
 
 
-def _encoded_forms(secret: str) -> set[str]:
-    return {secret, quote(secret, safe=""), unquote(secret)} - {""}
-
-
-def _credentials_of(server: TrackingServer) -> list[str]:
-    found = [server.token]
+def _credentials_of(server: TrackingServer) -> list[str | None]:
     try:
-        parts = urlsplit(server.uri)
-        username, password = parts.username, parts.password
-    except ValueError:
-        return [value for value in found if value]
-    found += [password, *_query_credentials(parts.query)]
-    if password is not None:
-        found += basic_auth_forms(unquote(username or ""), unquote(password))
-    return [value for value in found if value and len(value) > 1]
-
-
-def _query_credentials(query: str) -> list[str]:
-    items = [item.partition("=") for item in query.split("&") if _is_credential_parameter(item)]
-    nested = [
-        secret for item in query.split("&") for secret in _connection_string_secrets(unquote(item.partition("=")[2]))
-    ]
-    return [value for _, _, value in items if value] + nested
-
-
-def basic_auth_forms(username: str, password: str) -> list[str]:
-    """``user:password`` as it appears in a Basic ``Authorization`` header (and url-safe base64)."""
-    raw = f"{username}:{password}".encode()
-    return [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
+        return [server.token, *public_uri(server.uri)[1]]
+    except ValueError:  # an unparsable URI: refused before use, masked by meaning meanwhile
+        return [server.token]

@@ -20,10 +20,10 @@ from providers._base import (
     one_line,
     quoted,
 )
+from providers._credentials import basic_auth_forms, mask_secrets
 from providers._databricks import DatabricksAccount
 from providers._mlflow import (
     TrackingServer,
-    basic_auth_forms,
     mask_credentials,
     tracking_server_from_config,
     tracking_store,
@@ -47,6 +47,7 @@ __all__ = [
     "host_creds",
     "is_unknown",
     "mask_credentials",
+    "mask_secrets",
     "one_line",
     "quoted",
     "tracking_server_from_config",
