@@ -356,7 +356,7 @@ def validate_budget_tracking(args: ResourceValidationArgs, report: ReportViolati
             f"MLFLOW_GATEWAY_BUDGET_REDIS_URL on the server and budgetTracker: redis in {SERVER_CONFIG}, or run "
             "it with --workers 1."
         )
-    elif tracker is None and settings.get("requireDeclaredServer", False):
+    elif tracker is None and workers != 1 and settings.get("requireDeclaredServer", False):
         report(
             f"{subject}: the stack does not say how its MLflow server tracks budgets, so nobody can tell whether "
             f"the cap holds across workers: declare {SERVER_CONFIG} (workers, budgetTracker, "

@@ -359,6 +359,16 @@ def test_the_prod_example_passes_with_its_policy_config_and_fails_without(pack):
     assert sorted(v.policy for v in pack.analyze(stack)) == ["gateway-cap-ceilings", "gateway-hard-stop"]
 
 
+def test_the_local_example_passes_its_own_guardrails(pack):
+    # The stack the quickstart deploys must not teach a contradiction the pack forbids, such as an
+    # alert tier above a hard stop in the same window and scope (an alert that can never fire).
+    config = yaml.safe_load((PROJECT_ROOT / "Pulumi.local.yaml").read_text())["config"]
+    stack = declared(config, secret_keys=["ml-budgets:teams", "ml-budgets:gatewayBudgets"])
+    for policy_config in ("config.local.json", "config.prod.json"):
+        pack.configure(json.loads((PACK_DIR / policy_config).read_text()))
+        assert pack.analyze(stack) == [], policy_config
+
+
 def test_every_stack_the_workflows_preview_has_a_policy_config_that_fits_the_schema(pack):
     for workflow in ("preview.yml", "up.yml"):
         jobs = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / workflow).read_text())["jobs"]
@@ -409,3 +419,8 @@ def test_the_pack_can_require_a_declared_server_and_a_short_refresh_interval(pac
     assert sum("600 s (MLflow's default: none declared), longer than the 60 s allowed" in m for m in messages) == 3
     declared_server = with_server(workers=4, budgetTracker="redis", budgetRefreshIntervalSeconds=30)
     assert tracking_violations(pack, declared(declared_server), settings) == []
+    # One worker holds every counter itself: which tracker it uses does not matter, so saying so is enough.
+    one_worker = with_server(workers=1, budgetRefreshIntervalSeconds=30)
+    assert tracking_violations(pack, declared(one_worker), settings) == []
+    four_workers = with_server(workers=4, budgetRefreshIntervalSeconds=30)
+    assert len(tracking_violations(pack, declared(four_workers), settings)) == len(HARD_STOPS)
