@@ -31,7 +31,7 @@ import pulumi
 
 import stack_config_schema as config_schema
 from components import alert_tiers
-from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs, gateway_budget_props
+from components.databricks_gateway_budget import DatabricksGatewayBudgetArgs
 from components.evaluation_budget import EvaluationBudgetArgs
 from components.gateway_budget import (
     GatewayBudgetArgs,
@@ -40,7 +40,7 @@ from components.gateway_budget import (
     WebhookArgs,
     relay_webhook_url_length,
 )
-from components.serverless_budget import ServerlessBudgetArgs, policy_tag_filter, serverless_budget_alerts
+from components.serverless_budget import ServerlessBudgetArgs
 from contracts import ON_EXCEED_MODES, RAISE
 from providers.core import Failures
 from stack_config_schema import keys
@@ -124,30 +124,6 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _check_account_budget(props: dict[str, Any], paths: Mapping[str, str], problems: Failures) -> dict[str, Any]:
-    """Run ``AccountBudget``'s own check on the budget built from config; report each failure
-    once, at the config path it comes from (``alerts[2].notify`` -> ``paths["alerts.notify"]``)."""
-    from providers import account_budget
-
-    normalized, failures = account_budget.check_inputs(props)
-    seen = {(f.property, f.reason) for f in problems.items}
-    for failure in failures.items:
-        where = _config_path(failure.property, paths)
-        if (where, failure.reason) not in seen:  # one alert problem repeated for every threshold
-            seen.add((where, failure.reason))
-            problems.add(where, failure.reason)
-    return normalized
-
-
-def _config_path(prop: str, paths: Mapping[str, str]) -> str:
-    key = re.sub(r"\[\d+\]", "", prop)
-    while key:
-        if key in paths:
-            return paths[key]
-        key = key.rpartition(".")[0]
-    return prop
-
-
 # ---- teams --------------------------------------------------------------------------------
 
 SERVERLESS_FIELDS = keys(config_schema.SERVERLESS)
@@ -184,8 +160,8 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[S
     token_budget = _max_tokens(reader, "evalTokenBudget", problems)
     if token_budget is not None and not experiments:
         problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
-    limit, thresholds, notify = _dollar_budget(reader, policy_name, custom_tags, problems)
-    return ServerlessBudgetArgs(
+    limit, thresholds, notify = _dollar_budget(reader, problems)
+    args = ServerlessBudgetArgs(
         policy_name=policy_name,
         monthly_limit_usd=limit,
         alert_thresholds=thresholds,
@@ -196,7 +172,9 @@ def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[S
         managers=managers or [],
         authoritative_grants=authoritative,
         experiments=[e for e in experiments if isinstance(e, str) and e],
-    ), token_budget
+    )
+    args.validate(path, problems)
+    return args, token_budget
 
 
 def _max_tokens(reader: _Reader, key: str, problems: Failures, required: bool = False) -> int | None:
@@ -256,33 +234,17 @@ def _limit(reader: _Reader, key: str, required: bool = False) -> float | None:
     return limit
 
 
-def _dollar_budget(
-    reader: _Reader, policy_name: Any, custom_tags: Any, problems: Failures
-) -> tuple[float | None, list[float], list[str]]:
-    """A serverless budget's monthly dollar limit: an account budget over the policy's tags."""
+def _dollar_budget(reader: _Reader, problems: Failures) -> tuple[float | None, list[float], list[str]]:
+    """A serverless budget's monthly dollar limit, alert thresholds and addresses."""
     limit = _limit(reader, "monthlyLimitUsd")
     thresholds = _percentages(reader, [50, 80, 100])
     notify = reader.get("notify", list, [], what="a list of email addresses")
-    if limit is None:
-        if "monthlyLimitUsd" not in reader.value:
-            for key in ("alertThresholds", "notify"):
-                if key in reader.value:
-                    problems.add(
-                        reader.at(key), "needs `monthlyLimitUsd`: alerts are percentages of the monthly dollar limit"
-                    )
-        return None, thresholds, notify
-    if not thresholds:
-        problems.add(reader.at("alertThresholds"), "is empty: a dollar limit needs at least one alert threshold")
-        return limit, thresholds, notify
-    _check_account_budget(
-        {
-            "display_name": policy_name if isinstance(policy_name, str) and policy_name else "x",
-            "tags": policy_tag_filter(custom_tags if isinstance(custom_tags, Mapping) else {}),
-            "alerts": serverless_budget_alerts(limit, thresholds, notify),
-        },
-        {"tags": reader.at("customTags"), "alerts": reader.at("alertThresholds"), "alerts.notify": reader.at("notify")},
-        problems,
-    )
+    if "monthlyLimitUsd" not in reader.value:
+        for key in ("alertThresholds", "notify"):
+            if key in reader.value:
+                problems.add(
+                    reader.at(key), "needs `monthlyLimitUsd`: alerts are percentages of the monthly dollar limit"
+                )
     return limit, thresholds, notify
 
 
@@ -304,27 +266,7 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
         include_external_spend=reader.get("includeExternalSpend", bool, False),
         display_name=display_name,
     )
-    if overrides and args.per_user_limit_usd is None:
-        problems.add(
-            reader.at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals"
-        )
-    checked = _check_account_budget(
-        gateway_budget_props(display_name, args),
-        {
-            "display_name": reader.at("displayName"),
-            "alerts": reader.at("alertThresholds"),
-            "alerts.notify": reader.at("notify"),
-            "per_user_alert": reader.at("perUserLimitUsd"),
-            "per_user_alert.notify": reader.at("notify"),
-            "per_user_alert.overrides": reader.at("overrides"),
-            "tags": reader.at("tags"),
-            "workspace_ids": reader.at("workspaceIds"),
-            "include_external_spend": reader.at("includeExternalSpend"),
-        },
-        problems,
-    )
-    if isinstance(checked.get("workspace_ids"), list):
-        args.workspace_ids = checked["workspace_ids"]
+    args.validate(path, problems)
     return args
 
 

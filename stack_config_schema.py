@@ -211,3 +211,11 @@ def json_schema() -> dict[str, Any]:
         },
         "$defs": {section.resource: _object(section) for section in SECTIONS},
     }
+
+
+def key_path(section: Schema, path: str, key: str) -> str:
+    """The config path of ``key`` of the ``section`` object at ``path``; a key the section does
+    not declare is a bug in the caller, not in the config."""
+    if key not in keys(section):
+        raise KeyError(f"{section.resource} declares no config key {key!r}")
+    return f"{path}.{key}"

@@ -14,8 +14,11 @@ from typing import Any
 
 import pulumi
 
+import stack_config_schema as config_schema
+from components.account_budget_check import report_account_budget_failures
 from components.alert_tiers import below_the_limit, tier_usd
 from providers.account_budget import AccountBudget
+from providers.core import Failures
 
 
 @dataclass
@@ -39,6 +42,35 @@ class DatabricksGatewayBudgetArgs:
     include_external_spend: bool = False
     """Also count third-party spend billed through Databricks (fixed at creation)."""
     display_name: str | None = None
+
+    def validate(self, path: str, failures: Failures) -> None:
+        """Report at config paths under ``path`` what the account budget's ``check`` would refuse;
+        keep its normalized workspace ids."""
+
+        def at(key: str) -> str:
+            return config_schema.key_path(config_schema.DATABRICKS_GATEWAY, path, key)
+
+        if self.overrides and self.per_user_limit_usd is None:
+            failures.add(
+                at("overrides"), "needs `perUserLimitUsd`: overrides raise the per-user limit for named principals"
+            )
+        checked = report_account_budget_failures(
+            gateway_budget_props(self.display_name or "x", self),
+            {
+                "display_name": at("displayName"),
+                "alerts": at("alertThresholds"),
+                "alerts.notify": at("notify"),
+                "per_user_alert": at("perUserLimitUsd"),
+                "per_user_alert.notify": at("notify"),
+                "per_user_alert.overrides": at("overrides"),
+                "tags": at("tags"),
+                "workspace_ids": at("workspaceIds"),
+                "include_external_spend": at("includeExternalSpend"),
+            },
+            failures,
+        )
+        if isinstance(checked.get("workspace_ids"), list):
+            self.workspace_ids = checked["workspace_ids"]
 
 
 def gateway_budget_props(name: str, args: DatabricksGatewayBudgetArgs) -> dict[str, Any]:

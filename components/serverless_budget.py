@@ -9,10 +9,13 @@ from typing import Any
 
 import pulumi
 
+import stack_config_schema as config_schema
+from components.account_budget_check import report_account_budget_failures
 from components.alert_tiers import tier_usd
 from components.naming import slug
 from providers.account_budget import AccountBudget
 from providers.budget_policy_grants import BudgetPolicyGrants
+from providers.core import Failures
 from providers.experiment_policy_tag import ExperimentPolicyTag
 from providers.serverless_budget_policy import ServerlessBudgetPolicy
 
@@ -33,6 +36,28 @@ class ServerlessBudgetArgs:
     """Percentages of ``monthly_limit_usd`` at which ``notify`` gets an email (at most 4)."""
     notify: Sequence[str] = ()
     """Email addresses told when a threshold is crossed."""
+
+    def validate(self, path: str, failures: Failures) -> None:
+        """Report at config paths under ``path`` what the dollar limit's account budget would refuse."""
+        if self.monthly_limit_usd is None:
+            return
+
+        def at(key: str) -> str:
+            return config_schema.key_path(config_schema.SERVERLESS, path, key)
+
+        if not self.alert_thresholds:
+            failures.add(at("alertThresholds"), "is empty: a dollar limit needs at least one alert threshold")
+            return
+        name = self.policy_name
+        report_account_budget_failures(
+            {
+                "display_name": name if isinstance(name, str) and name else "x",
+                "tags": policy_tag_filter(self.custom_tags if isinstance(self.custom_tags, Mapping) else {}),
+                "alerts": serverless_budget_alerts(self.monthly_limit_usd, self.alert_thresholds, self.notify),
+            },
+            {"tags": at("customTags"), "alerts": at("alertThresholds"), "alerts.notify": at("notify")},
+            failures,
+        )
 
 
 def serverless_budget_alerts(
