@@ -20,7 +20,6 @@ providers' ``Failures``, so config and preview never disagree.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -38,7 +37,6 @@ from components.gateway_budget import (
     MlflowServerTracking,
     RelayRoute,
     WebhookArgs,
-    relay_webhook_url_length,
 )
 from components.serverless_budget import ServerlessBudgetArgs
 from contracts import ON_EXCEED_MODES, RAISE
@@ -203,20 +201,16 @@ def _evaluation(value: Any, path: str, problems: Failures, team_experiments: lis
         tag.validate_experiment(experiment, problems, f"{reader.at('experiments')}[{i}]")
         for i, experiment in enumerate(experiments)
     ]
-    on_exceed = reader.get("onExceed", str, RAISE, what=" or ".join(repr(m) for m in ON_EXCEED_MODES))
-    if on_exceed not in ON_EXCEED_MODES:
-        problems.add(
-            reader.at("onExceed"), f"must be {' or '.join(repr(m) for m in ON_EXCEED_MODES)}, got {on_exceed!r}"
-        )
-    price = reader.get("pricePer1kTokens", float, None, what="US dollars per 1,000 tokens, zero or more")
-    if price is not None and not (math.isfinite(price) and price >= 0):
-        problems.add(reader.at("pricePer1kTokens"), f"must be US dollars per 1,000 tokens, zero or more, got {price!r}")
-    return EvaluationBudgetArgs(
+    args = EvaluationBudgetArgs(
         experiments=[e for e in experiments if isinstance(e, str) and e],
         max_tokens=_max_tokens(reader, "maxTokens", problems, required=True) or 0,
-        on_exceed=on_exceed,
-        price_per_1k_tokens=price,
+        on_exceed=reader.get("onExceed", str, RAISE, what=" or ".join(repr(m) for m in ON_EXCEED_MODES)),
+        price_per_1k_tokens=reader.get(
+            "pricePer1kTokens", float, None, what="US dollars per 1,000 tokens, zero or more"
+        ),
     )
+    args.validate(path, problems)
+    return args
 
 
 def _percentages(reader: _Reader, default: list[float]) -> list[float]:
@@ -319,22 +313,6 @@ def _relay_route(
     return RelayRoute(url=relay_url, route=route) if relay_url else None
 
 
-def _check_relay_url_fits(
-    relay: RelayRoute, thresholds: list[float], hard_stop: bool, reader: _Reader, problems: Failures
-) -> None:
-    from providers.budget_alert_webhook import MAX_URL_LENGTH
-
-    tiers = len(set(thresholds) - ({100} if hard_stop else set()))
-    length = relay_webhook_url_length(relay, tiers, 1 if hard_stop else 0)
-    if length > MAX_URL_LENGTH:
-        problems.add(
-            reader.at("alertThresholds"),
-            f"has too many tiers for one relay webhook: its URL lists every "
-            f"policy id and would be {length} characters, MLflow stores at most {MAX_URL_LENGTH} "
-            "(use fewer tiers, or a shorter alertRelay.url or route)",
-        )
-
-
 def _alert_relay(value: Any, problems: Failures) -> str | None:
     from providers import budget_alert_webhook as hook
 
@@ -410,28 +388,21 @@ def _gateway(value: Any, path: str, problems: Failures, relay_url: str | None = 
         if "webhook" in reader.value
         else None
     )
-    if not thresholds and not hard_stop:
-        problems.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
-    if webhook is not None and webhook.relay is not None:
-        _check_relay_url_fits(webhook.relay, thresholds, hard_stop, reader, problems)
     if limit is not None:
         gateway_budget_policy.validate_amount(limit, problems, reader.at("limitUsd"))
-    window = gateway_budget_policy.validate_window(window, problems, reader.at("window"))
-    scope = gateway_budget_policy.validate_scope(reader.get("scope", str, "GLOBAL"), problems, reader.at("scope"))
-    target = gateway_budget_policy.validate_target(
-        reader.get("target", str, None), problems, reader.at("target"), scope
-    )
-    return GatewayBudgetArgs(
+    args = GatewayBudgetArgs(
         limit_usd=limit or 0.0,
         window=window,
-        scope=scope,
-        target=target,
+        scope=reader.get("scope", str, "GLOBAL"),
+        target=reader.get("target", str, None),
         alert_thresholds=thresholds,
         hard_stop=hard_stop,
         webhook=webhook,
         allow_untracked=allow_untracked,
         declared_at=path,
     )
+    args.validate(path, problems)
+    return args
 
 
 def _name(value: Any, path: str, problems: Failures, seen: set[str]) -> str | None:

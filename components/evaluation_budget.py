@@ -7,13 +7,16 @@ It writes the three experiment tags ``evaluation.TokenBudgetEvaluator.from_exper
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
+import stack_config_schema as config_schema
 from components.naming import slug
-from contracts import COST_PER_1K_TOKENS_TAG, ON_EXCEED_TAG, RAISE, TOKEN_BUDGET_TAG
+from contracts import COST_PER_1K_TOKENS_TAG, ON_EXCEED_MODES, ON_EXCEED_TAG, RAISE, TOKEN_BUDGET_TAG
+from providers.core import Failures
 from providers.experiment_tag import ExperimentTag
 
 # Before EvaluationBudget, a team's token ceiling was an ExperimentPolicyTag of its ServerlessBudget.
@@ -29,6 +32,19 @@ class EvaluationBudgetArgs:
     """``raise`` stops the run at the ceiling; ``warn`` logs a warning and lets it finish."""
     price_per_1k_tokens: float | None = None
     """US dollars per 1,000 tokens, to report the run's cost; not written when None."""
+
+    def validate(self, path: str, failures: Failures) -> None:
+        """Report at config paths under ``path`` a mode or price the evaluator would not read."""
+
+        def at(key: str) -> str:
+            return config_schema.key_path(config_schema.EVALUATION, path, key)
+
+        if self.on_exceed not in ON_EXCEED_MODES:
+            modes = " or ".join(repr(m) for m in ON_EXCEED_MODES)
+            failures.add(at("onExceed"), f"must be {modes}, got {self.on_exceed!r}")
+        price = self.price_per_1k_tokens
+        if price is not None and not (math.isfinite(price) and price >= 0):
+            failures.add(at("pricePer1kTokens"), f"must be US dollars per 1,000 tokens, zero or more, got {price!r}")
 
 
 class EvaluationBudget(pulumi.ComponentResource):

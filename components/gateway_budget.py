@@ -20,9 +20,11 @@ from urllib.parse import urlencode
 
 import pulumi
 
+import stack_config_schema as config_schema
 from components.alert_tiers import tier_usd
 from components.naming import percent_label, slug
-from providers.budget_alert_webhook import BudgetAlertWebhook
+from providers.budget_alert_webhook import MAX_URL_LENGTH, BudgetAlertWebhook
+from providers.core import Failures
 from providers.gateway_budget_policy import GatewayBudgetPolicy
 
 
@@ -93,6 +95,33 @@ class GatewayBudgetArgs:
     """Where this budget is declared (a stack config path), for error messages."""
     server: MlflowServerTracking | None = None
     """How the MLflow server tracks budgets: gives each policy its ``enforced_everywhere_at``."""
+
+    def validate(self, path: str, failures: Failures) -> None:
+        """Report at config paths under ``path`` what the policies would refuse or what could not
+        work; keep the window, scope and target as the policies' validators normalize them."""
+        from providers import gateway_budget_policy as policy
+
+        def at(key: str) -> str:
+            return config_schema.key_path(config_schema.GATEWAY, path, key)
+
+        if not self.alert_thresholds and not self.hard_stop:
+            failures.add(path, "declares nothing: set alertThresholds, hardStop: true, or both")
+        if self.webhook is not None and self.webhook.relay is not None:
+            self._check_relay_url_fits(self.webhook.relay, at("alertThresholds"), failures)
+        self.window = policy.validate_window(self.window, failures, at("window"))
+        self.scope = policy.validate_scope(self.scope, failures, at("scope"))
+        self.target = policy.validate_target(self.target, failures, at("target"), self.scope)
+
+    def _check_relay_url_fits(self, relay: RelayRoute, path: str, failures: Failures) -> None:
+        tiers = len(set(self.alert_thresholds) - ({100} if self.hard_stop else set()))
+        length = relay_webhook_url_length(relay, tiers, 1 if self.hard_stop else 0)
+        if length > MAX_URL_LENGTH:
+            failures.add(
+                path,
+                f"has too many tiers for one relay webhook: its URL lists every "
+                f"policy id and would be {length} characters, MLflow stores at most {MAX_URL_LENGTH} "
+                "(use fewer tiers, or a shorter alertRelay.url or route)",
+            )
 
 
 def _latest(times: Sequence[str | None]) -> str:

@@ -52,7 +52,7 @@ class ServerlessBudgetArgs:
         report_account_budget_failures(
             {
                 "display_name": name if isinstance(name, str) and name else "x",
-                "tags": policy_tag_filter(self.custom_tags if isinstance(self.custom_tags, Mapping) else {}),
+                "tags": policy_tag_filter(self.custom_tags),
                 "alerts": serverless_budget_alerts(self.monthly_limit_usd, self.alert_thresholds, self.notify),
             },
             {"tags": at("customTags"), "alerts": at("alertThresholds"), "alerts.notify": at("notify")},
