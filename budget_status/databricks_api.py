@@ -27,18 +27,6 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from databricks.sdk.core import ApiClient, Config
 
-# Stack config keys, as pulumi-databricks names them and the providers read them.
-CONFIG_KEYS = {
-    "host": "databricks:host",
-    "account_id": "databricks:accountId",
-    "token": "databricks:token",
-    "client_id": "databricks:clientId",
-    "client_secret": "databricks:clientSecret",
-    "profile": "databricks:profile",
-    "retry_timeout_seconds": "databricks:retryTimeoutSeconds",
-    "http_timeout_seconds": "databricks:httpTimeoutSeconds",
-}
-_SECONDS = {"retry_timeout_seconds", "http_timeout_seconds"}
 # A status is read now or reported unavailable: not retried for the SDK's default 300 s.
 STATUS_RETRY_TIMEOUT_SECONDS = 30
 
@@ -102,17 +90,12 @@ def connect(config: Any) -> Account:
     load_sdk_core()
     from databricks.sdk.core import ApiClient, Config
 
-    settings: dict[str, Any] = {"retry_timeout_seconds": STATUS_RETRY_TIMEOUT_SECONDS}
-    for setting, key in CONFIG_KEYS.items():
-        value = _config_value(config, key)
-        if value is None:
-            continue
-        if setting in _SECONDS:
-            if not (value.isascii() and value.isdigit()):
-                raise DatabricksSettingsError(f"stack config {key} must be a whole number of seconds")
-            settings[setting] = int(value)
-        else:
-            settings[setting] = value
+    from providers.core import databricks_settings
+
+    try:
+        settings = {"retry_timeout_seconds": STATUS_RETRY_TIMEOUT_SECONDS, **databricks_settings(config)}
+    except ValueError as error:
+        raise DatabricksSettingsError(str(error)) from None
     resolved = Config(**settings)
     _require_listener(resolved.host)
     if not resolved.account_id:
@@ -135,11 +118,6 @@ def _require_listener(host: str | None) -> None:
         raise DatabricksSettingsError(f"nothing answers at {host} (connection refused): is the host right?") from None
     except OSError:
         return
-
-
-def _config_value(config: Any, key: str) -> str | None:
-    value = config.get(key) if config is not None else None
-    return value if isinstance(value, str) and value else None
 
 
 def env_secrets() -> list[str]:

@@ -53,6 +53,23 @@ METADATA_PROBE_TIMEOUT_SECONDS = 5
 _no_answer = threading.local()  # per thread, per operation (reset by databricks_errors)
 
 
+def databricks_settings(config: Any) -> dict[str, Any]:
+    """The databricks-sdk ``Config`` arguments the stack config sets (pulumi-databricks key names);
+    ValueError names the key of a setting that cannot be used."""
+    settings: dict[str, Any] = {}
+    for setting, key in _CONFIG_KEYS.items():
+        value = config_value(config, key)
+        if value is None:
+            continue
+        if setting in _INTEGER_SETTINGS:
+            if not (value.isascii() and value.isdigit()):
+                raise ValueError(f"stack config {key} must be a whole number of seconds, not {value[:80]!r}")
+            settings[setting] = int(value)
+        else:
+            settings[setting] = value
+    return settings
+
+
 # One client per settings in this process, shared by every Databricks provider in it
 # (building one fetches the host's metadata).
 _SettingsKey = tuple[tuple[str, Any], ...]
@@ -248,18 +265,7 @@ class DatabricksAccount:
         self._settings: dict[str, Any] = {}
 
     def configure(self, config: Any) -> None:
-        settings: dict[str, Any] = {}
-        for setting, key in _CONFIG_KEYS.items():
-            value = config_value(config, key)
-            if value is None:
-                continue
-            if setting in _INTEGER_SETTINGS:
-                if not (value.isascii() and value.isdigit()):
-                    raise ValueError(f"stack config {key} must be a whole number of seconds, not {value[:80]!r}")
-                settings[setting] = int(value)
-            else:
-                settings[setting] = value
-        self._settings = settings
+        self._settings = databricks_settings(config)
 
     @property
     def account_id(self) -> str | None:

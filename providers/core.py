@@ -21,7 +21,7 @@ from providers._base import (
     quoted,
 )
 from providers._credentials import basic_auth_forms, mask_secrets
-from providers._databricks import DatabricksAccount
+from providers._databricks import DatabricksAccount, databricks_settings
 from providers._mlflow import (
     TrackingServer,
     mask_credentials,
@@ -42,6 +42,7 @@ __all__ = [
     "basic_auth_forms",
     "check_fields",
     "control_character_failure",
+    "databricks_settings",
     "diff_result",
     "gone",
     "host_creds",
