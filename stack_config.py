@@ -35,8 +35,8 @@ from components.evaluation_budget import EvaluationBudgetArgs
 from components.gateway_budget import (
     GatewayBudgetArgs,
     MlflowServerTracking,
-    RelayRoute,
     WebhookArgs,
+    relay_route,
 )
 from components.serverless_budget import ServerlessBudgetArgs
 from contracts import ON_EXCEED_MODES, RAISE
@@ -45,8 +45,6 @@ from stack_config_schema import keys
 
 NAMESPACE = "ml-budgets"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-# alert_relay.config.ROUTE_NAME (not imported: the program does not load the relay).
-ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 
 class StackConfigError(pulumi.RunError):
@@ -289,28 +287,8 @@ def _webhook(value: Any, path: str, problems: Failures, relay_url: str | None = 
         active=reader.get("active", bool, True),
     )
     if route is not None:
-        webhook.relay = _relay_route(reader, route, webhook, problems, relay_url)
+        webhook.relay = relay_route(route, relay_url, webhook, path, problems)
     return webhook
-
-
-def _relay_route(
-    reader: _Reader, route: str, webhook: WebhookArgs, problems: Failures, relay_url: str | None
-) -> RelayRoute | None:
-    if webhook.url is not None:
-        problems.add(reader.at("route"), "set either `route` (through the alert relay) or `url`, not both")
-    if not ROUTE_NAME.fullmatch(route):
-        problems.add(
-            reader.at("route"), f"must be a relay route name (1-63 letters, digits, '_' or '-'), got {route!r}"
-        )
-    if relay_url is None:
-        problems.add(reader.at("route"), f"needs {NAMESPACE}:alertRelay.url, the relay's base URL")
-    if webhook.secret is None:
-        problems.add(
-            reader.at("secret"),
-            "is required with `route`: the relay forwards only signed deliveries "
-            "(set it with `pulumi config set --secret --path`, and the same value in the relay's environment)",
-        )
-    return RelayRoute(url=relay_url, route=route) if relay_url else None
 
 
 def _alert_relay(value: Any, problems: Failures) -> str | None:
@@ -343,28 +321,6 @@ def _mlflow_server(value: Any, problems: Failures) -> MlflowServerTracking | Non
             raw.get("budgetRefreshIntervalSeconds"), problems, reader.at("budgetRefreshIntervalSeconds")
         ),
     )
-
-
-def _say_when_caps_are_enforced(config: StackConfig, tracking_uri: str | None) -> None:
-    """At preview and up: a server whose workers count spend apart, and how long caps take."""
-    from providers import gateway_enforcement as enforcement
-
-    gateways = [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values())
-    if not gateways:
-        return
-    server = config.mlflow_server or MlflowServerTracking()
-    path = f"{NAMESPACE}:mlflowServer"
-    if enforcement.per_worker_caps(server.workers, server.budget_tracker) and any(g.hard_stop for g in gateways):
-        pulumi.log.warn(enforcement.per_worker_caps_warning(server.workers, path))
-    # Budgets written into a database (sqlite:///…) reach no worker before its refresh.
-    through_server = tracking_uri is None or tracking_uri.startswith(("http://", "https://", "databricks"))
-    delay = enforcement.propagation_seconds(server.workers if through_server else None, server.refresh_interval_seconds)
-    if delay:
-        said = "" if server.refresh_interval_seconds else " (MLflow's default; say yours in " + path + ")"
-        pulumi.log.info(
-            f"gateway caps created or changed by this update are enforced by every MLflow server worker "
-            f"within {delay} s, the budget refresh interval{said}: see each budget's enforced_everywhere_at"
-        )
 
 
 def _gateway(value: Any, path: str, problems: Failures, relay_url: str | None = None) -> GatewayBudgetArgs:
@@ -453,7 +409,9 @@ def parse_stack_config(
     _raise_if_any(problems)
     for gateway in [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values()):
         gateway.server = config.mlflow_server
-    _say_when_caps_are_enforced(config, tracking_uri)
+    gateways = [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values())
+    server = config.mlflow_server or MlflowServerTracking()
+    server.say_when_caps_are_enforced(gateways, tracking_uri, f"{NAMESPACE}:mlflowServer")
     return config
 
 

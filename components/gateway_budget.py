@@ -13,6 +13,7 @@ only this budget's alerts and marks the hard stop's, and recreated policies upda
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,34 @@ class WebhookArgs:
     """Instead of ``url``: deliver through this relay route (needs ``secret``)."""
 
 
+# alert_relay.config.ROUTE_NAME (not imported: the program does not load the relay).
+ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
+
+def relay_route(
+    route: str, relay_url: str | None, webhook: WebhookArgs, path: str, failures: Failures
+) -> RelayRoute | None:
+    """The relay route a webhook delivers through, failures at config paths under the webhook's
+    ``path`` for what would keep it from delivering; None without the relay's URL."""
+
+    def at(key: str) -> str:
+        return config_schema.key_path(config_schema.WEBHOOK, path, key)
+
+    if webhook.url is not None:
+        failures.add(at("route"), "set either `route` (through the alert relay) or `url`, not both")
+    if not ROUTE_NAME.fullmatch(route):
+        failures.add(at("route"), f"must be a relay route name (1-63 letters, digits, '_' or '-'), got {route!r}")
+    if relay_url is None:
+        failures.add(at("route"), f"needs {config_schema.NAMESPACE}:alertRelay.url, the relay's base URL")
+    if webhook.secret is None:
+        failures.add(
+            at("secret"),
+            "is required with `route`: the relay forwards only signed deliveries "
+            "(set it with `pulumi config set --secret --path`, and the same value in the relay's environment)",
+        )
+    return RelayRoute(url=relay_url, route=route) if relay_url else None
+
+
 # MLflow budget policy ids are "bp-" + 32 hex digits.
 POLICY_ID_PLACEHOLDER = "bp-" + "0" * 32
 
@@ -76,6 +105,27 @@ class MlflowServerTracking:
     """``redis`` when ``MLFLOW_GATEWAY_BUDGET_REDIS_URL`` is set, else ``in-memory``."""
     refresh_interval_seconds: int | None = None
     """``MLFLOW_GATEWAY_BUDGET_REFRESH_INTERVAL``."""
+
+    def say_when_caps_are_enforced(
+        self, gateways: Sequence[GatewayBudgetArgs], tracking_uri: str | None, path: str
+    ) -> None:
+        """At preview and up: a server whose workers count spend apart, and how long caps take
+        (``path``: where this server is declared)."""
+        from providers import gateway_enforcement as enforcement
+
+        if not gateways:
+            return
+        if enforcement.per_worker_caps(self.workers, self.budget_tracker) and any(g.hard_stop for g in gateways):
+            pulumi.log.warn(enforcement.per_worker_caps_warning(self.workers, path))
+        # Budgets written into a database (sqlite:///…) reach no worker before its refresh.
+        through_server = tracking_uri is None or tracking_uri.startswith(("http://", "https://", "databricks"))
+        delay = enforcement.propagation_seconds(self.workers if through_server else None, self.refresh_interval_seconds)
+        if delay:
+            said = "" if self.refresh_interval_seconds else " (MLflow's default; say yours in " + path + ")"
+            pulumi.log.info(
+                f"gateway caps created or changed by this update are enforced by every MLflow server worker "
+                f"within {delay} s, the budget refresh interval{said}: see each budget's enforced_everywhere_at"
+            )
 
 
 @dataclass
