@@ -15,7 +15,9 @@ Everything lives under the project namespace ``ml-budgets``:
 Every problem is reported at once, each naming its config path (``ml-budgets:teams[1].gateway
 .limitUsd``) and what would be valid, before any resource is declared.  Field values are checked
 by the providers' own field validators (the ones their ``check()`` runs), collected in the
-providers' ``Failures``, so config and preview never disagree.
+providers' ``Failures``, so config and preview never disagree.  This module maps YAML to the
+components' Args; each Args checks what it will declare itself (``validate(path, failures)``,
+config keys from ``stack_config_schema``), and the checks across budgets live with the components.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from components.gateway_budget import (
     GatewayBudgetArgs,
     MlflowServerTracking,
     WebhookArgs,
+    check_alerts_reach_a_webhook,
     relay_route,
 )
 from components.serverless_budget import ServerlessBudgetArgs
+from components.team_budget import TeamBudgetArgs, check_teams_do_not_share
 from contracts import ON_EXCEED_MODES, RAISE
 from providers.core import Failures
 from stack_config_schema import keys
@@ -52,12 +56,8 @@ class StackConfigError(pulumi.RunError):
 
 
 @dataclass
-class TeamConfig:
-    name: str
-    serverless: ServerlessBudgetArgs | None = None
-    gateway: GatewayBudgetArgs | None = None
-    databricks_gateway: DatabricksGatewayBudgetArgs | None = None
-    evaluation: EvaluationBudgetArgs | None = None
+class TeamConfig(TeamBudgetArgs):
+    name: str = ""
 
 
 @dataclass
@@ -404,8 +404,10 @@ def parse_stack_config(
         raw_name = raw_fields.pop("name", None) if isinstance(raw_fields, dict) else None
         name = _name(raw_name, f"{path}.name", problems, budget_names)
         config.gateway_budgets[name or f"gateway-{i}"] = _gateway(raw_fields, path, problems, relay_url)
-    _check_alerts_have_a_webhook(config, problems)
-    _check_teams_do_not_share(config, problems)
+    gateway_paths = [(f"{NAMESPACE}:teams[{i}].gateway", t.gateway) for i, t in enumerate(config.teams) if t.gateway]
+    gateway_paths += [(f"{NAMESPACE}:gatewayBudgets[{i}]", g) for i, g in enumerate(config.gateway_budgets.values())]
+    check_alerts_reach_a_webhook(gateway_paths, problems)
+    check_teams_do_not_share(config.teams, f"{NAMESPACE}:teams", problems)
     _raise_if_any(problems)
     for gateway in [t.gateway for t in config.teams if t.gateway] + list(config.gateway_budgets.values()):
         gateway.server = config.mlflow_server
@@ -413,68 +415,6 @@ def parse_stack_config(
     server = config.mlflow_server or MlflowServerTracking()
     server.say_when_caps_are_enforced(gateways, tracking_uri, f"{NAMESPACE}:mlflowServer")
     return config
-
-
-def _check_alerts_have_a_webhook(config: StackConfig, problems: Failures) -> None:
-    # MLflow sends every budget alert to every subscribed webhook: a webhook with a raw URL hears
-    # them all; a relay route forwards only its own budget's.  Alerts that reach no webhook fire
-    # into the void, and a hard stop is announced by an alert too.
-    gateways = [(f"{NAMESPACE}:teams[{i}].gateway", t.gateway) for i, t in enumerate(config.teams) if t.gateway]
-    gateways += [(f"{NAMESPACE}:gatewayBudgets[{i}]", g) for i, g in enumerate(config.gateway_budgets.values())]
-    if any(g.webhook and g.webhook.relay is None for _, g in gateways):
-        return
-    for path, gateway in gateways:
-        if (gateway.alert_thresholds or gateway.hard_stop) and gateway.webhook is None:
-            fires = (
-                "alertThresholds fire alerts" if gateway.alert_thresholds else "hardStop announces itself with an alert"
-            )
-            problems.add(
-                f"{path}.webhook",
-                f"is required: {fires}, and no webhook in this stack receives them "
-                "(give this budget a relay `route`, or give one budget a `url` that hears every alert)",
-            )
-
-
-def _check_teams_do_not_share(config: StackConfig, problems: Failures) -> None:
-    """Two resources must not manage one object: a policy name or an experiment's tags."""
-    policy_names: dict[str, int] = {}
-    experiments: dict[str, int] = {}
-    for i, team in enumerate(config.teams):
-        if not team.serverless:
-            continue
-        path = f"{NAMESPACE}:teams[{i}].serverless"
-        name = team.serverless.policy_name
-        if not isinstance(name, str):  # config gives strings; an Output from code cannot be compared here
-            continue
-        if name in policy_names:
-            problems.add(
-                f"{path}.policyName",
-                f"{name!r} is also the policy of teams[{policy_names[name]}]; policy names are unique in an account",
-            )
-        policy_names.setdefault(name, i)
-        for j, experiment in enumerate(team.serverless.experiments):
-            if experiment in experiments:
-                owner = experiments[experiment]
-                where = "this team" if owner == i else f"teams[{owner}]"
-                problems.add(
-                    f"{path}.experiments[{j}]",
-                    f"{experiment!r} is already listed by {where}; an experiment has one budget policy",
-                )
-            experiments.setdefault(experiment, i)
-    _check_one_evaluation_budget_per_experiment(config, problems)
-
-
-def _check_one_evaluation_budget_per_experiment(config: StackConfig, problems: Failures) -> None:
-    owners: dict[str, int] = {}
-    for i, team in enumerate(config.teams):
-        for j, experiment in enumerate(team.evaluation.experiments if team.evaluation else []):
-            if experiment in owners:
-                where = "this team" if owners[experiment] == i else f"teams[{owners[experiment]}]"
-                problems.add(
-                    f"{NAMESPACE}:teams[{i}].evaluation.experiments[{j}]",
-                    f"{experiment!r} already has a token budget from {where}; an experiment has one",
-                )
-            owners.setdefault(experiment, i)
 
 
 def _team(index: int, raw: Any, problems: Failures, seen: set[str], relay_url: str | None = None) -> TeamConfig:

@@ -174,6 +174,25 @@ class GatewayBudgetArgs:
             )
 
 
+def check_alerts_reach_a_webhook(gateways: Sequence[tuple[str, GatewayBudgetArgs]], failures: Failures) -> None:
+    """A failure at each budget's ``<path>.webhook`` whose alerts no webhook of the stack hears."""
+    # MLflow sends every budget alert to every subscribed webhook: a webhook with a raw URL hears
+    # them all; a relay route forwards only its own budget's.  Alerts that reach no webhook fire
+    # into the void, and a hard stop is announced by an alert too.
+    if any(g.webhook and g.webhook.relay is None for _, g in gateways):
+        return
+    for path, gateway in gateways:
+        if (gateway.alert_thresholds or gateway.hard_stop) and gateway.webhook is None:
+            fires = (
+                "alertThresholds fire alerts" if gateway.alert_thresholds else "hardStop announces itself with an alert"
+            )
+            failures.add(
+                config_schema.key_path(config_schema.GATEWAY, path, "webhook"),
+                f"is required: {fires}, and no webhook in this stack receives them "
+                "(give this budget a relay `route`, or give one budget a `url` that hears every alert)",
+            )
+
+
 def _latest(times: Sequence[str | None]) -> str:
     # ISO 8601 UTC strings sort by time: the latest is when the whole budget is in force.
     return max((t for t in times if t), default="")

@@ -3,15 +3,18 @@ budget and evaluation budget, the unit most stacks declare."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
+import stack_config_schema as config_schema
 from components.databricks_gateway_budget import DatabricksGatewayBudget, DatabricksGatewayBudgetArgs
 from components.evaluation_budget import EvaluationBudget, EvaluationBudgetArgs
 from components.gateway_budget import GatewayBudget, GatewayBudgetArgs
 from components.serverless_budget import ServerlessBudget, ServerlessBudgetArgs
+from providers.core import Failures
 
 
 @dataclass
@@ -20,6 +23,50 @@ class TeamBudgetArgs:
     gateway: GatewayBudgetArgs | None = None
     databricks_gateway: DatabricksGatewayBudgetArgs | None = None
     evaluation: EvaluationBudgetArgs | None = None
+
+
+def check_teams_do_not_share(teams: Sequence[TeamBudgetArgs], path: str, failures: Failures) -> None:
+    """Two resources must not manage one object: a policy name or an experiment's tags
+    (``path``: where the list of teams is declared)."""
+    policy_names: dict[str, int] = {}
+    experiments: dict[str, int] = {}
+    for i, team in enumerate(teams):
+        if not team.serverless:
+            continue
+        serverless = f"{path}[{i}].serverless"
+        name = team.serverless.policy_name
+        if not isinstance(name, str):  # config gives strings; an Output from code cannot be compared here
+            continue
+        if name in policy_names:
+            failures.add(
+                config_schema.key_path(config_schema.SERVERLESS, serverless, "policyName"),
+                f"{name!r} is also the policy of teams[{policy_names[name]}]; policy names are unique in an account",
+            )
+        policy_names.setdefault(name, i)
+        for j, experiment in enumerate(team.serverless.experiments):
+            if experiment in experiments:
+                owner = experiments[experiment]
+                where = "this team" if owner == i else f"teams[{owner}]"
+                failures.add(
+                    f"{config_schema.key_path(config_schema.SERVERLESS, serverless, 'experiments')}[{j}]",
+                    f"{experiment!r} is already listed by {where}; an experiment has one budget policy",
+                )
+            experiments.setdefault(experiment, i)
+    _check_one_evaluation_budget_per_experiment(teams, path, failures)
+
+
+def _check_one_evaluation_budget_per_experiment(teams: Sequence[TeamBudgetArgs], path: str, failures: Failures) -> None:
+    owners: dict[str, int] = {}
+    for i, team in enumerate(teams):
+        listed = config_schema.key_path(config_schema.EVALUATION, f"{path}[{i}].evaluation", "experiments")
+        for j, experiment in enumerate(team.evaluation.experiments if team.evaluation else []):
+            if experiment in owners:
+                where = "this team" if owners[experiment] == i else f"teams[{owners[experiment]}]"
+                failures.add(
+                    f"{listed}[{j}]",
+                    f"{experiment!r} already has a token budget from {where}; an experiment has one",
+                )
+            owners.setdefault(experiment, i)
 
 
 class TeamBudget(pulumi.ComponentResource):
