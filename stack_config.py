@@ -134,40 +134,24 @@ TEAM_FIELDS = keys(config_schema.TEAM)
 
 def _serverless(team: str, value: Any, path: str, problems: Failures) -> tuple[ServerlessBudgetArgs, int | None]:
     """The serverless budget, and the token ceiling of the deprecated ``evalTokenBudget`` if set."""
-    from providers import budget_policy_grants as grants
-    from providers import experiment_tag as tag
-    from providers import serverless_budget_policy as policy
-
     reader = _Reader(value, path, problems, SERVERLESS_FIELDS)
     custom_tags = reader.get("customTags", dict, {}, what='an object of tag key to value, e.g. {"cost-center": "1234"}')
-    policy_name = policy.validate_policy_name(reader.get("policyName", str, team), problems, reader.at("policyName"))
-    custom_tags = policy.validate_custom_tags({"team": team, **custom_tags}, problems, reader.at("customTags"))
-    workspace_ids = policy.validate_workspace_ids(
-        reader.get("workspaceIds", list, []), problems, reader.at("workspaceIds")
-    )
-    users = grants.validate_principals(reader.get("users", list, []), problems, reader.at("users"))
-    managers = grants.validate_principals(reader.get("managers", list, []), problems, reader.at("managers"))
-    authoritative = reader.get("authoritativeGrants", bool, False)
     experiments = reader.get("experiments", list, [], what="a list of experiment ids or names")
-    experiments = [
-        tag.validate_experiment(experiment, problems, f"{reader.at('experiments')}[{i}]")
-        for i, experiment in enumerate(experiments)
-    ]
     token_budget = _max_tokens(reader, "evalTokenBudget", problems)
     if token_budget is not None and not experiments:
         problems.add(reader.at("evalTokenBudget"), "needs `experiments`: the token budget is set as a tag on them")
     limit, thresholds, notify = _dollar_budget(reader, problems)
     args = ServerlessBudgetArgs(
-        policy_name=policy_name,
+        policy_name=reader.get("policyName", str, team),
         monthly_limit_usd=limit,
         alert_thresholds=thresholds,
         notify=notify,
-        custom_tags=custom_tags or {},
-        workspace_ids=workspace_ids or [],
-        users=users or [],
-        managers=managers or [],
-        authoritative_grants=authoritative,
-        experiments=[e for e in experiments if isinstance(e, str) and e],
+        custom_tags={"team": team, **custom_tags},
+        workspace_ids=reader.get("workspaceIds", list, []),
+        users=reader.get("users", list, []),
+        managers=reader.get("managers", list, []),
+        authoritative_grants=reader.get("authoritativeGrants", bool, False),
+        experiments=experiments,
     )
     args.validate(path, problems)
     return args, token_budget

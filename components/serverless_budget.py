@@ -38,13 +38,28 @@ class ServerlessBudgetArgs:
     """Email addresses told when a threshold is crossed."""
 
     def validate(self, path: str, failures: Failures) -> None:
-        """Report at config paths under ``path`` what the dollar limit's account budget would refuse."""
-        if self.monthly_limit_usd is None:
-            return
+        """Report at config paths under ``path`` what the policy, its grants, its experiment tags or
+        the dollar limit's account budget would refuse; keep each value as their validators
+        normalize it (experiments: the valid ones)."""
+        from providers import budget_policy_grants as grants
+        from providers import experiment_tag as tag
+        from providers import serverless_budget_policy as policy
 
         def at(key: str) -> str:
             return config_schema.key_path(config_schema.SERVERLESS, path, key)
 
+        self.policy_name = policy.validate_policy_name(self.policy_name, failures, at("policyName"))
+        self.custom_tags = policy.validate_custom_tags(self.custom_tags, failures, at("customTags")) or {}
+        self.workspace_ids = policy.validate_workspace_ids(list(self.workspace_ids), failures, at("workspaceIds")) or []
+        self.users = grants.validate_principals(list(self.users), failures, at("users")) or []
+        self.managers = grants.validate_principals(list(self.managers), failures, at("managers")) or []
+        experiments = [
+            tag.validate_experiment(experiment, failures, f"{at('experiments')}[{i}]")
+            for i, experiment in enumerate(self.experiments)
+        ]
+        self.experiments = [e for e in experiments if isinstance(e, str) and e]
+        if self.monthly_limit_usd is None:
+            return
         if not self.alert_thresholds:
             failures.add(at("alertThresholds"), "is empty: a dollar limit needs at least one alert threshold")
             return
