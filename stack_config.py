@@ -247,8 +247,6 @@ def _databricks_gateway(team: str, value: Any, path: str, problems: Failures) ->
 
 
 def _webhook(value: Any, path: str, problems: Failures, relay_url: str | None = None) -> WebhookArgs:
-    from providers import budget_alert_webhook as hook
-
     reader = _Reader(value, path, problems, WEBHOOK_FIELDS)
     route = reader.get("route", str, None, what="a route name of the alert relay's config")
     url = reader.get(
@@ -258,18 +256,14 @@ def _webhook(value: Any, path: str, problems: Failures, relay_url: str | None = 
         required=route is None,
         what="the alert relay `route`, or a receiver's https URL that hears every alert",
     )
-    if url is not None:
-        hook.validate_url(url, problems, reader.at("url"))
-    events = reader.get("events", list, None)
-    if events is not None:
-        events = hook.validate_events(events, problems, reader.at("events"))
     webhook = WebhookArgs(
         url=url,
-        secret=hook.validate_secret(reader.get("secret", str, None), problems, reader.at("secret")),
-        events=events,
+        secret=reader.get("secret", str, None),
+        events=reader.get("events", list, None),
         description=reader.get("description", str, None),
         active=reader.get("active", bool, True),
     )
+    webhook.validate(path, problems)
     if route is not None:
         webhook.relay = relay_route(route, relay_url, webhook, path, problems)
     return webhook

@@ -51,6 +51,20 @@ class WebhookArgs:
     relay: RelayRoute | None = None
     """Instead of ``url``: deliver through this relay route (needs ``secret``)."""
 
+    def validate(self, path: str, failures: Failures) -> None:
+        """Report at config paths under ``path`` what the webhook's own validators refuse; keep
+        the events and secret as they normalize them."""
+        from providers import budget_alert_webhook as hook
+
+        def at(key: str) -> str:
+            return config_schema.key_path(config_schema.WEBHOOK, path, key)
+
+        if self.url is not None:
+            hook.validate_url(self.url, failures, at("url"))
+        if self.events is not None:
+            self.events = hook.validate_events(self.events, failures, at("events"))
+        self.secret = hook.validate_secret(self.secret, failures, at("secret"))
+
 
 # alert_relay.config.ROUTE_NAME (not imported: the program does not load the relay).
 ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
