@@ -98,6 +98,17 @@ def test_the_set_up_and_checks_blocks_are_what_ci_runs():
         assert missing == [], f"{section}: not in .ci/run"
 
 
+def test_the_set_up_installs_every_system_package_ci_installs():
+    """A reader who follows the set-up gets every server the tests start (CI's apt-get line)."""
+
+    def apt_packages(text: str) -> set[str]:
+        lines = [line.split("#")[0] for line in text.splitlines() if "apt-get install" in line]
+        return {word for line in lines for word in line.split("apt-get install", 1)[1].split() if word != "-y"}
+
+    (set_up,) = blocks("bash", section="Set-up")
+    assert apt_packages((PROJECT_ROOT / ".ci/run").read_text()) <= apt_packages(set_up.code)
+
+
 # ---- python blocks: one program, every resource through the real Check --------------------
 
 
