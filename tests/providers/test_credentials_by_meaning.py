@@ -77,7 +77,7 @@ def test_check_and_create_keep_the_odbc_password_out_of_state_and_the_error(prov
 
 # --- what a server or a proxy says back ------------------------------------------------------------
 
-TOKEN = "dapi0123456789abcdef0123456789abcdef"
+TOKEN = "proxy-echoed-credential-7f3a9c21e4b8"  # not Databricks-shaped: masked by where it stands
 ECHOES = [
     f"proxy refused the request: Authorization: Bearer {TOKEN}",
     f'upstream said {{"headers": {{"Authorization": "Bearer {TOKEN}", "Accept": "*/*"}}}}',
