@@ -254,3 +254,15 @@ def provider_server(config: dict[str, Any]) -> Iterator[Any]:
         yield server
     finally:
         server.close()
+
+
+def cpu_seconds(pids: Sequence[int | str]) -> float:
+    """User + system CPU seconds the processes ``pids`` have used so far (from /proc; gone ones count 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError):
+            pass
+    return total

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import PROJECT_ROOT, Progress, emit, machine_context, median, table
+from bench.common import PROJECT_ROOT, Progress, cpu_seconds, emit, machine_context, median, table
 from harness import alert_relay as relay_harness
 from harness.alert_relay import RelayProcess, budget_envelope, free_port
 from harness.webhook_receiver import mlflow_signature
@@ -65,17 +64,6 @@ def relay_processes(relay: RelayProcess) -> list[str]:
     """Every process of the relay: web server (and workers, if any) and consumer."""
     assert relay.process is not None
     return subprocess.run(["pgrep", "-g", str(relay.process.pid)], capture_output=True, text=True).stdout.split()
-
-
-def cpu_seconds(pids: list[str]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
-            pass
-    return total
 
 
 def trace_syncs(relay: RelayProcess, output: Path) -> subprocess.Popen[bytes]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import Progress, emit, machine_context, table
+from bench.common import Progress, cpu_seconds, emit, machine_context, table
 from harness.alert_relay import RelayProcess, SwitchableDestination, budget_envelope
 from harness.webhook_receiver import mlflow_signature
 
@@ -51,17 +50,6 @@ def post(session: requests.Session, url: str, envelope: dict) -> int:
         return session.post(url, data=body, headers=headers, timeout=30).status_code
     except requests.RequestException:
         return 0
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
-            pass
-    return total
 
 
 def main() -> None:

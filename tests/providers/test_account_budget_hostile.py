@@ -11,6 +11,7 @@ import pytest
 from harness.deployment import Deployment
 from providers import AccountBudget, ServerlessBudgetPolicy
 from providers.account_budget import check_inputs
+from tests.providers.test_account_budget import FIELDS
 
 ALERT = {"threshold_usd": 10, "notify": ["lead@example.com"]}
 JSON_VALUES = [
@@ -32,15 +33,6 @@ JSON_VALUES = [
     [[[]]],
     {"threshold_usd": {"x": 1}},
 ]
-FIELDS = (
-    "display_name",
-    "alerts",
-    "tags",
-    "workspace_ids",
-    "resource_type",
-    "per_user_alert",
-    "include_external_spend",
-)
 
 
 @pytest.mark.parametrize("field, value", list(itertools.product(FIELDS, JSON_VALUES)))
